@@ -1,0 +1,49 @@
+"""seedcache: record and replay OpenAI API responses, aware of ``seed`` and ``system_fingerprint``.
+
+>>> import openai, seedcache
+>>> cache = seedcache.SeedCache(".seedcache")       # doctest: +SKIP
+>>> client = cache.wrap(openai.OpenAI())            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from ._cache import SeedCache
+from ._core import Stats
+from ._errors import (
+    CacheMiss,
+    ConfigurationError,
+    CorruptEntryError,
+    SeedCacheError,
+    StoreError,
+    UnsafeDataError,
+)
+from ._keys import KeyConfig
+from ._modes import Mode
+from ._outcome import OUTCOME_EXTENSION, OUTCOME_HEADER, Action, Outcome
+from ._stores import CassetteStore, DiskStore, Store
+from ._takes import Entry, Take
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "OUTCOME_EXTENSION",
+    "OUTCOME_HEADER",
+    "Action",
+    "CacheMiss",
+    "CassetteStore",
+    "ConfigurationError",
+    "CorruptEntryError",
+    "DiskStore",
+    "Entry",
+    "KeyConfig",
+    "Mode",
+    "Outcome",
+    "SeedCache",
+    "SeedCacheError",
+    "Stats",
+    "Store",
+    "StoreError",
+    "Take",
+    "UnsafeDataError",
+    "__version__",
+]

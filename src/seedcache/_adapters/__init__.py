@@ -1,0 +1,1 @@
+"""Thin adapters between HTTP libraries and the core: one module per library family."""

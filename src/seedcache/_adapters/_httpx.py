@@ -1,0 +1,84 @@
+"""Transports for legacy httpx clients (openai 1.x and 2.x, other httpx-based SDKs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from .._core import Core
+from ._shared import (
+    AsyncReplayBody,
+    AsyncTeeBody,
+    SyncReplayBody,
+    SyncTeeBody,
+    handle_async,
+    handle_sync,
+)
+
+__all__ = ["AsyncCacheTransport", "CacheTransport"]
+
+
+class _SyncReplay(SyncReplayBody, httpx.SyncByteStream):
+    pass
+
+
+class _AsyncReplay(AsyncReplayBody, httpx.AsyncByteStream):
+    pass
+
+
+class _SyncTee(SyncTeeBody, httpx.SyncByteStream):
+    pass
+
+
+class _AsyncTee(AsyncTeeBody, httpx.AsyncByteStream):
+    pass
+
+
+def _build(
+    status: int, headers: list[tuple[str, str]], stream: Any, extensions: dict[str, Any]
+) -> httpx.Response:
+    return httpx.Response(status, headers=headers, stream=stream, extensions=extensions)
+
+
+class CacheTransport(httpx.BaseTransport):
+    """An httpx transport that replays recorded responses and records the others.
+
+    ``next_transport`` does the real HTTP (default: ``httpx.HTTPTransport()``).
+    """
+
+    def __init__(self, core: Core, next_transport: httpx.BaseTransport | None = None) -> None:
+        self.core = core
+        self._next = next_transport or httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Replay or record ``request``."""
+        response: httpx.Response = handle_sync(
+            self.core, request, self._next.handle_request, _build, _SyncTee, _SyncReplay
+        )
+        return response
+
+    def close(self) -> None:
+        """Close the next transport."""
+        self._next.close()
+
+
+class AsyncCacheTransport(httpx.AsyncBaseTransport):
+    """The async twin of :class:`CacheTransport`."""
+
+    def __init__(
+        self, core: Core, next_transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.core = core
+        self._next = next_transport or httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Replay or record ``request``."""
+        response: httpx.Response = await handle_async(
+            self.core, request, self._next.handle_async_request, _build, _AsyncTee, _AsyncReplay
+        )
+        return response
+
+    async def aclose(self) -> None:
+        """Close the next transport."""
+        await self._next.aclose()

@@ -1,0 +1,213 @@
+"""What every adapter does, written once: capture, replay, tee.
+
+httpx and httpx2 have the same shapes (``Request``, ``Response``, byte streams) but
+distinct classes, and each checks ``isinstance`` against its own stream bases. So the
+behaviour lives in mixins here, and each library module only names its base classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, Protocol
+
+import anyio
+
+from .._core import Core, Recording, Replayed, resolve_async, resolve_sync
+from .._outcome import OUTCOME_EXTENSION
+from .._takes import Take
+from .._wire import CapturedRequest
+
+__all__ = [
+    "AsyncReplayBody",
+    "AsyncTeeBody",
+    "BuildResponse",
+    "SyncReplayBody",
+    "SyncTeeBody",
+    "handle_async",
+    "handle_sync",
+]
+
+
+class _Headers(Protocol):
+    def multi_items(self) -> list[tuple[str, str]]: ...
+
+
+class _Request(Protocol):
+    method: str
+    headers: _Headers
+
+    @property
+    def url(self) -> Any: ...
+
+
+class BuildResponse(Protocol):
+    """Makes the library's Response: ``(status, headers, body stream, extensions)``."""
+
+    def __call__(
+        self, status: int, headers: list[tuple[str, str]], stream: Any, extensions: dict[str, Any]
+    ) -> Any: ...
+
+
+def capture(request: _Request, body: bytes) -> CapturedRequest:
+    """The library request as plain data (its body already read)."""
+    return CapturedRequest(
+        method=request.method,
+        url=str(request.url),
+        headers=tuple(request.headers.multi_items()),
+        body=body,
+    )
+
+
+def replay_chunks(take: Take) -> list[bytes]:
+    """A take's body as the chunks a replay yields: one per event for streams."""
+    body = take.body
+    if not take.is_stream or not body:
+        return [body] if body else []
+    events = body.split(b"\n\n")
+    chunks = [event + b"\n\n" for event in events[:-1]]
+    if events[-1]:
+        chunks.append(events[-1])
+    return chunks
+
+
+def handle_sync(
+    core: Core,
+    request: Any,
+    send: Callable[[Any], Any],
+    build: BuildResponse,
+    tee: Callable[[Any, Recording], Any],
+    replay: Callable[[list[bytes]], Any],
+) -> Any:
+    """Serve ``request`` through the core, calling ``send`` only when going live."""
+    step = resolve_sync(core, capture(request, request.read()))
+    if isinstance(step, Replayed):
+        return _replayed(step, build, replay)
+    recording = step.recording
+    try:
+        upstream = send(request)
+    except BaseException:
+        recording.abandon()
+        raise
+    return _respond(upstream, recording, build, tee)
+
+
+async def handle_async(
+    core: Core,
+    request: Any,
+    send: Callable[[Any], Awaitable[Any]],
+    build: BuildResponse,
+    tee: Callable[[Any, Recording], Any],
+    replay: Callable[[list[bytes]], Any],
+) -> Any:
+    """The async twin of :func:`handle_sync`; only the waiting and the send differ."""
+    step = await resolve_async(core, capture(request, await request.aread()))
+    if isinstance(step, Replayed):
+        return _replayed(step, build, replay)
+    recording = step.recording
+    try:
+        upstream = await send(request)
+    except BaseException:
+        recording.abandon()
+        raise
+    return _respond(upstream, recording, build, tee)
+
+
+def _replayed(step: Replayed, build: BuildResponse, replay: Callable[[list[bytes]], Any]) -> Any:
+    return build(
+        step.take.status,
+        step.headers(),
+        replay(replay_chunks(step.take)),
+        {OUTCOME_EXTENSION: step.outcome},
+    )
+
+
+def _respond(
+    upstream: Any, recording: Recording, build: BuildResponse, tee: Callable[[Any, Recording], Any]
+) -> Any:
+    headers = recording.accept(upstream.status_code, upstream.headers.multi_items())
+    extensions = {**upstream.extensions, OUTCOME_EXTENSION: recording.outcome}
+    return build(upstream.status_code, headers, tee(upstream, recording), extensions)
+
+
+class SyncReplayBody:
+    """A recorded body as a sync byte stream; iterable any number of times."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class AsyncReplayBody:
+    """A recorded body as an async byte stream; iterable any number of times."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class SyncTeeBody:
+    """Passes the upstream's decoded chunks on as they arrive, keeping a copy.
+
+    The upstream is read through one iterator made once: a caller that iterates this
+    stream a second time (to drain it) continues where the first stopped, so no byte is
+    recorded twice.
+    """
+
+    def __init__(self, upstream: Any, recording: Recording) -> None:
+        self._upstream = upstream
+        self._recording = recording
+        self._chunks: Iterator[bytes] = upstream.iter_bytes()
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._chunks:
+                self._recording.feed(chunk)
+                yield chunk
+        except Exception:
+            self._recording.abandon()
+            raise
+        self._recording.finish(exhausted=True)
+
+    def close(self) -> None:
+        """The caller is done reading; store the take if the response was complete."""
+        try:
+            self._recording.finish(exhausted=False)
+        finally:
+            self._upstream.close()
+
+
+class AsyncTeeBody:
+    """The async twin of :class:`SyncTeeBody`; storing runs in a worker thread."""
+
+    def __init__(self, upstream: Any, recording: Recording) -> None:
+        self._upstream = upstream
+        self._recording = recording
+        self._chunks: AsyncIterator[bytes] = upstream.aiter_bytes()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._chunks:
+                self._recording.feed(chunk)
+                yield chunk
+        except Exception:
+            self._recording.abandon()
+            raise
+        await anyio.to_thread.run_sync(lambda: self._recording.finish(exhausted=True))
+
+    async def aclose(self) -> None:
+        """The caller is done reading; store the take if the response was complete."""
+        try:
+            await anyio.to_thread.run_sync(lambda: self._recording.finish(exhausted=False))
+        finally:
+            await self._upstream.aclose()

@@ -1,0 +1,140 @@
+"""SeedCache: the object users hold. Opens a store, picks the mode, wraps clients."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from ._core import Clock, Core, Stats
+from ._errors import ConfigurationError
+from ._keys import KeyConfig
+from ._modes import Mode, resolve_mode
+from ._stores import CassetteStore, DiskStore, Store
+
+__all__ = ["DIR_ENV_VAR", "DEFAULT_DIR", "SeedCache"]
+
+DIR_ENV_VAR = "SEEDCACHE_DIR"
+DEFAULT_DIR = ".seedcache"
+
+ClientT = TypeVar("ClientT")
+
+
+class SeedCache:
+    """A record-and-replay cache for OpenAI API calls.
+
+    >>> import openai, seedcache
+    >>> cache = seedcache.SeedCache(".seedcache")             # doctest: +SKIP
+    >>> client = cache.wrap(openai.OpenAI())                  # doctest: +SKIP
+
+    ``directory`` defaults to ``$SEEDCACHE_DIR``, else ``.seedcache``. ``mode`` defaults
+    to ``$SEEDCACHE_MODE``, else ``"auto"``. A ``store`` given explicitly replaces the
+    directory. ``match_host=False`` ignores scheme and host in keys; ``match_headers``
+    lists request headers that change the answer; ``namespace`` separates otherwise equal
+    keys; ``strict`` makes replay fail on a repeat beyond the recorded takes.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        mode: str | Mode | None = None,
+        store: Store | None = None,
+        match_host: bool = True,
+        match_headers: Sequence[str] = ("openai-beta",),
+        namespace: str | None = None,
+        strict: bool = False,
+        history_limit: int = 5,
+        clock: Clock = time.time,
+    ) -> None:
+        resolved = resolve_mode(mode)
+        if history_limit < 0:
+            raise ConfigurationError(f"history_limit must be 0 or more, not {history_limit}")
+        if store is None:
+            store = DiskStore(directory or os.environ.get(DIR_ENV_VAR) or DEFAULT_DIR)
+        elif directory is not None:
+            raise ConfigurationError("give either a directory or a store, not both")
+        self._store = store
+        self._core = Core(
+            store,
+            mode=resolved,
+            key_config=KeyConfig(
+                match_host=match_host, match_headers=tuple(match_headers), namespace=namespace
+            ),
+            strict=strict,
+            history_limit=history_limit,
+            clock=clock,
+        )
+
+    @classmethod
+    def cassette(
+        cls, path: str | os.PathLike[str], *, mode: str | Mode | None = None, **options: Any
+    ) -> SeedCache:
+        """A cache over one cassette file (readable JSON, made to be committed).
+
+        >>> with SeedCache.cassette("cassettes/story.json", mode="replay") as cache:
+        ...     client = cache.wrap(openai.OpenAI(api_key="unused"))  # doctest: +SKIP
+        """
+        location = Path(path)
+        if location.is_dir():
+            raise ConfigurationError(
+                f"cassette path {str(location)!r} is a directory; give a .json file path"
+            )
+        return cls(mode=mode, store=CassetteStore(location), **options)
+
+    @property
+    def mode(self) -> Mode:
+        """The mode every request of this cache is handled in."""
+        return self._core.mode
+
+    @property
+    def store(self) -> Store:
+        """Where entries live."""
+        return self._store
+
+    def stats(self) -> Stats:
+        """A snapshot of what the cache did since it was opened."""
+        return Stats(**self._core.stats.as_dict())
+
+    def wrap(self, client: ClientT, *, transport: Any = None) -> ClientT:
+        """A copy of an ``openai.OpenAI`` / ``AsyncOpenAI`` client whose calls go through the cache.
+
+        The original client is left alone. ``transport`` is the transport that does the
+        real HTTP for misses (default: the SDK's, with the SDK's connection limits).
+        """
+        from ._wrap import wrap_client
+
+        return wrap_client(self._core, client, transport)
+
+    def transport(self, next_transport: Any = None, *, library: str = "httpx2") -> Any:
+        """A sync transport for any httpx2 (or ``library="httpx"``) client."""
+        from ._wrap import make_transport
+
+        return make_transport(self._core, library=library, is_async=False, next_transport=next_transport)
+
+    def async_transport(self, next_transport: Any = None, *, library: str = "httpx2") -> Any:
+        """An async transport for any httpx2 (or ``library="httpx"``) client."""
+        from ._wrap import make_transport
+
+        return make_transport(self._core, library=library, is_async=True, next_transport=next_transport)
+
+    def close(self) -> None:
+        """Close the store. Recorded takes are already on disk."""
+        self._store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<SeedCache mode={self.mode.value!r} store={self._store.location!r}>"

@@ -1,0 +1,383 @@
+"""The orchestrator: one request in, a replayed take or a live recording out.
+
+Knows no HTTP library. An adapter hands it a :class:`CapturedRequest` and gets a
+:class:`Step`: replay this take, or go live and feed the response through a
+:class:`Recording`. Sync and async adapters share everything here; they differ only in
+how they wait for an identical request already in flight (:func:`resolve_sync`,
+:func:`resolve_async`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import anyio
+
+from ._errors import CacheMiss
+from ._keys import Canonical, KeyConfig, canonicalize
+from ._modes import Mode
+from ._nearest import nearest
+from ._outcome import OUTCOME_HEADER, Action, Outcome
+from ._policy import Fetch, Miss, Replay, Slot, decide, place
+from ._stores import Store
+from ._takes import Entry, Take, response_identity
+from ._wire import CapturedRequest, keep_response_headers
+
+__all__ = ["Core", "Live", "Recording", "Replayed", "Stats", "resolve_async", "resolve_sync"]
+
+# Statuses the SDK retries: storing them would replay a transient failure forever.
+_TRANSIENT_STATUSES = frozenset({408, 409, 429})
+# Headers that describe the encoded transfer; takes hold decoded bodies.
+_TRANSFER_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+# How long a request waits for an identical one in flight before going live itself.
+FLIGHT_WAIT_SECONDS = 600.0
+
+Clock = Callable[[], float]
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters of what the cache did since it was opened."""
+
+    hits: int = 0
+    joined: int = 0
+    recorded: int = 0
+    refreshed: int = 0
+    passthrough: int = 0
+    misses: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters as a plain dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """Serve ``take`` without touching the network."""
+
+    take: Take
+    outcome: Outcome
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The take's headers plus the outcome header."""
+        return [*self.take.headers, (OUTCOME_HEADER, self.outcome.header_value())]
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """Go to the upstream and feed its response through ``recording``."""
+
+    recording: Recording
+
+
+@dataclass(frozen=True, slots=True)
+class _Wait:
+    flight: _Flight
+
+
+Step = Replayed | Live
+
+
+@dataclass(slots=True)
+class _Flight:
+    """An identical request being fetched; others wait for its take instead of fetching."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    take: Take | None = None
+    index: int | None = None
+
+
+class Core:
+    """Keys, decides, replays and records, over one store, for one session."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        mode: Mode,
+        key_config: KeyConfig,
+        strict: bool = False,
+        history_limit: int = 5,
+        clock: Clock = time.time,
+        is_current: Callable[[Take], bool] | None = None,
+        observe: Callable[[Take], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.mode = mode
+        self.key_config = key_config
+        self.strict = strict
+        self.history_limit = history_limit
+        self.clock = clock
+        self.stats = Stats()
+        self._is_current = is_current
+        self._observe = observe
+        self._lock = threading.Lock()
+        self._occurrences: Counter[str] = Counter()
+        self._flights: dict[str, _Flight] = {}
+
+    def begin(self, request: CapturedRequest, *, may_join: bool = True) -> Step | _Wait:
+        """Decide what to do with ``request``; raises :class:`CacheMiss` when it cannot be served."""
+        canonical = canonicalize(request, self.key_config)
+        key = canonical.key
+        while True:
+            with self._lock:
+                occurrence = self._occurrences[key]
+            entry = self.store.get(key)
+            takes = entry.takes if entry is not None else []
+            decision = decide(
+                self.mode, takes, occurrence, strict=self.strict, is_current=self._is_current
+            )
+            with self._lock:
+                if self._occurrences[key] != occurrence:
+                    continue  # another thread took this occurrence meanwhile; decide again
+                if isinstance(decision, Miss):
+                    self.stats.misses += 1
+                    raise self._miss(canonical, decision)
+                if isinstance(decision, Replay):
+                    self._occurrences[key] += 1
+                    self.stats.hits += 1
+                    outcome = Outcome(Action.HIT, key, decision.index)
+                    return Replayed(takes[decision.index], outcome)
+                flight = self._flights.get(key)
+                if flight is not None and may_join and self.mode is not Mode.RECORD:
+                    # Concurrent duplicates share the take being fetched and do not
+                    # count as a repeat of their own.
+                    return _Wait(flight)
+                self._occurrences[key] += 1
+                flight = _Flight()
+                self._flights.setdefault(key, flight)
+            return Live(Recording(self, canonical, decision, flight))
+
+    def joined(self, flight: _Flight, request: CapturedRequest) -> Step | None:
+        """The step for a request that waited on ``flight``; None if it must start over."""
+        if flight.take is None or flight.index is None:
+            return None
+        key = canonicalize(request, self.key_config).key
+        with self._lock:
+            self.stats.joined += 1
+        return Replayed(flight.take, Outcome(Action.JOINED, key, flight.index))
+
+    def _land(self, recording: Recording, take: Take | None) -> None:
+        """Close ``recording``'s flight; waiters replay ``take`` or start over if None."""
+        flight = recording.flight
+        with self._lock:
+            if self._flights.get(recording.canonical.key) is flight:
+                del self._flights[recording.canonical.key]
+        flight.take = take
+        flight.done.set()
+
+    def _store(self, recording: Recording, take: Take) -> int:
+        canonical, decision = recording.canonical, recording.decision
+        landed: list[int] = []
+
+        def change(entry: Entry | None) -> Entry:
+            entry = entry or Entry(key=canonical.key, request=canonical.summary)
+            landed.append(place(entry, take, decision, history_limit=self.history_limit))
+            return entry
+
+        self.store.update(canonical.key, change)
+        return landed[-1]
+
+    def _miss(self, canonical: Canonical, decision: Miss) -> CacheMiss:
+        location = self.store.location
+        model = canonical.model
+        lines = [
+            f"no recorded response for {canonical.endpoint}"
+            + (f" (model {model!r})" if model else "")
+            + f" in {location}; mode is {self.mode.value!r}, so the network is not used.",
+            f"key: {canonical.key}",
+        ]
+        if decision.recorded:
+            lines.append(
+                f"the key has {decision.recorded} take(s) and this is repeat "
+                f"#{decision.occurrence + 1}; strict replay forbids reusing the last take"
+            )
+        found = nearest(canonical, self._summaries())
+        differences: tuple[str, ...] = ()
+        if found is None:
+            lines.append("nothing is recorded there yet.")
+        elif not decision.recorded:
+            near_key, diffs = found
+            differences = tuple(diffs)
+            lines.append(f"nearest recorded request: {near_key}, which differs in:")
+            lines.extend(f"  {d}" for d in diffs[:12])
+            if len(diffs) > 12:
+                lines.append(f"  … and {len(diffs) - 12} more")
+        lines.append(
+            "to record it, run once with mode 'auto' (or SEEDCACHE_MODE=auto) and an API key."
+        )
+        return CacheMiss(
+            "\n".join(lines),
+            key=canonical.key,
+            endpoint=canonical.endpoint,
+            model=model,
+            location=location,
+            differences=differences,
+        )
+
+    def _summaries(self) -> Iterable[tuple[str, dict[str, object]]]:
+        for entry in self.store.entries():
+            yield entry.key, entry.request
+
+
+class Recording:
+    """A live response on its way to the caller, stored as a take if it completes.
+
+    Adapters call :meth:`accept` with the status and headers, :meth:`feed` with every
+    decoded chunk they pass on, then :meth:`finish` (body read to the end, or the caller
+    closed early) or :meth:`abandon` (an error). Only a complete response is stored: the
+    whole body, or for a stream that ends with ``data: [DONE]``, that event.
+    """
+
+    def __init__(
+        self, core: Core, canonical: Canonical, decision: Fetch, flight: _Flight
+    ) -> None:
+        self.core = core
+        self.canonical = canonical
+        self.decision = decision
+        self.flight = flight
+        self._started = core.clock()
+        self._status = 0
+        self._headers: tuple[tuple[str, str], ...] = ()
+        self._chunks: list[bytes] = []
+        self._storable = False
+        self._closed = False
+        self.outcome = Outcome(Action.PASSTHROUGH, canonical.key, None)
+        """What the cache is doing with this response; set by :meth:`accept`."""
+
+    @property
+    def key(self) -> str:
+        """The request's key."""
+        return self.canonical.key
+
+    def accept(self, status: int, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Note the response head; return the headers to give the caller."""
+        headers = list(headers)
+        self._status = status
+        self._headers = keep_response_headers(headers)
+        self._storable = status not in _TRANSIENT_STATUSES and status < 500
+        if not self._storable:
+            self._close(None)
+            with self.core._lock:
+                self.core.stats.passthrough += 1
+        action = Action.PASSTHROUGH
+        if self._storable:
+            action = Action.REFRESHED if self.decision.slot is Slot.REPLACE else Action.RECORDED
+        self.outcome = Outcome(action, self.key, None)
+        kept = [(k, v) for k, v in headers if k.lower() not in _TRANSFER_HEADERS]
+        return [*kept, (OUTCOME_HEADER, self.outcome.header_value())]
+
+    def feed(self, chunk: bytes) -> None:
+        """Keep a decoded chunk that was passed on to the caller."""
+        if self._storable and not self._closed:
+            self._chunks.append(chunk)
+
+    def finish(self, *, exhausted: bool) -> None:
+        """The caller is done: store the take if the response is complete. Idempotent."""
+        if self._closed:
+            return
+        body = b"".join(self._chunks)
+        if not self._complete(body, exhausted=exhausted):
+            self._close(None)
+            return
+        take = self._take(body)
+        try:
+            index = self.core._store(self, take)
+        except BaseException:
+            self._close(None)
+            raise
+        self.flight.index = index
+        with self.core._lock:
+            if self.decision.slot is Slot.REPLACE:
+                self.core.stats.refreshed += 1
+            else:
+                self.core.stats.recorded += 1
+        if self.core._observe is not None:
+            self.core._observe(take)
+        self._close(take)
+
+    def abandon(self) -> None:
+        """The upstream failed or the caller went away: store nothing."""
+        if not self._closed:
+            self._close(None)
+
+    def _close(self, take: Take | None) -> None:
+        self._closed = True
+        self._chunks = []
+        self.core._land(self, take)
+
+    def _take(self, body: bytes) -> Take:
+        now = self.core.clock()
+        is_stream = _is_event_stream(self._headers)
+        fingerprint, model = response_identity(body, is_stream=is_stream)
+        return Take(
+            status=self._status,
+            headers=self._headers,
+            body=body,
+            fingerprint=fingerprint,
+            model=model or self.canonical.model,
+            recorded_at_ms=round(now * 1000),
+            latency_ms=max(0, round((now - self._started) * 1000)),
+        )
+
+    def _complete(self, body: bytes, *, exhausted: bool) -> bool:
+        if not self._storable:
+            return False
+        if not _is_event_stream(self._headers):
+            return exhausted
+        if b"\nevent: error" in b"\n" + body:
+            return False
+        # Chat and legacy completions end with [DONE]; the sync SDK stops reading right
+        # there, so seeing it is completion. Streams without [DONE] (Responses API) are
+        # complete only when the body ended.
+        return b"data: [DONE]" in body or (exhausted and not _expects_done(self.canonical))
+
+
+def _is_event_stream(headers: Iterable[tuple[str, str]]) -> bool:
+    return any(
+        name == "content-type" and value.lower().startswith("text/event-stream")
+        for name, value in headers
+    )
+
+
+def _expects_done(canonical: Canonical) -> bool:
+    return canonical.endpoint.endswith(("/chat/completions", "/completions"))
+
+
+def resolve_sync(core: Core, request: CapturedRequest) -> Step:
+    """:meth:`Core.begin`, waiting in this thread for an identical request in flight."""
+    may_join = True
+    while True:
+        step = core.begin(request, may_join=may_join)
+        if not isinstance(step, _Wait):
+            return step
+        if not step.flight.done.wait(FLIGHT_WAIT_SECONDS):
+            may_join = False
+            continue
+        joined = core.joined(step.flight, request)
+        if joined is not None:
+            return joined
+
+
+async def resolve_async(core: Core, request: CapturedRequest) -> Step:
+    """:meth:`Core.begin`, waiting without blocking the event loop."""
+    may_join = True
+    while True:
+        step = core.begin(request, may_join=may_join)
+        if not isinstance(step, _Wait):
+            return step
+        # A threading.Event serves threads and tasks alike; poll it cheaply from the loop.
+        with anyio.move_on_after(FLIGHT_WAIT_SECONDS):
+            while not step.flight.done.is_set():
+                await anyio.sleep(0.002)
+        if not step.flight.done.is_set():
+            may_join = False
+            continue
+        joined = core.joined(step.flight, request)
+        if joined is not None:
+            return joined

@@ -1,0 +1,71 @@
+"""The exceptions seedcache raises.
+
+Every error is a :class:`SeedCacheError` and also subclasses the built-in that fits it,
+so ``except LookupError`` or ``except ValueError`` keep working in user code::
+
+    SeedCacheError
+    ├── CacheMiss (LookupError)          a request has no recorded take and may not go live
+    ├── ConfigurationError (ValueError)  a bad mode, option or path given by the user
+    └── StoreError (OSError)             the store cannot be read or written
+        ├── CorruptEntryError (ValueError)   a stored entry cannot be decoded
+        └── UnsafeDataError (ValueError)     stored data would need unpickling; refused
+
+Messages say what happened and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CacheMiss",
+    "ConfigurationError",
+    "CorruptEntryError",
+    "SeedCacheError",
+    "StoreError",
+    "UnsafeDataError",
+]
+
+
+class SeedCacheError(Exception):
+    """Base class of every error raised by seedcache."""
+
+
+class CacheMiss(SeedCacheError, LookupError):
+    """A request has no recorded take and the mode forbids going to the network.
+
+    The message names the endpoint, the model, the key, where the cache looked and the
+    nearest recorded request with the parameters that differ. The same facts are
+    available as attributes for tools that want to render them differently.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str = "",
+        endpoint: str = "",
+        model: str | None = None,
+        location: str = "",
+        differences: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.endpoint = endpoint
+        self.model = model
+        self.location = location
+        self.differences = differences
+
+
+class ConfigurationError(SeedCacheError, ValueError):
+    """A mode, option or path given to seedcache is not usable."""
+
+
+class StoreError(SeedCacheError, OSError):
+    """The store cannot be opened, read or written."""
+
+
+class CorruptEntryError(StoreError, ValueError):
+    """A stored entry or cassette cannot be decoded; nothing was changed."""
+
+
+class UnsafeDataError(StoreError, ValueError):
+    """Stored data asks to be unpickled; seedcache never unpickles anything."""

@@ -1,0 +1,195 @@
+"""Request keys: the same logical call gives the same key, any change gives another.
+
+Pure functions, no I/O. The key is ``xxh3_128`` over a canonical JSON document made of
+the method, the URL (scheme, host, path, sorted query), the canonical body, the
+allow-listed headers, an optional namespace and the key-scheme version. The response's
+fingerprint is never part of it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import xxhash
+
+from ._errors import ConfigurationError
+from ._wire import CapturedRequest, is_secret_header, strip_secret_query
+
+__all__ = ["KEY_SCHEME_VERSION", "Canonical", "KeyConfig", "canonical_json", "canonicalize"]
+
+# Bump when the canonical document changes shape, so old keys can never collide with new.
+KEY_SCHEME_VERSION = 1
+
+_MAX_TEXT_SUMMARY = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConfig:
+    """What makes two requests the same call.
+
+    ``match_host=False`` lets recordings made against one base URL (a proxy, Azure, a
+    local server) replay against another. ``match_headers`` names the request headers that
+    change the answer; credentials can never be named.
+    """
+
+    match_host: bool = True
+    match_headers: tuple[str, ...] = ("openai-beta",)
+    namespace: str | None = None
+
+    def __post_init__(self) -> None:
+        lowered = tuple(sorted({h.lower() for h in self.match_headers}))
+        secret = [h for h in lowered if is_secret_header(h)]
+        if secret:
+            raise ConfigurationError(
+                f"match_headers may not include credentials ({', '.join(secret)}): "
+                "they would become part of every key and of what is stored"
+            )
+        object.__setattr__(self, "match_headers", lowered)
+
+
+@dataclass(frozen=True, slots=True)
+class Canonical:
+    """A request reduced to what identifies it: its key and a readable, secret-free summary."""
+
+    key: str
+    summary: dict[str, Any] = field(hash=False, compare=False)
+
+    @property
+    def endpoint(self) -> str:
+        """Method and path, e.g. ``POST /v1/chat/completions``."""
+        return f"{self.summary['method']} {urlsplit(self.summary['url']).path}"
+
+    @property
+    def model(self) -> str | None:
+        """The ``model`` parameter of a JSON body, if any."""
+        body = self.summary.get("body")
+        model = body.get("model") if isinstance(body, dict) else None
+        return model if isinstance(model, str) else None
+
+
+def canonical_json(value: Any) -> str:
+    """Compact JSON with keys sorted at every depth: one spelling per value."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonicalize(request: CapturedRequest, config: KeyConfig = KeyConfig()) -> Canonical:  # noqa: B008 - frozen, immutable default
+    """Reduce ``request`` to its key and summary."""
+    parts = urlsplit(request.url)
+    query = sorted(strip_secret_query(parse_qsl(parts.query, keep_blank_values=True)))
+    origin = f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+    body = _canonical_body(request)
+    headers = {
+        name: value
+        for name in config.match_headers
+        if (value := request.header(name)) is not None
+    }
+    document = {
+        "v": KEY_SCHEME_VERSION,
+        "ns": config.namespace,
+        "method": request.method.upper(),
+        "origin": origin if config.match_host else None,
+        "path": parts.path,
+        "query": query,
+        "headers": headers,
+        "body": body,
+    }
+    key = xxhash.xxh3_128_hexdigest(canonical_json(document).encode())
+    url = f"{origin}{parts.path}"
+    if query:
+        url += "?" + "&".join(f"{k}={v}" for k, v in query)
+    summary: dict[str, Any] = {"method": request.method.upper(), "url": url, "body": body}
+    if headers:
+        summary["headers"] = headers
+    if config.namespace is not None:
+        summary["namespace"] = config.namespace
+    return Canonical(key=key, summary=summary)
+
+
+def _canonical_body(request: CapturedRequest) -> Any:
+    """The body as a comparable value: JSON parsed and normalised, multipart by parts."""
+    raw = request.body
+    if not raw:
+        return None
+    content_type = (request.header("content-type") or "").lower()
+    if content_type.startswith("multipart/"):
+        parts = _multipart_parts(raw, content_type)
+        if parts is not None:
+            return {"multipart": parts}
+    try:
+        parsed = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return _opaque(raw)
+    normalised = _normalise(parsed)
+    if isinstance(normalised, dict) and normalised.get("stream") is False:
+        # `.parse()` sends "stream": false where `.create()` leaves it out; same call.
+        del normalised["stream"]
+    return normalised
+
+
+def _normalise(value: Any) -> Any:
+    """Integral floats become ints (``1.0`` and ``1`` are one number to the API)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def _opaque(raw: bytes) -> dict[str, Any]:
+    """A body that is not JSON: readable text when small, a digest otherwise."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and len(raw) <= _MAX_TEXT_SUMMARY:
+        return {"text": text}
+    return _digest(raw)
+
+
+def _multipart_parts(raw: bytes, content_type: str) -> list[dict[str, Any]] | None:
+    """Parts of a multipart body, without the random boundary that differs every call."""
+    boundary = None
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.strip().partition("=")
+        if name.lower() == "boundary":
+            boundary = value.strip('"')
+    if not boundary:
+        return None
+    delimiter = b"--" + boundary.encode("latin-1")
+    parts: list[dict[str, Any]] = []
+    for chunk in raw.split(delimiter)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, sep, content = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not sep:
+            return None
+        parts.append(_describe_part(head.decode("latin-1"), content.removesuffix(b"\r\n")))
+    return parts
+
+
+def _describe_part(head: str, content: bytes) -> dict[str, Any]:
+    part: dict[str, Any] = {}
+    for line in head.split("\r\n"):
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-disposition":
+            for param in value.split(";")[1:]:
+                key, _, val = param.strip().partition("=")
+                part[key.lower()] = val.strip('"')
+        elif name.strip().lower() == "content-type":
+            part["content-type"] = value.strip()
+    if "filename" in part:
+        # Uploaded files are identified by their bytes; their text has no place in a summary.
+        part["content"] = _digest(content)
+    else:
+        opaque = _opaque(content)
+        part["content"] = opaque.get("text", opaque)
+    return part
+
+
+def _digest(raw: bytes) -> dict[str, Any]:
+    return {"bytes": len(raw), "xxh3": xxhash.xxh3_128_hexdigest(raw)}

@@ -1,0 +1,103 @@
+"""What to do with one request: a pure decision over plain data, no I/O.
+
+The n-th identical request of a session maps to take n. ``decide`` says whether to
+replay a take, go live (and where the new take goes), or fail with a miss; ``place``
+puts a new take where the decision said.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ._modes import Mode
+from ._takes import Entry, Take
+
+__all__ = ["Decision", "Fetch", "Miss", "Replay", "Slot", "decide", "place"]
+
+
+class Slot(enum.Enum):
+    """Where a freshly fetched take goes."""
+
+    APPEND = "append"
+    """After the recorded takes (``auto``: a repeat beyond what was recorded)."""
+    RESTART = "restart"
+    """At this occurrence, dropping it and every later take (``record``)."""
+    REPLACE = "replace"
+    """At this occurrence, moving the old take to history (``refresh``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """Serve take ``index``."""
+
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """Go live; store the result in ``slot`` for ``occurrence``."""
+
+    slot: Slot
+    occurrence: int
+
+
+@dataclass(frozen=True, slots=True)
+class Miss:
+    """Nothing to replay and the network is off-limits."""
+
+    occurrence: int
+    recorded: int
+
+
+Decision = Replay | Fetch | Miss
+
+
+def decide(
+    mode: Mode,
+    takes: Sequence[Take],
+    occurrence: int,
+    *,
+    strict: bool = False,
+    is_current: Callable[[Take], bool] | None = None,
+) -> Decision:
+    """Decide for the ``occurrence``-th identical request given the recorded ``takes``.
+
+    ``strict`` makes ``replay`` fail on a repeat beyond the recorded takes instead of
+    replaying the last one. ``is_current`` (``refresh`` only) tells whether a take may
+    still be replayed.
+    """
+    recorded = len(takes)
+    if mode is Mode.RECORD:
+        return Fetch(Slot.RESTART, occurrence)
+    if occurrence < recorded:
+        take = takes[occurrence]
+        if mode is Mode.REFRESH and is_current is not None and not is_current(take):
+            return Fetch(Slot.REPLACE, occurrence)
+        return Replay(occurrence)
+    if mode is Mode.REPLAY:
+        if recorded and not strict:
+            return Replay(recorded - 1)
+        return Miss(occurrence, recorded)
+    return Fetch(Slot.APPEND, occurrence)
+
+
+def place(entry: Entry, take: Take, decision: Fetch, *, history_limit: int) -> int:
+    """Put ``take`` into ``entry`` as ``decision`` says; return the index it landed at."""
+    takes = entry.takes
+    index = min(decision.occurrence, len(takes))
+    if decision.slot is Slot.APPEND:
+        takes.append(take)
+        return len(takes) - 1
+    if decision.slot is Slot.RESTART:
+        del takes[index:]
+        takes.append(take)
+        return index
+    if index < len(takes):
+        entry.history.append(takes[index])
+        del entry.history[: max(0, len(entry.history) - history_limit)]
+        takes[index] = take
+        return index
+    takes.append(take)
+    return len(takes) - 1

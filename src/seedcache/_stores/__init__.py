@@ -1,0 +1,9 @@
+"""Stores: where entries live. One small protocol, several backends."""
+
+from __future__ import annotations
+
+from ._base import Store
+from ._cassette import CassetteStore
+from ._disk import DiskStore
+
+__all__ = ["CassetteStore", "DiskStore", "Store"]

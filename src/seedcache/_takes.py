@@ -1,0 +1,96 @@
+"""Takes and entries: what one key holds.
+
+A *take* is one recorded response. An *entry* is everything recorded for one key: the
+readable request summary, the takes in the order a session replays them, and older
+takes kept as history when ``refresh`` replaced them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Entry", "Take", "response_identity"]
+
+Headers = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Take:
+    """One recorded response: status, kept headers and the exact decoded body bytes."""
+
+    status: int
+    headers: Headers
+    body: bytes
+    fingerprint: str | None = None
+    model: str | None = None
+    recorded_at_ms: int = 0
+    """When the response arrived, in milliseconds since the Unix epoch."""
+    latency_ms: int = 0
+    """How long the upstream took to answer (to the last byte for streams)."""
+
+    @property
+    def content_type(self) -> str:
+        """The media type, lowercased, without parameters."""
+        for name, value in self.headers:
+            if name == "content-type":
+                return value.split(";")[0].strip().lower()
+        return ""
+
+    @property
+    def is_stream(self) -> bool:
+        """True for server-sent events (``stream=True`` calls)."""
+        return self.content_type == "text/event-stream"
+
+
+@dataclass(slots=True)
+class Entry:
+    """Everything recorded for one key."""
+
+    key: str
+    request: dict[str, Any]
+    takes: list[Take] = field(default_factory=list)
+    history: list[Take] = field(default_factory=list)
+
+
+def response_identity(body: bytes, *, is_stream: bool) -> tuple[str | None, str | None]:
+    """``(system_fingerprint, model)`` read from a response body; None where absent.
+
+    For a stream, the first event that names them wins: chat chunks carry both on every
+    event, Responses API events nest the model under ``response``.
+    """
+    if not is_stream:
+        return _identity_of(_loads(body))
+    fingerprint: str | None = None
+    model: str | None = None
+    for line in body.split(b"\n"):
+        if not line.startswith(b"data:"):
+            continue
+        found_fp, found_model = _identity_of(_loads(line[5:]))
+        fingerprint = fingerprint or found_fp
+        model = model or found_model
+        if model is not None:
+            break
+    return fingerprint, model
+
+
+def _identity_of(document: Any) -> tuple[str | None, str | None]:
+    if not isinstance(document, dict):
+        return None, None
+    fingerprint = document.get("system_fingerprint")
+    model = document.get("model")
+    nested = document.get("response")
+    if model is None and isinstance(nested, dict):
+        model = nested.get("model")
+    return (
+        fingerprint if isinstance(fingerprint, str) else None,
+        model if isinstance(model, str) else None,
+    )
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None

@@ -1,0 +1,248 @@
+"""A fake OpenAI API on loopback that behaves like the real wire, for tests.
+
+Pretty-printed, gzip-encoded, chunked JSON; SSE streams with random ``obfuscation``
+padding; ``x-request-id``; secrets in headers that must not be recorded; a fingerprint
+that can change while it runs; injected errors, pauses and dropped connections.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import secrets
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+from ._bodies import Generated, generate
+
+__all__ = ["FakeOpenAI", "RecordedRequest"]
+
+_MODELS_WITHOUT_FINGERPRINT = ("gpt-3.5-turbo-0125", "gpt-4.1-nano", "gpt-5")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """A request the fake server received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
+@dataclass(slots=True)
+class _Fault:
+    status: int
+    document: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeOpenAI:
+    """Start with ``with FakeOpenAI() as server:``; point clients at ``server.base_url``.
+
+    Seeded requests get text that depends only on the request and :attr:`fingerprint`;
+    unseeded ones differ every call. Set :attr:`fingerprint` to simulate a backend change.
+    """
+
+    def __init__(self, *, fingerprint: str = "fp_a1b2c3d4e5", gzip_bodies: bool = True) -> None:
+        self.fingerprint = fingerprint
+        self.gzip_bodies = gzip_bodies
+        self.requests: list[RecordedRequest] = []
+        self.pause_after_first_event: threading.Event | None = None
+        """When set to an Event, streams stop after their first event until it is set."""
+        self.drop_streams_after: int | None = None
+        """When set, streams close the connection after this many events, without ending."""
+        self._faults: list[_Fault] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+        self._port: int | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``, the value for ``OpenAI(base_url=...)``.
+
+        Stays the same after :meth:`stop`, so a replay can use the URL it was recorded with.
+        """
+        if self._port is None:
+            raise RuntimeError("the fake server was never started; use it as a context manager")
+        return f"http://127.0.0.1:{self._port}/v1"
+
+    @property
+    def request_count(self) -> int:
+        """How many requests reached the server."""
+        with self._lock:
+            return len(self.requests)
+
+    def fail_next(self, status: int, *, times: int = 1, message: str = "injected",
+                  headers: dict[str, str] | None = None) -> None:
+        """Answer the next ``times`` requests with ``status`` and an OpenAI error body."""
+        kind = {400: "invalid_request_error", 401: "invalid_request_error",
+                429: "requests", 500: "server_error"}.get(status, "server_error")
+        document = {"error": {"message": message, "type": kind, "param": None, "code": None}}
+        with self._lock:
+            self._faults.extend(_Fault(status, document, dict(headers or {})) for _ in range(times))
+
+    def start(self) -> Self:
+        """Listen on 127.0.0.1, on a free port."""
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and cut every open connection, so nothing can reach it any more."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        with self._lock:
+            for conn in list(self._connections):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self._connections.clear()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _next_fault(self) -> _Fault | None:
+        with self._lock:
+            return self._faults.pop(0) if self._faults else None
+
+    def _respond(self, request: RecordedRequest) -> Generated:
+        fault = self._next_fault()
+        if fault is not None:
+            return Generated(fault.status, fault.document, indent=4)
+        if not request.headers.get("authorization", "").startswith("Bearer "):
+            return Generated(401, {"error": {
+                "message": "You didn't provide an API key.", "type": "invalid_request_error",
+                "param": None, "code": None}}, indent=4)
+        path = urlsplit(request.path).path
+        if request.method == "GET" and path == "/v1/models":
+            return Generated(document={"object": "list", "data": [
+                {"id": m, "object": "model", "created": 1700000000, "owned_by": "system"}
+                for m in ("gpt-4o-mini", "gpt-3.5-turbo-1106", *_MODELS_WITHOUT_FINGERPRINT)]})
+        if path == "/v1/audio/transcriptions":
+            digest = secrets.token_hex(2) if b"seed" not in request.body else "fixed"
+            return Generated(document={"text": f"Transcribed audio ({len(request.body)} bytes, {digest})."})
+        try:
+            payload = json.loads(request.body or b"{}")
+        except ValueError:
+            return Generated(400, {"error": {"message": "We could not parse the JSON body of your request.",
+                                             "type": "invalid_request_error", "param": None, "code": None}}, indent=4)
+        model = str(payload.get("model", ""))
+        serves_fp = not model.startswith(_MODELS_WITHOUT_FINGERPRINT)
+        return generate(path, payload, self.fingerprint, serves_fp)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeOpenAI
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+        """Quiet: tests read the request log instead."""
+
+    def setup(self) -> None:
+        super().setup()
+        with self.fake._lock:
+            self.fake._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.fake._lock:
+            self.fake._connections.discard(self.connection)
+        super().finish()
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+        self._serve()
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib's name
+        self._serve()
+
+    def do_DELETE(self) -> None:  # noqa: N802 - stdlib's name
+        self._serve()
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        request = RecordedRequest(
+            self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+        )
+        with self.fake._lock:
+            self.fake.requests.append(request)
+        generated = self.fake._respond(request)
+        if generated.events is not None:
+            self._send_stream(generated.events)
+        else:
+            self._send_json(generated)
+
+    def _common_headers(self, status: int, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("x-request-id", "req_" + secrets.token_hex(16))
+        self.send_header("openai-organization", "org-fakeorganization0001")
+        self.send_header("openai-project", "proj_fakeproject0001")
+        self.send_header("openai-processing-ms", str(secrets.randbelow(900) + 100))
+        self.send_header("openai-version", "2020-10-01")
+        self.send_header("x-ratelimit-limit-requests", "10000")
+        self.send_header("x-ratelimit-remaining-requests", "9999")
+        self.send_header("set-cookie", "__cf_bm=" + secrets.token_urlsafe(24) + "; path=/; HttpOnly")
+        self.send_header("transfer-encoding", "chunked")
+
+    def _send_json(self, generated: Generated) -> None:
+        text = json.dumps(generated.document, indent=generated.indent, ensure_ascii=False) + "\n"
+        payload = text.encode()
+        self._common_headers(generated.status, "application/json")
+        if self.fake.gzip_bodies and "gzip" in self.headers.get("accept-encoding", ""):
+            payload = gzip.compress(payload)
+            self.send_header("content-encoding", "gzip")
+        self.end_headers()
+        # Two chunks, as a real server would split a body across frames.
+        middle = len(payload) // 2
+        for piece in (payload[:middle], payload[middle:]):
+            self._chunk(piece)
+        self._chunk(b"")
+
+    def _send_stream(self, events: list[bytes]) -> None:
+        self._common_headers(200, "text/event-stream; charset=utf-8")
+        self.end_headers()
+        for number, event in enumerate(self._events(events)):
+            if self.fake.drop_streams_after is not None and number >= self.fake.drop_streams_after:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self._chunk(event)
+        self._chunk(b"")
+
+    def _events(self, events: list[bytes]) -> Iterator[bytes]:
+        for number, event in enumerate(events):
+            yield event
+            gate = self.fake.pause_after_first_event
+            if number == 0 and gate is not None:
+                gate.wait(timeout=10)
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
