@@ -26,8 +26,6 @@ from ._takes import Entry, Take
 __version__ = "0.1.0"
 
 __all__ = [
-    "OUTCOME_EXTENSION",
-    "OUTCOME_HEADER",
     "Action",
     "CacheMiss",
     "CassetteStore",
@@ -37,6 +35,8 @@ __all__ = [
     "Entry",
     "KeyConfig",
     "Mode",
+    "OUTCOME_EXTENSION",
+    "OUTCOME_HEADER",
     "Outcome",
     "SeedCache",
     "SeedCacheError",

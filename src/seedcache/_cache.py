@@ -58,6 +58,8 @@ class SeedCache:
         elif directory is not None:
             raise ConfigurationError("give either a directory or a store, not both")
         self._store = store
+        # HTTP clients made by wrap(): their connections are ours to close.
+        self._http_clients: list[Any] = []
         self._core = Core(
             store,
             mode=resolved,
@@ -107,7 +109,9 @@ class SeedCache:
         """
         from ._wrap import wrap_client
 
-        return wrap_client(self._core, client, transport)
+        wrapped, http_client = wrap_client(self._core, client, transport)
+        self._http_clients.append(http_client)
+        return wrapped
 
     def transport(self, next_transport: Any = None, *, library: str = "httpx2") -> Any:
         """A sync transport for any httpx2 (or ``library="httpx"``) client."""
@@ -122,8 +126,39 @@ class SeedCache:
         return make_transport(self._core, library=library, is_async=True, next_transport=next_transport)
 
     def close(self) -> None:
-        """Close the store. Recorded takes are already on disk."""
+        """Close the sync HTTP clients made by :meth:`wrap`, then the store.
+
+        Recorded takes are already on disk. Async clients need :meth:`aclose`.
+        """
+        async_clients = []
+        for http_client in self._http_clients:
+            if hasattr(http_client, "aclose"):
+                async_clients.append(http_client)
+            else:
+                http_client.close()
+        self._http_clients = async_clients
         self._store.close()
+
+    async def aclose(self) -> None:
+        """Close every HTTP client made by :meth:`wrap`, sync and async, then the store."""
+        for http_client in self._http_clients:
+            if hasattr(http_client, "aclose"):
+                await http_client.aclose()
+            else:
+                http_client.close()
+        self._http_clients = []
+        self._store.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     def __enter__(self) -> Self:
         return self

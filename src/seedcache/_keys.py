@@ -100,7 +100,11 @@ def canonicalize(request: CapturedRequest, config: KeyConfig = KeyConfig()) -> C
     url = f"{origin}{parts.path}"
     if query:
         url += "?" + "&".join(f"{k}={v}" for k, v in query)
-    summary: dict[str, Any] = {"method": request.method.upper(), "url": url, "body": body}
+    summary: dict[str, Any] = {
+        "method": request.method.upper(),
+        "url": url,
+        "body": _sorted(body),
+    }
     if headers:
         summary["headers"] = headers
     if config.namespace is not None:
@@ -127,6 +131,15 @@ def _canonical_body(request: CapturedRequest) -> Any:
         # `.parse()` sends "stream": false where `.create()` leaves it out; same call.
         del normalised["stream"]
     return normalised
+
+
+def _sorted(value: Any) -> Any:
+    """Keys sorted at every depth: summaries read the same whatever order the SDK sent."""
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
 
 
 def _normalise(value: Any) -> Any:

@@ -33,8 +33,11 @@ def make_transport(core: Core, *, library: str, is_async: bool, next_transport: 
     return cls(core, next_transport)
 
 
-def wrap_client(core: Core, client: ClientT, transport: Any) -> ClientT:
-    """A copy of ``client`` whose HTTP goes through ``core``; the original is untouched."""
+def wrap_client(core: Core, client: ClientT, transport: Any) -> tuple[ClientT, Any]:
+    """A copy of ``client`` whose HTTP goes through ``core``, and the HTTP client it uses.
+
+    The original client is untouched.
+    """
     import openai
 
     is_async = isinstance(client, openai.AsyncOpenAI)
@@ -56,7 +59,7 @@ def wrap_client(core: Core, client: ClientT, transport: Any) -> ClientT:
     http_client_cls = openai.DefaultAsyncHttpxClient if is_async else openai.DefaultHttpxClient
     http_client = http_client_cls(transport=cache_transport)
     wrapped: ClientT = client.with_options(http_client=http_client)  # type: ignore[attr-defined]
-    return wrapped
+    return wrapped, http_client
 
 
 def _sdk_library(openai: Any) -> str:

@@ -27,6 +27,10 @@ _ENTRY_PREFIX = "entry:"
 _META_PREFIX = "meta:"
 
 
+class _Refused(Exception):  # noqa: N818 - a signal, converted at the store boundary
+    """Raised inside diskcache, which swallows OSError from ``fetch`` as a plain miss."""
+
+
 class _DataOnlyDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache is untyped
     """A diskcache Disk that stores bytes and str keys only, and never unpickles."""
 
@@ -37,7 +41,7 @@ class _DataOnlyDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache is untyp
 
     def get(self, key: Any, raw: bool) -> Any:
         if not raw:
-            raise UnsafeDataError(
+            raise _Refused(
                 "the cache database holds a pickled key; seedcache never unpickles. "
                 "The directory was not written by seedcache: remove it or point "
                 "SEEDCACHE_DIR elsewhere"
@@ -51,7 +55,7 @@ class _DataOnlyDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache is untyp
 
     def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
         if mode not in (diskcache.core.MODE_RAW, diskcache.core.MODE_BINARY):
-            raise UnsafeDataError(
+            raise _Refused(
                 f"the cache database holds a value of mode {mode} (pickle or text); "
                 "seedcache never unpickles and refused it. The entry was not written by "
                 "seedcache: run `seedcache verify --fix` to remove it"
@@ -119,9 +123,11 @@ class DiskStore:
 
     def keys(self) -> list[str]:
         """Every key, sorted."""
-        return sorted(
-            k[len(_ENTRY_PREFIX) :] for k in self._cache.iterkeys() if k.startswith(_ENTRY_PREFIX)
-        )
+        try:
+            names = list(self._cache.iterkeys())
+        except _Refused as exc:
+            raise UnsafeDataError(f"{self.location}: {exc}") from None
+        return sorted(k[len(_ENTRY_PREFIX) :] for k in names if k.startswith(_ENTRY_PREFIX))
 
     def entries(self) -> Iterator[Entry]:
         """Every entry, in key order."""
@@ -145,8 +151,8 @@ class DiskStore:
     def _read(self, name: str) -> bytes | None:
         try:
             value = self._cache.get(name, default=None, retry=True)
-        except (UnsafeDataError, CorruptEntryError):
-            raise
+        except _Refused as exc:
+            raise UnsafeDataError(f"{self._where(name)}: {exc}") from None
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot read {name!r} from {self.location}: {exc}") from exc
         if value is not None and not isinstance(value, bytes):

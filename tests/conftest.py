@@ -1,0 +1,85 @@
+"""Shared fixtures: the fake OpenAI server and caches over each kind of store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+import seedcache
+from seedcache.testing import FakeOpenAI
+
+# A key shaped like a real one; tests scan every stored byte for it.
+SENTINEL_KEY = "sk-proj-SENTINELsecretKEY0123456789abcdefABCDEF"
+SENTINEL_ORG = "org-SENTINELorganization42"
+SENTINEL_PROJECT = "proj_SENTINELproject42"
+
+CacheFactory = Callable[..., seedcache.SeedCache]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    """A running fake OpenAI server on loopback."""
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture(params=["disk", "cassette"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Each test using it runs once per store."""
+    return str(request.param)
+
+
+@pytest.fixture
+def make_cache(store_kind: str, tmp_path: Path) -> Iterator[CacheFactory]:
+    """Opens caches (any mode) over one store location per test; closes them after."""
+    opened: list[seedcache.SeedCache] = []
+
+    def factory(mode: str = "auto", **options: object) -> seedcache.SeedCache:
+        if store_kind == "disk":
+            cache = seedcache.SeedCache(tmp_path / "cache", mode=mode, **options)  # type: ignore[arg-type]
+        else:
+            cache = seedcache.SeedCache.cassette(tmp_path / "cassette.json", mode=mode, **options)
+        opened.append(cache)
+        return cache
+
+    yield factory
+    for cache in opened:
+        cache.close()
+
+
+def make_client(fake: FakeOpenAI, **options: object) -> openai.OpenAI:
+    """An SDK client pointed at the fake server with sentinel credentials and no retries."""
+    options.setdefault("max_retries", 0)
+    return openai.OpenAI(
+        api_key=SENTINEL_KEY,
+        organization=SENTINEL_ORG,
+        project=SENTINEL_PROJECT,
+        base_url=fake.base_url,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def make_async_client(fake: FakeOpenAI, **options: object) -> openai.AsyncOpenAI:
+    """The async twin of :func:`make_client`."""
+    options.setdefault("max_retries", 0)
+    return openai.AsyncOpenAI(
+        api_key=SENTINEL_KEY,
+        organization=SENTINEL_ORG,
+        project=SENTINEL_PROJECT,
+        base_url=fake.base_url,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def stored_bytes(root: Path) -> bytes:
+    """Every byte of every file under ``root``."""
+    return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
+
+
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant that generates short stories."},
+    {"role": "user", "content": "Generate a short story about a journey to Mars."},
+]

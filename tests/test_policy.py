@@ -1,0 +1,59 @@
+"""The pure decision: replay which take, fetch into which slot, or miss."""
+
+from __future__ import annotations
+
+import pytest
+
+from seedcache import Entry, Mode, Take
+from seedcache._policy import Fetch, Miss, Replay, Slot, decide, place
+
+
+def takes(n: int) -> list[Take]:
+    return [Take(200, (), str(i).encode()) for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("mode", "recorded", "occurrence", "strict", "expected"),
+    [
+        (Mode.AUTO, 2, 0, False, Replay(0)),
+        (Mode.AUTO, 2, 1, False, Replay(1)),
+        (Mode.AUTO, 2, 2, False, Fetch(Slot.APPEND, 2)),
+        (Mode.AUTO, 0, 0, False, Fetch(Slot.APPEND, 0)),
+        (Mode.REPLAY, 2, 1, False, Replay(1)),
+        (Mode.REPLAY, 2, 5, False, Replay(1)),
+        (Mode.REPLAY, 2, 5, True, Miss(5, 2)),
+        (Mode.REPLAY, 0, 0, False, Miss(0, 0)),
+        (Mode.RECORD, 3, 0, False, Fetch(Slot.RESTART, 0)),
+        (Mode.REFRESH, 1, 0, False, Replay(0)),
+        (Mode.REFRESH, 1, 1, False, Fetch(Slot.APPEND, 1)),
+    ],
+)
+def test_decide(mode, recorded, occurrence, strict, expected):
+    assert decide(mode, takes(recorded), occurrence, strict=strict) == expected
+
+
+def test_refresh_refetches_a_take_that_is_not_current():
+    decision = decide(Mode.REFRESH, takes(2), 1, is_current=lambda t: t.body == b"0")
+    assert decision == Fetch(Slot.REPLACE, 1)
+    assert decide(Mode.REFRESH, takes(2), 0, is_current=lambda t: t.body == b"0") == Replay(0)
+
+
+def test_record_restarts_the_takes_from_the_occurrence():
+    """Record rewrites what this session records and drops stale later takes."""
+    entry = Entry("ab", {}, takes(3))
+    new = Take(200, (), b"new")
+    assert place(entry, new, Fetch(Slot.RESTART, 0), history_limit=5) == 0
+    assert [t.body for t in entry.takes] == [b"new"]
+
+
+def test_refresh_keeps_the_old_take_as_bounded_history():
+    entry = Entry("ab", {}, takes(1))
+    for n in range(4):
+        place(entry, Take(200, (), f"r{n}".encode()), Fetch(Slot.REPLACE, 0), history_limit=2)
+    assert entry.takes[0].body == b"r3"
+    assert [t.body for t in entry.history] == [b"r1", b"r2"]
+
+
+def test_append_goes_after_the_recorded_takes():
+    entry = Entry("ab", {}, takes(1))
+    assert place(entry, Take(200, (), b"x"), Fetch(Slot.APPEND, 1), history_limit=5) == 1

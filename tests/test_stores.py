@@ -1,0 +1,194 @@
+"""Stores: one protocol over diskcache and cassette files; data only, written safely."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sqlite3
+from pathlib import Path
+
+import diskcache
+import pytest
+
+from seedcache import (
+    CassetteStore,
+    CorruptEntryError,
+    DiskStore,
+    Entry,
+    SeedCache,
+    StoreError,
+    Take,
+    UnsafeDataError,
+)
+
+
+@pytest.fixture
+def store(store_kind: str, tmp_path: Path):
+    opened = DiskStore(tmp_path / "d") if store_kind == "disk" else CassetteStore(tmp_path / "c.json")
+    yield opened
+    opened.close()
+
+
+def entry(key: str = "ab12", body: bytes = b'{"ok": true}') -> Entry:
+    return Entry(key, {"method": "POST", "url": "https://x/v1/embeddings", "body": {}},
+                 [Take(200, (("content-type", "application/json"),), body, None, "m", 1, 2)])
+
+
+def test_update_get_delete_and_keys(store):
+    assert store.get("ab12") is None
+    store.update("ab12", lambda current: entry())
+    store.update("cd34", lambda current: entry("cd34"))
+    assert store.get("ab12") == entry()
+    assert set(store.keys()) == {"ab12", "cd34"}
+    assert [e.key for e in store.entries()] == store.keys()
+    assert store.delete("ab12") is True
+    assert store.delete("ab12") is False
+    assert store.keys() == ["cd34"]
+
+
+def test_update_sees_the_current_entry(store):
+    store.update("ab12", lambda current: entry())
+
+    def add_take(current):
+        current.takes.append(Take(201, (), b"second"))
+        return current
+
+    store.update("ab12", add_take)
+    assert [t.status for t in store.get("ab12").takes] == [200, 201]
+
+
+def test_meta_blobs_round_trip(store):
+    assert store.get_meta("fingerprints") is None
+    store.set_meta("fingerprints", b'{"gpt-4o": ["fp_1"]}')
+    assert json.loads(store.get_meta("fingerprints")) == {"gpt-4o": ["fp_1"]}
+
+
+def test_data_survives_reopening(store_kind, tmp_path):
+    path = tmp_path / ("d" if store_kind == "disk" else "c.json")
+    first = DiskStore(path) if store_kind == "disk" else CassetteStore(path)
+    first.update("ab12", lambda _: entry())
+    first.close()
+    second = DiskStore(path) if store_kind == "disk" else CassetteStore(path)
+    assert second.get("ab12") == entry()
+    second.close()
+
+
+def test_disk_directory_is_private(tmp_path):
+    DiskStore(tmp_path / "private").close()
+    assert (tmp_path / "private").stat().st_mode & 0o777 == 0o700
+
+
+def test_disk_path_that_is_a_file_is_a_clear_error(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(StoreError, match="is a file, not a directory"):
+        DiskStore(target)
+
+
+class _Exploit:
+    """Unpickling this would create a file: proof that code ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_planted_pickle_value_is_refused_and_runs_nothing(tmp_path):
+    """A cache directory from elsewhere must never be able to run code."""
+    directory, marker = tmp_path / "cache", tmp_path / "pwned"
+    DiskStore(directory).close()
+    planted = diskcache.Cache(str(directory))  # the stock Disk pickles objects
+    planted.set("entry:ab12", _Exploit(marker))
+    planted.close()
+    store = DiskStore(directory)
+    with pytest.raises(UnsafeDataError, match="never unpickles"):
+        store.get("ab12")
+    store.close()
+    assert not marker.exists()
+
+
+def test_planted_pickle_key_is_refused(tmp_path):
+    directory = tmp_path / "cache"
+    DiskStore(directory).close()
+    planted = diskcache.Cache(str(directory))
+    planted.set(("tuple", "key"), b"x")
+    planted.close()
+    store = DiskStore(directory)
+    with pytest.raises(UnsafeDataError):
+        store.keys()
+    store.close()
+
+
+def test_disk_store_refuses_to_pickle_on_write(tmp_path):
+    store = DiskStore(tmp_path / "cache")
+    with pytest.raises(TypeError, match="only bytes"):
+        store._cache.set("entry:x", {"not": "bytes"})
+    store.close()
+
+
+def test_cassette_is_pretty_json_written_atomically(tmp_path):
+    path = tmp_path / "sub" / "c.json"
+    store = CassetteStore(path)
+    store.update("ab12", lambda _: entry())
+    text = path.read_text()
+    assert text.startswith('{\n  "seedcache": 1,')
+    assert json.loads(text)["entries"][0]["takes"][0]["body"]["json"] == {"ok": True}
+    assert [p.name for p in path.parent.iterdir()] == ["c.json"]  # no temp file left behind
+
+
+def test_cassette_write_failure_keeps_the_old_file_and_memory(tmp_path, monkeypatch):
+    """A failed write (disk full) loses nothing already recorded."""
+    path = tmp_path / "c.json"
+    store = CassetteStore(path)
+    store.update("ab12", lambda _: entry())
+    before = path.read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(StoreError, match="No space left"):
+        store.update("cd34", lambda _: entry("cd34"))
+    assert path.read_bytes() == before
+    assert store.keys() == ["ab12"]
+    assert [p.name for p in tmp_path.iterdir()] == ["c.json"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"seedcache": 1, "entries": [\n  {"key": ', r"line 2 column 11"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"[1, 2]", "not a seedcache cassette"),
+        (b'{"seedcache": 1, "entries": {}}', "'entries' must be a list"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply|not a seedcache"),
+    ],
+)
+def test_damaged_cassette_names_the_file_and_position(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(CorruptEntryError, match=message) as raised:
+        CassetteStore(path)
+    assert str(path) in str(raised.value)
+    assert path.read_bytes() == content
+
+
+def test_damaged_cassette_is_not_overwritten_by_auto(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_bytes(b"{broken")
+    with pytest.raises(CorruptEntryError):
+        SeedCache.cassette(path, mode="auto")
+    assert path.read_bytes() == b"{broken"
+
+
+def test_disk_store_on_unreadable_database_is_a_store_error(tmp_path):
+    directory = tmp_path / "cache"
+    directory.mkdir()
+    (directory / "cache.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError):
+        DiskStore(directory)
+    assert isinstance(StoreError("x"), OSError)
+    assert sqlite3  # the error wraps sqlite3.DatabaseError
