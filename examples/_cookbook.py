@@ -56,7 +56,7 @@ UNSEEDED_STORIES = (
 SEEDED_STORY = (
     (
         "In the not-so-distant future, a team of brave astronauts embarked on a "
-        "groundbreaking journey to Mars. The spacecraft, named \"Odyssey,\" soared through "
+        'groundbreaking journey to Mars. The spacecraft, named "Odyssey," soared through '
         "the vast expanse of space, leaving Earth behind as they ventured toward the "
         "mysterious red planet.\n\n"
         "As the crew navigated through the cosmos, they encountered a series of challenges "

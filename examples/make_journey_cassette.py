@@ -31,8 +31,12 @@ from _cookbook import (  # noqa: E402
 
 # Around the day the page was published, 6 November 2023.
 _CREATED = 1699290000
-_IDS = ("chatcmpl-8HuqyPzDjGPUnm2ZyvSEhq8kE4Nvr", "chatcmpl-8HuqzJyxHqr3vPPbCjusmRw1n0Uqq",
-        "chatcmpl-8Hur0UWc6yhDyEOIgwgPKg1vsDVjD", "chatcmpl-8Hur1xAK3KBDLmXzNTe7wXYJjpqsc")
+_IDS = (
+    "chatcmpl-8HuqyPzDjGPUnm2ZyvSEhq8kE4Nvr",
+    "chatcmpl-8HuqzJyxHqr3vPPbCjusmRw1n0Uqq",
+    "chatcmpl-8Hur0UWc6yhDyEOIgwgPKg1vsDVjD",
+    "chatcmpl-8Hur1xAK3KBDLmXzNTe7wXYJjpqsc",
+)
 
 
 def _published() -> Iterator[tuple[str, int]]:
@@ -51,11 +55,13 @@ def _responder() -> httpx2.MockTransport:
             "object": "chat.completion",
             "created": _CREATED + 7 * index,
             "model": MODEL,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": story},
-                "finish_reason": "length" if completion_tokens == 200 else "stop",
-            }],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": story},
+                    "finish_reason": "length" if completion_tokens == 200 else "stop",
+                }
+            ],
             "usage": {
                 "prompt_tokens": PROMPT_TOKENS,
                 "completion_tokens": completion_tokens,
@@ -65,8 +71,11 @@ def _responder() -> httpx2.MockTransport:
         }
         return httpx2.Response(
             200,
-            headers={"content-type": "application/json", "openai-version": "2020-10-01",
-                     "x-request-id": f"req_{index:032x}"},
+            headers={
+                "content-type": "application/json",
+                "openai-version": "2020-10-01",
+                "x-request-id": f"req_{index:032x}",
+            },
             content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
         )
 
@@ -93,9 +102,13 @@ def main() -> None:
         for seed in (None, None, journey_to_mars.SEED, journey_to_mars.SEED):
             client.chat.completions.create(
                 model=MODEL,
-                messages=[{"role": "system", "content": messages[0]},
-                          {"role": "user", "content": messages[1]}],
-                max_tokens=200, temperature=0.7, **({"seed": seed} if seed else {}),
+                messages=[
+                    {"role": "system", "content": messages[0]},
+                    {"role": "user", "content": messages[1]},
+                ],
+                max_tokens=200,
+                temperature=0.7,
+                **({"seed": seed} if seed else {}),
             )
     print(f"wrote {target}")
 

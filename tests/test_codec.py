@@ -11,8 +11,13 @@ from hypothesis import strategies as st
 from seedcache import CorruptEntryError, Entry, Take
 from seedcache._codec import decode_entry, encode_entry, entry_from_document, entry_to_document
 
-CHAT = {"id": "chatcmpl-1", "object": "chat.completion", "choices": [{"message": {"content": "café"}}],
-        "system_fingerprint": "fp_1", "temperature": 0.7}
+CHAT = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "choices": [{"message": {"content": "café"}}],
+    "system_fingerprint": "fp_1",
+    "temperature": 0.7,
+}
 
 
 def entry_with(body: bytes, content_type: str = "application/json") -> Entry:
@@ -74,8 +79,12 @@ def test_take_metadata_round_trips_in_both_forms():
     assert from_frame == entry
 
 
-@given(body=st.binary(max_size=2048), content_type=st.sampled_from(
-    ["application/json", "text/event-stream", "text/plain", "application/octet-stream"]))
+@given(
+    body=st.binary(max_size=2048),
+    content_type=st.sampled_from(
+        ["application/json", "text/event-stream", "text/plain", "application/octet-stream"]
+    ),
+)
 def test_any_bytes_round_trip_exactly(body, content_type):
     """Whatever the upstream sent, replay gives back the same bytes, from either form."""
     entry = entry_with(body, content_type)
@@ -89,7 +98,9 @@ def test_large_bodies_are_compressed_on_disk():
     assert len(frame) < len(body) / 3
 
 
-@pytest.mark.parametrize("frame", [b"", b"SCE1", b"XXXX\x00\x00\x00\x02{}", b"SCE1\x00\x00\x00\x05{nope"])
+@pytest.mark.parametrize(
+    "frame", [b"", b"SCE1", b"XXXX\x00\x00\x00\x02{}", b"SCE1\x00\x00\x00\x05{nope"]
+)
 def test_damaged_frames_raise_corrupt_entry(frame):
     with pytest.raises(CorruptEntryError):
         decode_entry(frame, where="disk entry")

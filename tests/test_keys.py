@@ -79,8 +79,11 @@ def test_host_counts_unless_match_host_is_off():
 
 def test_only_allow_listed_headers_count():
     """user-agent and x-stainless-* change between runs without changing the call."""
-    noisy = (("user-agent", "OpenAI/Python 3.54.0"), ("x-stainless-retry-count", "1"),
-             ("authorization", "Bearer sk-1"))
+    noisy = (
+        ("user-agent", "OpenAI/Python 3.54.0"),
+        ("x-stainless-retry-count", "1"),
+        ("authorization", "Bearer sk-1"),
+    )
     assert key(request(headers=noisy)) == key(request())
     assert key(request(headers=(("openai-beta", "assistants=v2"),))) != key(request())
 
@@ -99,13 +102,19 @@ def test_multipart_bodies_are_keyed_on_parts_not_boundary():
 
     def upload(boundary: str, audio: bytes) -> CapturedRequest:
         body = (
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
-            f"Content-Type: audio/wav\r\n\r\n"
-        ).encode() + audio + f"\r\n--{boundary}--\r\n".encode()
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+                f"Content-Type: audio/wav\r\n\r\n"
+            ).encode()
+            + audio
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
         return CapturedRequest(
-            "POST", "https://api.openai.com/v1/audio/transcriptions",
-            (("content-type", f"multipart/form-data; boundary={boundary}"),), body,
+            "POST",
+            "https://api.openai.com/v1/audio/transcriptions",
+            (("content-type", f"multipart/form-data; boundary={boundary}"),),
+            body,
         )
 
     assert key(upload("abc123", b"RIFF1")) == key(upload("zzz999", b"RIFF1"))
@@ -123,17 +132,24 @@ def test_summary_is_readable_and_secret_free():
     req = request(url=URL + "?api-key=AZURE-SECRET", headers=(("authorization", "Bearer sk-x"),))
     canonical = canonicalize(req)
     text = json.dumps(canonical.summary)
-    assert "AZURE-SECRET" not in text and "sk-x" not in text
+    assert "AZURE-SECRET" not in text
+    assert "sk-x" not in text
     assert canonical.endpoint == "POST /v1/chat/completions"
     assert canonical.model == "gpt-4o-mini"
 
 
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8),
-                      st.floats(allow_nan=False, allow_infinity=False))
+json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=8),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
 json_value = st.recursive(
     json_leaf,
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 

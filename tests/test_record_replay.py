@@ -9,6 +9,8 @@ from typing import Any
 import openai
 import pydantic
 import pytest
+
+import seedcache
 from conftest import (
     MESSAGES,
     SENTINEL_KEY,
@@ -17,8 +19,6 @@ from conftest import (
     make_client,
     stored_bytes,
 )
-
-import seedcache
 from seedcache import Action, CacheMiss
 
 
@@ -27,31 +27,66 @@ class Story(pydantic.BaseModel):
     chapters: int
 
 
-WEATHER_TOOL = {"type": "function", "function": {
-    "name": "get_weather", "parameters": {"type": "object", "properties": {
-        "city": {"type": "string"}, "unit": {"enum": ["c", "f"]}}}}}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+        },
+    },
+}
 
 # (resource path, method, arguments): each endpoint the cache must carry.
 ENDPOINTS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "chat": ("chat.completions", "create",
-             {"model": "gpt-4o-mini", "messages": MESSAGES, "seed": 7, "temperature": 0.7}),
-    "chat-null-fingerprint": ("chat.completions", "create",
-                              {"model": "gpt-4.1-nano", "messages": MESSAGES, "seed": 7}),
-    "chat-tools": ("chat.completions", "create",
-                   {"model": "gpt-4o-mini", "messages": MESSAGES, "tools": [WEATHER_TOOL]}),
-    "parse": ("chat.completions", "parse",
-              {"model": "gpt-4o-mini", "messages": MESSAGES, "response_format": Story}),
-    "completions": ("completions", "create",
-                    {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi", "max_tokens": 16}),
-    "embeddings-base64": ("embeddings", "create",
-                          {"model": "text-embedding-3-small", "input": "journey to Mars"}),
-    "embeddings-float": ("embeddings", "create",
-                         {"model": "text-embedding-3-small", "input": ["a", "b"],
-                          "encoding_format": "float", "dimensions": 256}),
+    "chat": (
+        "chat.completions",
+        "create",
+        {"model": "gpt-4o-mini", "messages": MESSAGES, "seed": 7, "temperature": 0.7},
+    ),
+    "chat-null-fingerprint": (
+        "chat.completions",
+        "create",
+        {"model": "gpt-4.1-nano", "messages": MESSAGES, "seed": 7},
+    ),
+    "chat-tools": (
+        "chat.completions",
+        "create",
+        {"model": "gpt-4o-mini", "messages": MESSAGES, "tools": [WEATHER_TOOL]},
+    ),
+    "parse": (
+        "chat.completions",
+        "parse",
+        {"model": "gpt-4o-mini", "messages": MESSAGES, "response_format": Story},
+    ),
+    "completions": (
+        "completions",
+        "create",
+        {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi", "max_tokens": 16},
+    ),
+    "embeddings-base64": (
+        "embeddings",
+        "create",
+        {"model": "text-embedding-3-small", "input": "journey to Mars"},
+    ),
+    "embeddings-float": (
+        "embeddings",
+        "create",
+        {
+            "model": "text-embedding-3-small",
+            "input": ["a", "b"],
+            "encoding_format": "float",
+            "dimensions": 256,
+        },
+    ),
     "responses": ("responses", "create", {"model": "gpt-4.1-nano", "input": "Tell a story"}),
     "models": ("models", "list", {}),
-    "transcription": ("audio.transcriptions", "create",
-                      {"model": "whisper-1", "file": ("a.wav", b"RIFF-fake-audio-seed")}),
+    "transcription": (
+        "audio.transcriptions",
+        "create",
+        {"model": "whisper-1", "file": ("a.wav", b"RIFF-fake-audio-seed")},
+    ),
 }
 
 
@@ -95,7 +130,8 @@ def test_second_call_in_auto_is_a_hit_without_network(fake, make_cache):
     cache.close()
     second_cache = make_cache("auto")
     second = second_cache.wrap(make_client(fake)).chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, seed=1)
+        model="gpt-4o-mini", messages=MESSAGES, seed=1
+    )
     assert second == first
     assert fake.request_count == 1
     assert second_cache.stats().hits == 1
@@ -107,7 +143,8 @@ def test_wrap_returns_a_copy_and_leaves_the_original_alone(fake, make_cache):
     wrapped = cache.wrap(original)
     assert wrapped is not original
     response = original.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=MESSAGES)
+        model="gpt-4o-mini", messages=MESSAGES
+    )
     assert "x-seedcache" not in response.headers
     assert fake.request_count == 1
     with pytest.raises(CacheMiss):
@@ -117,10 +154,12 @@ def test_wrap_returns_a_copy_and_leaves_the_original_alone(fake, make_cache):
 
 def test_unseeded_repeats_replay_in_order_and_seeded_ones_agree(fake, make_cache):
     """The cookbook: two unseeded calls differ and replay differently, in order."""
+
     def story(client: openai.OpenAI, seed: int | None = None) -> str:
         extra = {} if seed is None else {"seed": seed}
         response = client.chat.completions.create(
-            model="gpt-3.5-turbo-1106", messages=MESSAGES, max_tokens=200, temperature=0.7, **extra)
+            model="gpt-3.5-turbo-1106", messages=MESSAGES, max_tokens=200, temperature=0.7, **extra
+        )
         return response.choices[0].message.content or ""
 
     recorder = make_cache("auto")
@@ -147,11 +186,13 @@ def test_strict_replay_refuses_a_repeat_beyond_the_takes(fake, make_cache):
 
 def test_miss_in_replay_explains_itself_and_sends_nothing(fake, make_cache):
     make_cache("auto").wrap(make_client(fake)).chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, seed=123, temperature=0.7)
+        model="gpt-4o-mini", messages=MESSAGES, seed=123, temperature=0.7
+    )
     cache = make_cache("replay")
     with pytest.raises(CacheMiss) as raised:
         cache.wrap(make_client(fake)).chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, seed=124, temperature=0.7)
+            model="gpt-4o-mini", messages=MESSAGES, seed=124, temperature=0.7
+        )
     message = str(raised.value)
     assert "POST /v1/chat/completions" in message
     assert "'gpt-4o-mini'" in message
@@ -169,13 +210,17 @@ def test_record_mode_always_fetches_and_replaces(fake, make_cache):
     first = auto.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     recorder = make_cache("record")
     second = recorder.wrap(make_client(fake)).chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES)
+        model="gpt-4o-mini", messages=MESSAGES
+    )
     assert fake.request_count == 2
     assert second != first
     (entry,) = list(recorder.store.entries())
     assert len(entry.takes) == 1
-    replayed = make_cache("replay").wrap(make_client(fake)).chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES)
+    replayed = (
+        make_cache("replay")
+        .wrap(make_client(fake))
+        .chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    )
     assert replayed == second
 
 
@@ -237,18 +282,28 @@ def test_outcome_travels_with_the_response_and_is_counted(fake, make_cache):
     recorder = make_cache("auto")
     client = recorder.wrap(make_client(fake))
     first = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
-    repeat = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    repeat = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=MESSAGES
+    )
     assert first.http_response.extensions["seedcache"].action is Action.RECORDED
     # The second identical call of a session is a new take, as the cookbook needs.
     assert repeat.http_response.extensions["seedcache"].action is Action.RECORDED
     assert recorder.stats().as_dict() == {
-        "hits": 0, "joined": 0, "recorded": 2, "refreshed": 0, "passthrough": 0, "misses": 0}
+        "hits": 0,
+        "joined": 0,
+        "recorded": 2,
+        "refreshed": 0,
+        "passthrough": 0,
+        "misses": 0,
+    }
     recorder.close()
 
     replayer = make_cache("auto")
     client = replayer.wrap(make_client(fake))
-    hits = [client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
-            for _ in range(2)]
+    hits = [
+        client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+        for _ in range(2)
+    ]
     outcomes = [h.http_response.extensions["seedcache"] for h in hits]
     assert [(o.action, o.take) for o in outcomes] == [(Action.HIT, 0), (Action.HIT, 1)]
     assert hits[1].headers["x-seedcache"] == f"hit; take=1; key={outcomes[1].key}"
@@ -265,8 +320,15 @@ def test_secrets_never_reach_the_store(fake, store_kind, tmp_path: Path, make_ca
     cache.close()
     data = stored_bytes(tmp_path)
     assert len(data) > 10_000
-    for secret in (SENTINEL_KEY, SENTINEL_ORG, SENTINEL_PROJECT, "org-fakeorganization0001",
-                   "proj_fakeproject0001", "__cf_bm", "Bearer"):
+    for secret in (
+        SENTINEL_KEY,
+        SENTINEL_ORG,
+        SENTINEL_PROJECT,
+        "org-fakeorganization0001",
+        "proj_fakeproject0001",
+        "__cf_bm",
+        "Bearer",
+    ):
         assert secret.encode() not in data, secret
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import sqlite3
 from pathlib import Path
 
@@ -25,14 +24,19 @@ from seedcache import (
 
 @pytest.fixture
 def store(store_kind: str, tmp_path: Path):
-    opened = DiskStore(tmp_path / "d") if store_kind == "disk" else CassetteStore(tmp_path / "c.json")
+    opened = (
+        DiskStore(tmp_path / "d") if store_kind == "disk" else CassetteStore(tmp_path / "c.json")
+    )
     yield opened
     opened.close()
 
 
 def entry(key: str = "ab12", body: bytes = b'{"ok": true}') -> Entry:
-    return Entry(key, {"method": "POST", "url": "https://x/v1/embeddings", "body": {}},
-                 [Take(200, (("content-type", "application/json"),), body, None, "m", 1, 2)])
+    return Entry(
+        key,
+        {"method": "POST", "url": "https://x/v1/embeddings", "body": {}},
+        [Take(200, (("content-type", "application/json"),), body, None, "m", 1, 2)],
+    )
 
 
 def test_update_get_delete_and_keys(store):

@@ -26,6 +26,8 @@ from ._takes import Entry, Take
 __version__ = "0.1.0"
 
 __all__ = [
+    "OUTCOME_EXTENSION",
+    "OUTCOME_HEADER",
     "Action",
     "CacheMiss",
     "CassetteStore",
@@ -35,8 +37,6 @@ __all__ = [
     "Entry",
     "KeyConfig",
     "Mode",
-    "OUTCOME_EXTENSION",
-    "OUTCOME_HEADER",
     "Outcome",
     "SeedCache",
     "SeedCacheError",

@@ -15,7 +15,7 @@ from ._keys import KeyConfig
 from ._modes import Mode, resolve_mode
 from ._stores import CassetteStore, DiskStore, Store
 
-__all__ = ["DIR_ENV_VAR", "DEFAULT_DIR", "SeedCache"]
+__all__ = ["DEFAULT_DIR", "DIR_ENV_VAR", "SeedCache"]
 
 DIR_ENV_VAR = "SEEDCACHE_DIR"
 DEFAULT_DIR = ".seedcache"
@@ -117,13 +117,17 @@ class SeedCache:
         """A sync transport for any httpx2 (or ``library="httpx"``) client."""
         from ._wrap import make_transport
 
-        return make_transport(self._core, library=library, is_async=False, next_transport=next_transport)
+        return make_transport(
+            self._core, library=library, is_async=False, next_transport=next_transport
+        )
 
     def async_transport(self, next_transport: Any = None, *, library: str = "httpx2") -> Any:
         """An async transport for any httpx2 (or ``library="httpx"``) client."""
         from ._wrap import make_transport
 
-        return make_transport(self._core, library=library, is_async=True, next_transport=next_transport)
+        return make_transport(
+            self._core, library=library, is_async=True, next_transport=next_transport
+        )
 
     def close(self) -> None:
         """Close the sync HTTP clients made by :meth:`wrap`, then the store.

@@ -65,9 +65,7 @@ def entry_from_document(document: Any, *, where: str) -> Entry:
         key=key,
         request=request,
         takes=[_take_from_document(t, f"{where}.takes[{i}]") for i, t in enumerate(takes)],
-        history=[
-            _take_from_document(t, f"{where}.history[{i}]") for i, t in enumerate(history)
-        ],
+        history=[_take_from_document(t, f"{where}.history[{i}]") for i, t in enumerate(history)],
     )
 
 
@@ -93,8 +91,10 @@ def _take_from_document(document: Any, where: str) -> Take:
     if isinstance(raw_headers, dict):
         pairs = list(raw_headers.items())
     else:
-        pairs = [tuple(_expect(p, list, f"{where}.headers")) for p in
-                 _expect(raw_headers, list, f"{where}.headers")]
+        pairs = [
+            tuple(_expect(p, list, f"{where}.headers"))
+            for p in _expect(raw_headers, list, f"{where}.headers")
+        ]
     headers = tuple((str(k).lower(), _expect(v, str, f"{where}.headers.{k}")) for k, v in pairs)
     fingerprint = doc.get("fingerprint")
     model = doc.get("model")
@@ -132,9 +132,7 @@ def _json_body(text: str) -> dict[str, Any] | None:
     newline = "+newline" if stripped != text else ""
     ascii_flag = stripped.isascii() and "\\u" in stripped
     for name, indent, separators in _JSON_LAYOUTS:
-        rendered = json.dumps(
-            value, indent=indent, separators=separators, ensure_ascii=ascii_flag
-        )
+        rendered = json.dumps(value, indent=indent, separators=separators, ensure_ascii=ascii_flag)
         if rendered == stripped:
             return {"json": value, "layout": name + newline + ("+ascii" if ascii_flag else "")}
     return None
@@ -148,7 +146,9 @@ def _body_from_document(document: Any, where: str) -> bytes:
         for candidate, indent, separators in _JSON_LAYOUTS:
             if candidate == name:
                 rendered = json.dumps(
-                    doc["json"], indent=indent, separators=separators,
+                    doc["json"],
+                    indent=indent,
+                    separators=separators,
                     ensure_ascii="ascii" in flags,
                 )
                 return (rendered + ("\n" if "newline" in flags else "")).encode()
@@ -157,7 +157,8 @@ def _body_from_document(document: Any, where: str) -> bytes:
         lines = _expect(doc["sse"], list, f"{where}.sse")
         return "\n".join(_expect(line, str, f"{where}.sse[]") for line in lines).encode()
     if "text" in doc:
-        return _expect(doc["text"], str, f"{where}.text").encode()
+        text: str = _expect(doc["text"], str, f"{where}.text")
+        return text.encode()
     if "base64" in doc:
         try:
             return base64.b64decode(_expect(doc["base64"], str, f"{where}.base64"), validate=True)

@@ -121,7 +121,10 @@ class Core:
         self._flights: dict[str, _Flight] = {}
 
     def begin(self, request: CapturedRequest, *, may_join: bool = True) -> Step | _Wait:
-        """Decide what to do with ``request``; raises :class:`CacheMiss` when it cannot be served."""
+        """Decide what to do with ``request``.
+
+        Raises :class:`CacheMiss` when it can be neither replayed nor fetched.
+        """
         canonical = canonicalize(request, self.key_config)
         key = canonical.key
         while True:
@@ -234,9 +237,7 @@ class Recording:
     whole body, or for a stream that ends with ``data: [DONE]``, that event.
     """
 
-    def __init__(
-        self, core: Core, canonical: Canonical, decision: Fetch, flight: _Flight
-    ) -> None:
+    def __init__(self, core: Core, canonical: Canonical, decision: Fetch, flight: _Flight) -> None:
         self.core = core
         self.canonical = canonical
         self.decision = decision

@@ -29,7 +29,7 @@ class SeedCacheError(Exception):
     """Base class of every error raised by seedcache."""
 
 
-class CacheMiss(SeedCacheError, LookupError):
+class CacheMiss(SeedCacheError, LookupError):  # noqa: N818 - the name users look for
     """A request has no recorded take and the mode forbids going to the network.
 
     The message names the endpoint, the model, the key, where the cache looked and the

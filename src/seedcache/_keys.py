@@ -75,16 +75,14 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def canonicalize(request: CapturedRequest, config: KeyConfig = KeyConfig()) -> Canonical:  # noqa: B008 - frozen, immutable default
+def canonicalize(request: CapturedRequest, config: KeyConfig = KeyConfig()) -> Canonical:
     """Reduce ``request`` to its key and summary."""
     parts = urlsplit(request.url)
     query = sorted(strip_secret_query(parse_qsl(parts.query, keep_blank_values=True)))
     origin = f"{parts.scheme.lower()}://{parts.netloc.lower()}"
     body = _canonical_body(request)
     headers = {
-        name: value
-        for name in config.match_headers
-        if (value := request.header(name)) is not None
+        name: value for name in config.match_headers if (value := request.header(name)) is not None
     }
     document = {
         "v": KEY_SCHEME_VERSION,

@@ -28,16 +28,14 @@ class Mode(enum.StrEnum):
 
     @classmethod
     def parse(cls, value: str | Mode, *, source: str = "mode") -> Mode:
-        """Return the mode named by ``value``; raise ``ConfigurationError`` listing the valid ones."""
+        """The mode named by ``value``; a ``ConfigurationError`` lists the valid ones."""
         if isinstance(value, Mode):
             return value
         try:
             return cls(value.strip().lower())
         except ValueError:
             valid = ", ".join(repr(m.value) for m in cls)
-            raise ConfigurationError(
-                f"unknown {source} {value!r}; use one of {valid}"
-            ) from None
+            raise ConfigurationError(f"unknown {source} {value!r}; use one of {valid}") from None
 
 
 def resolve_mode(explicit: str | Mode | None) -> Mode:

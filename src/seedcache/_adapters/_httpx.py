@@ -66,9 +66,7 @@ class CacheTransport(httpx.BaseTransport):
 class AsyncCacheTransport(httpx.AsyncBaseTransport):
     """The async twin of :class:`CacheTransport`."""
 
-    def __init__(
-        self, core: Core, next_transport: httpx.AsyncBaseTransport | None = None
-    ) -> None:
+    def __init__(self, core: Core, next_transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.core = core
         self._next = next_transport or httpx.AsyncHTTPTransport()
 

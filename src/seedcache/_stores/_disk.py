@@ -102,7 +102,7 @@ class DiskStore:
         return None if frame is None else decode_entry(frame, where=self._where(key))
 
     def update(self, key: str, change: Change) -> Entry | None:
-        """Read, change and write one entry inside a SQLite transaction (atomic across processes)."""
+        """Read, change and write one entry in one SQLite transaction (atomic across processes)."""
         name = _ENTRY_PREFIX + key
         try:
             with self._cache.transact(retry=True):

@@ -55,7 +55,9 @@ def _prompt_tokens(request: dict[str, Any]) -> int:
     return _tokens(json.dumps(request.get("prompt") or request.get("input") or ""))
 
 
-def generate(path: str, request: dict[str, Any], fingerprint: str | None, model_fp: bool) -> Generated:
+def generate(
+    path: str, request: dict[str, Any], fingerprint: str | None, model_fp: bool
+) -> Generated:
     """The response for ``path``; ``model_fp`` False serves ``null`` fingerprints."""
     fp = fingerprint if model_fp else None
     rng = _rng(request, fingerprint, path)
@@ -118,8 +120,10 @@ def _usage(request: dict[str, Any], completion: int) -> dict[str, Any]:
         "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0, "audio_tokens": 0,
-            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0,
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
         },
     }
 
@@ -127,10 +131,17 @@ def _usage(request: dict[str, Any], completion: int) -> dict[str, Any]:
 def _chat(request: dict[str, Any], fp: str | None, rng: random.Random) -> Generated:
     temperature = request.get("temperature")
     if isinstance(temperature, (int, float)) and not 0 <= temperature <= 2:
-        return Generated(400, _error(
-            f"Invalid 'temperature': decimal above maximum value. Expected a value <= 2, "
-            f"but got {temperature} instead.", "invalid_request_error", "temperature",
-            "decimal_above_max_value"), indent=2)
+        return Generated(
+            400,
+            _error(
+                f"Invalid 'temperature': decimal above maximum value. Expected a value <= 2, "
+                f"but got {temperature} instead.",
+                "invalid_request_error",
+                "temperature",
+                "decimal_above_max_value",
+            ),
+            indent=2,
+        )
     model = str(request.get("model", "gpt-4o-mini"))
     created = int(time.time())
     ident = _ident("chatcmpl-")
@@ -139,10 +150,17 @@ def _chat(request: dict[str, Any], fp: str | None, rng: random.Random) -> Genera
         function = tools[0].get("function", {})
         arguments = json.dumps(_from_schema(function.get("parameters", {}), rng))
         message: dict[str, Any] = {
-            "role": "assistant", "content": None,
-            "tool_calls": [{"id": _ident("call_"), "type": "function",
-                            "function": {"name": function.get("name", "tool"), "arguments": arguments}}],
-            "refusal": None, "annotations": [],
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": _ident("call_"),
+                    "type": "function",
+                    "function": {"name": function.get("name", "tool"), "arguments": arguments},
+                }
+            ],
+            "refusal": None,
+            "annotations": [],
         }
         finish, completion = "tool_calls", _tokens(arguments)
     else:
@@ -150,9 +168,14 @@ def _chat(request: dict[str, Any], fp: str | None, rng: random.Random) -> Genera
         message = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
         completion = _tokens(content)
     if request.get("stream"):
-        return Generated(events=_chat_events(request, ident, created, model, fp, message, finish, completion))
+        return Generated(
+            events=_chat_events(request, ident, created, model, fp, message, finish, completion)
+        )
     document = {
-        "id": ident, "object": "chat.completion", "created": created, "model": model,
+        "id": ident,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
         "usage": _usage(request, completion),
         "service_tier": "default",
@@ -162,21 +185,42 @@ def _chat(request: dict[str, Any], fp: str | None, rng: random.Random) -> Genera
 
 
 def _sse(document: Any) -> bytes:
-    return b"data: " + json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+    return (
+        b"data: "
+        + json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+        + b"\n\n"
+    )
 
 
 def _obfuscation() -> str:
     return secrets.token_urlsafe(secrets.randbelow(12) + 2)
 
 
-def _chat_events(request: dict[str, Any], ident: str, created: int, model: str, fp: str | None,
-                 message: dict[str, Any], finish: str, completion: int) -> list[bytes]:
-    base = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
-            "service_tier": "default", "system_fingerprint": fp}
+def _chat_events(
+    request: dict[str, Any],
+    ident: str,
+    created: int,
+    model: str,
+    fp: str | None,
+    message: dict[str, Any],
+    finish: str,
+    completion: int,
+) -> list[bytes]:
+    base = {
+        "id": ident,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "service_tier": "default",
+        "system_fingerprint": fp,
+    }
     include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
 
     def chunk(delta: dict[str, Any], reason: str | None = None) -> bytes:
-        doc = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}]}
+        doc = {
+            **base,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}],
+        }
         if include_usage:
             doc["usage"] = None
         doc["obfuscation"] = _obfuscation()
@@ -191,8 +235,16 @@ def _chat_events(request: dict[str, Any], ident: str, created: int, model: str, 
         events.extend(chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words))
     events.append(chunk({}, finish))
     if include_usage:
-        events.append(_sse({**base, "choices": [], "usage": _usage(request, completion),
-                            "obfuscation": _obfuscation()}))
+        events.append(
+            _sse(
+                {
+                    **base,
+                    "choices": [],
+                    "usage": _usage(request, completion),
+                    "obfuscation": _obfuscation(),
+                }
+            )
+        )
     events.append(b"data: [DONE]\n\n")
     return events
 
@@ -207,18 +259,37 @@ def _completion(request: dict[str, Any], fp: str | None, rng: random.Random) -> 
     usage = {k: v for k, v in _usage(request, len(words)).items() if not k.endswith("details")}
     if request.get("stream"):
         events = [
-            _sse({"id": ident, "object": "text_completion", "created": created, "model": model,
-                  "choices": [{"text": (" " if i else "") + w, "index": 0, "logprobs": None,
-                               "finish_reason": finish if i == len(words) - 1 else None}],
-                  "system_fingerprint": fp})
+            _sse(
+                {
+                    "id": ident,
+                    "object": "text_completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "text": (" " if i else "") + w,
+                            "index": 0,
+                            "logprobs": None,
+                            "finish_reason": finish if i == len(words) - 1 else None,
+                        }
+                    ],
+                    "system_fingerprint": fp,
+                }
+            )
             for i, w in enumerate(words)
         ]
         return Generated(events=[*events, b"data: [DONE]\n\n"])
-    return Generated(document={
-        "id": ident, "object": "text_completion", "created": created, "model": model,
-        "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}],
-        "usage": usage, "system_fingerprint": fp,
-    })
+    return Generated(
+        document={
+            "id": ident,
+            "object": "text_completion",
+            "created": created,
+            "model": model,
+            "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}],
+            "usage": usage,
+            "system_fingerprint": fp,
+        }
+    )
 
 
 def _embeddings(request: dict[str, Any], rng: random.Random) -> Generated:
@@ -234,10 +305,14 @@ def _embeddings(request: dict[str, Any], rng: random.Random) -> Generated:
         )
         data.append({"object": "embedding", "index": index, "embedding": embedding})
     tokens = sum(_tokens(str(i)) for i in items)
-    return Generated(document={
-        "object": "list", "data": data, "model": str(request.get("model", "text-embedding-3-small")),
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    })
+    return Generated(
+        document={
+            "object": "list",
+            "data": data,
+            "model": str(request.get("model", "text-embedding-3-small")),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
 
 
 def _responses(request: dict[str, Any], rng: random.Random) -> Generated:
@@ -245,16 +320,40 @@ def _responses(request: dict[str, Any], rng: random.Random) -> Generated:
     text = story(rng, rng.randint(20, 60))
     ident, created = _ident("resp_"), int(time.time())
     message_id = _ident("msg_")
-    output = [{"id": message_id, "type": "message", "status": "completed", "role": "assistant",
-               "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": text}]}]
-    usage = {"input_tokens": _prompt_tokens(request), "input_tokens_details": {"cached_tokens": 0},
-             "output_tokens": _tokens(text), "output_tokens_details": {"reasoning_tokens": 0},
-             "total_tokens": _prompt_tokens(request) + _tokens(text)}
-    response = {"id": ident, "object": "response", "created_at": created, "status": "completed",
-                "error": None, "incomplete_details": None, "instructions": request.get("instructions"),
-                "model": model, "output": output, "parallel_tool_calls": True,
-                "temperature": request.get("temperature", 1.0), "tool_choice": "auto", "tools": [],
-                "top_p": 1.0, "usage": usage, "metadata": {}}
+    output = [
+        {
+            "id": message_id,
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": text}],
+        }
+    ]
+    usage = {
+        "input_tokens": _prompt_tokens(request),
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": _tokens(text),
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": _prompt_tokens(request) + _tokens(text),
+    }
+    response = {
+        "id": ident,
+        "object": "response",
+        "created_at": created,
+        "status": "completed",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": request.get("instructions"),
+        "model": model,
+        "output": output,
+        "parallel_tool_calls": True,
+        "temperature": request.get("temperature", 1.0),
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": 1.0,
+        "usage": usage,
+        "metadata": {},
+    }
     if not request.get("stream"):
         return Generated(document=response)
     sequence = iter(range(10_000))
@@ -264,19 +363,49 @@ def _responses(request: dict[str, Any], rng: random.Random) -> Generated:
         return f"event: {kind}\n".encode() + _sse(doc)
 
     pending = {**response, "status": "in_progress", "output": [], "usage": None}
-    events = [event("response.created", {"response": pending}),
-              event("response.in_progress", {"response": pending})]
+    events = [
+        event("response.created", {"response": pending}),
+        event("response.in_progress", {"response": pending}),
+    ]
     part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
-    events.append(event("response.output_item.added", {"output_index": 0, "item": {
-        **output[0], "status": "in_progress", "content": []}}))
-    events.append(event("response.content_part.added", {"item_id": message_id, "output_index": 0,
-                                                        "content_index": 0, "part": part}))
+    events.append(
+        event(
+            "response.output_item.added",
+            {"output_index": 0, "item": {**output[0], "status": "in_progress", "content": []}},
+        )
+    )
+    events.append(
+        event(
+            "response.content_part.added",
+            {"item_id": message_id, "output_index": 0, "content_index": 0, "part": part},
+        )
+    )
     for i, word in enumerate(text.split(" ")):
-        events.append(event("response.output_text.delta", {
-            "item_id": message_id, "output_index": 0, "content_index": 0, "logprobs": [],
-            "delta": word if i == 0 else " " + word, "obfuscation": _obfuscation()}))
-    events.append(event("response.output_text.done", {"item_id": message_id, "output_index": 0,
-                                                      "content_index": 0, "logprobs": [], "text": text}))
+        events.append(
+            event(
+                "response.output_text.delta",
+                {
+                    "item_id": message_id,
+                    "output_index": 0,
+                    "content_index": 0,
+                    "logprobs": [],
+                    "delta": word if i == 0 else " " + word,
+                    "obfuscation": _obfuscation(),
+                },
+            )
+        )
+    events.append(
+        event(
+            "response.output_text.done",
+            {
+                "item_id": message_id,
+                "output_index": 0,
+                "content_index": 0,
+                "logprobs": [],
+                "text": text,
+            },
+        )
+    )
     events.append(event("response.output_item.done", {"output_index": 0, "item": output[0]}))
     events.append(event("response.completed", {"response": response}))
     return Generated(events=events)

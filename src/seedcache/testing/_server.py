@@ -7,6 +7,7 @@ that can change while it runs; injected errors, pauses and dropped connections.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import secrets
@@ -85,11 +86,21 @@ class FakeOpenAI:
         with self._lock:
             return len(self.requests)
 
-    def fail_next(self, status: int, *, times: int = 1, message: str = "injected",
-                  headers: dict[str, str] | None = None) -> None:
+    def fail_next(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        message: str = "injected",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """Answer the next ``times`` requests with ``status`` and an OpenAI error body."""
-        kind = {400: "invalid_request_error", 401: "invalid_request_error",
-                429: "requests", 500: "server_error"}.get(status, "server_error")
+        kind = {
+            400: "invalid_request_error",
+            401: "invalid_request_error",
+            429: "requests",
+            500: "server_error",
+        }.get(status, "server_error")
         document = {"error": {"message": message, "type": kind, "param": None, "code": None}}
         with self._lock:
             self._faults.extend(_Fault(status, document, dict(headers or {})) for _ in range(times))
@@ -115,10 +126,8 @@ class FakeOpenAI:
         self._server.server_close()
         with self._lock:
             for conn in list(self._connections):
-                try:
+                with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
             self._connections.clear()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -127,8 +136,12 @@ class FakeOpenAI:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def _next_fault(self) -> _Fault | None:
@@ -140,22 +153,49 @@ class FakeOpenAI:
         if fault is not None:
             return Generated(fault.status, fault.document, indent=4)
         if not request.headers.get("authorization", "").startswith("Bearer "):
-            return Generated(401, {"error": {
-                "message": "You didn't provide an API key.", "type": "invalid_request_error",
-                "param": None, "code": None}}, indent=4)
+            return Generated(
+                401,
+                {
+                    "error": {
+                        "message": "You didn't provide an API key.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+                indent=4,
+            )
         path = urlsplit(request.path).path
         if request.method == "GET" and path == "/v1/models":
-            return Generated(document={"object": "list", "data": [
-                {"id": m, "object": "model", "created": 1700000000, "owned_by": "system"}
-                for m in ("gpt-4o-mini", "gpt-3.5-turbo-1106", *_MODELS_WITHOUT_FINGERPRINT)]})
+            return Generated(
+                document={
+                    "object": "list",
+                    "data": [
+                        {"id": m, "object": "model", "created": 1700000000, "owned_by": "system"}
+                        for m in ("gpt-4o-mini", "gpt-3.5-turbo-1106", *_MODELS_WITHOUT_FINGERPRINT)
+                    ],
+                }
+            )
         if path == "/v1/audio/transcriptions":
             digest = secrets.token_hex(2) if b"seed" not in request.body else "fixed"
-            return Generated(document={"text": f"Transcribed audio ({len(request.body)} bytes, {digest})."})
+            return Generated(
+                document={"text": f"Transcribed audio ({len(request.body)} bytes, {digest})."}
+            )
         try:
             payload = json.loads(request.body or b"{}")
         except ValueError:
-            return Generated(400, {"error": {"message": "We could not parse the JSON body of your request.",
-                                             "type": "invalid_request_error", "param": None, "code": None}}, indent=4)
+            return Generated(
+                400,
+                {
+                    "error": {
+                        "message": "We could not parse the JSON body of your request.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+                indent=4,
+            )
         model = str(payload.get("model", ""))
         serves_fp = not model.startswith(_MODELS_WITHOUT_FINGERPRINT)
         return generate(path, payload, self.fingerprint, serves_fp)
@@ -165,8 +205,13 @@ class _Handler(BaseHTTPRequestHandler):
     fake: FakeOpenAI
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read the request log instead."""
+
+    def handle(self) -> None:
+        # Clients hang up mid-stream on purpose in tests; that is not a server error.
+        with contextlib.suppress(ConnectionError):
+            super().handle()
 
     def setup(self) -> None:
         super().setup()
@@ -178,13 +223,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake._connections.discard(self.connection)
         super().finish()
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+    def do_GET(self) -> None:
         self._serve()
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib's name
+    def do_POST(self) -> None:
         self._serve()
 
-    def do_DELETE(self) -> None:  # noqa: N802 - stdlib's name
+    def do_DELETE(self) -> None:
         self._serve()
 
     def _serve(self) -> None:
@@ -211,7 +256,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("openai-version", "2020-10-01")
         self.send_header("x-ratelimit-limit-requests", "10000")
         self.send_header("x-ratelimit-remaining-requests", "9999")
-        self.send_header("set-cookie", "__cf_bm=" + secrets.token_urlsafe(24) + "; path=/; HttpOnly")
+        self.send_header(
+            "set-cookie", "__cf_bm=" + secrets.token_urlsafe(24) + "; path=/; HttpOnly"
+        )
         self.send_header("transfer-encoding", "chunked")
 
     def _send_json(self, generated: Generated) -> None:

@@ -1,0 +1,37 @@
+"""Sessions: tests, lint, typing, demo. Run `nox -s lint typing tests`."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typing", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite, two workers."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-n", "2", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: style and common bugs, on everything we ship or run."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", "src", "tests", "examples", "noxfile.py")
+    session.run("ruff", "format", "--check", "src")
+
+
+@nox.session
+def typing(session: nox.Session) -> None:
+    """mypy --strict on src/."""
+    session.install("-e", ".[typing]")
+    session.run("mypy", "--strict", "src")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The cookbook example, replayed offline from cassettes/ (no API key)."""
+    session.install(".")
+    session.run("python", "examples/journey_to_mars.py")
