@@ -86,7 +86,8 @@ def _chat_content(request: dict[str, Any], rng: random.Random) -> tuple[str, str
     if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
         schema = response_format.get("json_schema", {}).get("schema", {})
         return json.dumps(_from_schema(schema, rng)), "stop"
-    limit = request.get("max_tokens") or request.get("max_completion_tokens") or 120
+    # Without a limit the model stops on its own, well before this.
+    limit = request.get("max_tokens") or request.get("max_completion_tokens") or 4096
     text = story(rng, rng.randint(60, 260))
     words = text.split(" ")
     if len(words) > limit:

@@ -61,8 +61,12 @@ class FakeOpenAI:
         self.requests: list[RecordedRequest] = []
         self.pause_after_first_event: threading.Event | None = None
         """When set to an Event, streams stop after their first event until it is set."""
+        self.hold_responses: threading.Event | None = None
+        """When set to an Event, every response waits for it (requests are logged first)."""
         self.drop_streams_after: int | None = None
         """When set, streams close the connection after this many events, without ending."""
+        self.streams_completed = 0
+        """How many streams the server sent to their very end."""
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -240,6 +244,9 @@ class _Handler(BaseHTTPRequestHandler):
         )
         with self.fake._lock:
             self.fake.requests.append(request)
+        hold = self.fake.hold_responses
+        if hold is not None:
+            hold.wait(timeout=10)
         generated = self.fake._respond(request)
         if generated.events is not None:
             self._send_stream(generated.events)
@@ -285,6 +292,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._chunk(event)
         self._chunk(b"")
+        with self.fake._lock:
+            self.fake.streams_completed += 1
 
     def _events(self, events: list[bytes]) -> Iterator[bytes]:
         for number, event in enumerate(events):
