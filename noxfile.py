@@ -35,3 +35,11 @@ def demo(session: nox.Session) -> None:
     """The cookbook example, replayed offline from cassettes/ (no API key)."""
     session.install(".")
     session.run("python", "examples/journey_to_mars.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks, each printing ratios measured side by side in one run."""
+    session.install(".")
+    for script in ("bench/ttfc.py",):
+        session.run("python", script, *session.posargs)
