@@ -62,18 +62,6 @@ def make_client(fake: FakeOpenAI, **options: object) -> openai.OpenAI:
     )
 
 
-def make_async_client(fake: FakeOpenAI, **options: object) -> openai.AsyncOpenAI:
-    """The async twin of :func:`make_client`."""
-    options.setdefault("max_retries", 0)
-    return openai.AsyncOpenAI(
-        api_key=SENTINEL_KEY,
-        organization=SENTINEL_ORG,
-        project=SENTINEL_PROJECT,
-        base_url=fake.base_url,
-        **options,  # type: ignore[arg-type]
-    )
-
-
 def stored_bytes(root: Path) -> bytes:
     """Every byte of every file under ``root``."""
     return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
