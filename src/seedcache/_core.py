@@ -78,6 +78,7 @@ class Live:
 @dataclass(frozen=True, slots=True)
 class _Wait:
     flight: _Flight
+    key: str
 
 
 Step = Replayed | Live
@@ -150,17 +151,16 @@ class Core:
                 if flight is not None and may_join and self.mode is not Mode.RECORD:
                     # Concurrent duplicates share the take being fetched and do not
                     # count as a repeat of their own.
-                    return _Wait(flight)
+                    return _Wait(flight, key)
                 self._occurrences[key] += 1
                 flight = _Flight()
                 self._flights.setdefault(key, flight)
             return Live(Recording(self, canonical, decision, flight))
 
-    def joined(self, flight: _Flight, request: CapturedRequest) -> Step | None:
+    def joined(self, flight: _Flight, key: str) -> Step | None:
         """The step for a request that waited on ``flight``; None if it must start over."""
         if flight.take is None or flight.index is None:
             return None
-        key = canonicalize(request, self.key_config).key
         with self._lock:
             self.stats.joined += 1
         return Replayed(flight.take, Outcome(Action.JOINED, key, flight.index))
@@ -360,7 +360,7 @@ def resolve_sync(core: Core, request: CapturedRequest) -> Step:
         if not step.flight.done.wait(FLIGHT_WAIT_SECONDS):
             may_join = False
             continue
-        joined = core.joined(step.flight, request)
+        joined = core.joined(step.flight, step.key)
         if joined is not None:
             return joined
 
@@ -379,6 +379,6 @@ async def resolve_async(core: Core, request: CapturedRequest) -> Step:
         if not step.flight.done.is_set():
             may_join = False
             continue
-        joined = core.joined(step.flight, request)
+        joined = core.joined(step.flight, step.key)
         if joined is not None:
             return joined
