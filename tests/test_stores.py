@@ -64,8 +64,19 @@ def test_update_sees_the_current_entry(store):
 
 def test_meta_blobs_round_trip(store):
     assert store.get_meta("fingerprints") is None
-    store.set_meta("fingerprints", b'{"gpt-4o": ["fp_1"]}')
+    seen = []
+
+    def change(current):
+        seen.append(current)
+        return b'{"gpt-4o": ["fp_1"]}'
+
+    store.update_meta("fingerprints", change)
     assert json.loads(store.get_meta("fingerprints")) == {"gpt-4o": ["fp_1"]}
+    store.update_meta("fingerprints", change)
+    assert seen[0] is None
+    assert json.loads(seen[1]) == {"gpt-4o": ["fp_1"]}
+    store.update_meta("fingerprints", lambda current: None)
+    assert store.get_meta("fingerprints") is None
 
 
 def test_data_survives_reopening(store_kind, tmp_path):

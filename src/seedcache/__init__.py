@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from ._cache import SeedCache
 from ._core import Stats
+from ._drift import DeterminismRow, DeterminismSummary, TakeDiff
 from ._errors import (
+    AmbiguousKeyError,
     CacheMiss,
     ConfigurationError,
     CorruptEntryError,
+    NotFoundError,
     SeedCacheError,
     StoreError,
     UnsafeDataError,
 )
+from ._fingerprints import FingerprintStatus
 from ._keys import KeyConfig
 from ._modes import Mode
 from ._outcome import OUTCOME_EXTENSION, OUTCOME_HEADER, Action, Outcome
@@ -29,14 +33,19 @@ __all__ = [
     "OUTCOME_EXTENSION",
     "OUTCOME_HEADER",
     "Action",
+    "AmbiguousKeyError",
     "CacheMiss",
     "CassetteStore",
     "ConfigurationError",
     "CorruptEntryError",
+    "DeterminismRow",
+    "DeterminismSummary",
     "DiskStore",
     "Entry",
+    "FingerprintStatus",
     "KeyConfig",
     "Mode",
+    "NotFoundError",
     "Outcome",
     "SeedCache",
     "SeedCacheError",
@@ -44,6 +53,7 @@ __all__ = [
     "Store",
     "StoreError",
     "Take",
+    "TakeDiff",
     "UnsafeDataError",
     "__version__",
 ]

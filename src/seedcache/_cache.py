@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from ._core import Clock, Core, Stats
-from ._errors import ConfigurationError
-from ._keys import KeyConfig
+from ._drift import DeterminismSummary, TakeDiff, TakeRef, determinism, diff_entry
+from ._errors import ConfigurationError, NotFoundError
+from ._fingerprints import Currency, FingerprintStatus, Registry, fingerprint_statuses, parse_pins
+from ._keys import KEY_LENGTH, KeyConfig
+from ._lookup import resolve_key
 from ._modes import Mode, resolve_mode
 from ._stores import CassetteStore, DiskStore, Store
+from ._takes import Entry
 
 __all__ = ["DEFAULT_DIR", "DIR_ENV_VAR", "SeedCache"]
 
@@ -35,6 +40,14 @@ class SeedCache:
     directory. ``match_host=False`` ignores scheme and host in keys; ``match_headers``
     lists request headers that change the answer; ``namespace`` separates otherwise equal
     keys; ``strict`` makes replay fail on a repeat beyond the recorded takes.
+
+    In ``refresh`` mode a take is replayed only while its fingerprint is current:
+    ``fingerprints`` (or ``$SEEDCACHE_FINGERPRINTS``) pins the current ones; without pins,
+    a fingerprint is current when its model served it live within ``fingerprint_window``
+    of the model's latest live response, and that response is younger than
+    ``fingerprint_max_age``. ``max_age`` (or ``$SEEDCACHE_MAX_AGE``, e.g. ``"30d"``)
+    re-fetches any take older than that. ``history_limit`` bounds the replaced takes kept
+    per key.
     """
 
     def __init__(
@@ -48,6 +61,10 @@ class SeedCache:
         namespace: str | None = None,
         strict: bool = False,
         history_limit: int = 5,
+        fingerprints: str | Iterable[str] | None = None,
+        fingerprint_window: str | timedelta = timedelta(hours=1),
+        fingerprint_max_age: str | timedelta = timedelta(days=1),
+        max_age: str | timedelta | None = None,
         clock: Clock = time.time,
     ) -> None:
         resolved = resolve_mode(mode)
@@ -58,6 +75,14 @@ class SeedCache:
         elif directory is not None:
             raise ConfigurationError("give either a directory or a store, not both")
         self._store = store
+        self._currency = Currency(
+            Registry(store),
+            clock=clock,
+            pins=parse_pins(fingerprints),
+            window=fingerprint_window,
+            unseen_after=fingerprint_max_age,
+            max_age=max_age,
+        )
         # HTTP clients made by wrap(): their connections are ours to close.
         self._http_clients: list[Any] = []
         self._core = Core(
@@ -69,6 +94,8 @@ class SeedCache:
             strict=strict,
             history_limit=history_limit,
             clock=clock,
+            is_current=self._currency,
+            observe=self._currency.observe,
         )
 
     @classmethod
@@ -100,6 +127,46 @@ class SeedCache:
     def stats(self) -> Stats:
         """A snapshot of what the cache did since it was opened."""
         return Stats(**self._core.stats.as_dict())
+
+    def entry(self, key: str) -> Entry:
+        """The entry for ``key`` or a unique prefix of it.
+
+        Raises :class:`NotFoundError` (or :class:`AmbiguousKeyError`) when none (or several)
+        match.
+        """
+        found = self._store.get(key) if len(key) == KEY_LENGTH else None
+        if found is None:
+            found = self._store.get(resolve_key(key, self._store.keys(), location=self.location))
+        if found is None:
+            raise NotFoundError(f"key {key} vanished from {self.location} while being read")
+        return found
+
+    def diff(self, key: str, a: TakeRef | None = None, b: TakeRef | None = None) -> TakeDiff:
+        """A word-level diff of two takes of ``key`` (a unique prefix is enough).
+
+        Takes are named ``0``, ``1``, ... in replay order and ``"h0"``, ``"h1"``, ... for
+        replaced takes kept as history, newest first. Without ``a`` and ``b``: the most
+        recently replaced take against the newest take, or takes 0 and 1.
+        """
+        return diff_entry(self.entry(key), a, b)
+
+    def determinism(self) -> DeterminismSummary:
+        """For seeded requests recorded more than once: how often the outputs agreed."""
+        return determinism(self._store.entries())
+
+    def fingerprints(self) -> list[FingerprintStatus]:
+        """Per model, each fingerprint seen live or recorded, and whether it is current."""
+        recorded = (
+            (take.model, take.fingerprint)
+            for entry in self._store.entries()
+            for take in [*entry.takes, *entry.history]
+        )
+        return fingerprint_statuses(self._currency, recorded)
+
+    @property
+    def location(self) -> str:
+        """Where the store keeps its data (a directory or a cassette file)."""
+        return self._store.location
 
     def wrap(self, client: ClientT, *, transport: Any = None) -> ClientT:
         """A copy of an ``openai.OpenAI`` / ``AsyncOpenAI`` client whose calls go through the cache.

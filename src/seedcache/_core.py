@@ -10,6 +10,7 @@ how they wait for an identical request already in flight (:func:`resolve_sync`,
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections import Counter
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from ._errors import CacheMiss
+from ._content import content_of
+from ._errors import CacheMiss, StoreError
 from ._keys import Canonical, KeyConfig, canonicalize
 from ._modes import Mode
 from ._nearest import nearest
@@ -39,6 +41,8 @@ FLIGHT_WAIT_SECONDS = 600.0
 
 Clock = Callable[[], float]
 
+_log = logging.getLogger("seedcache")
+
 
 @dataclass(slots=True)
 class Stats:
@@ -48,6 +52,11 @@ class Stats:
     joined: int = 0
     recorded: int = 0
     refreshed: int = 0
+    """Takes re-fetched in ``refresh`` mode because they were no longer current."""
+    fingerprint_changes: int = 0
+    """Re-fetches that came back with a different fingerprint than the take they replaced."""
+    output_changes: int = 0
+    """Re-fetches whose content (text, tool calls) differs from the take they replaced."""
     passthrough: int = 0
     misses: int = 0
 
@@ -174,17 +183,55 @@ class Core:
         flight.take = take
         flight.done.set()
 
-    def _store(self, recording: Recording, take: Take) -> int:
+    def _store(self, recording: Recording, take: Take) -> tuple[int, Take | None]:
+        """Store ``take``; return where it landed and the take it replaced, if any."""
         canonical, decision = recording.canonical, recording.decision
-        landed: list[int] = []
+        landed: list[tuple[int, Take | None]] = []
 
         def change(entry: Entry | None) -> Entry:
             entry = entry or Entry(key=canonical.key, request=canonical.summary)
-            landed.append(place(entry, take, decision, history_limit=self.history_limit))
+            replaced = None
+            if decision.slot is Slot.REPLACE and decision.occurrence < len(entry.takes):
+                replaced = entry.takes[decision.occurrence]
+            index = place(entry, take, decision, history_limit=self.history_limit)
+            landed.append((index, replaced))
             return entry
 
         self.store.update(canonical.key, change)
         return landed[-1]
+
+    def _note_live(self, take: Take) -> None:
+        """Tell the fingerprint registry what a live response showed."""
+        if self._observe is None:
+            return
+        try:
+            self._observe(take)
+        except StoreError as exc:
+            # The take is stored; a registry that missed one sighting only costs a
+            # re-fetch later. The caller's response must not fail for it.
+            _log.warning("could not update the fingerprint registry: %s", exc)
+
+    def _note_refresh(self, key: str, old: Take | None, new: Take) -> None:
+        """Count and log what a re-fetch found: drift is the point of ``refresh``."""
+        if old is None:
+            return
+        changed = content_of(old).text != content_of(new).text
+        drifted = old.fingerprint != new.fingerprint
+        with self._lock:
+            self.stats.fingerprint_changes += drifted
+            self.stats.output_changes += changed
+        # A changed output is what users of refresh watch for: loud enough to show up
+        # in pytest's report and default logging; a same-output re-fetch is routine.
+        level = logging.WARNING if changed else logging.INFO if drifted else logging.DEBUG
+        _log.log(
+            level,
+            "refreshed %s: fingerprint %s -> %s, output %s (key %s)",
+            new.model or old.model or "?",
+            old.fingerprint or "none",
+            new.fingerprint or "none",
+            "changed" if changed else "unchanged",
+            key,
+        )
 
     def _miss(self, canonical: Canonical, decision: Miss) -> CacheMiss:
         location = self.store.location
@@ -288,7 +335,7 @@ class Recording:
             return
         take = self._take(body)
         try:
-            index = self.core._store(self, take)
+            index, replaced = self.core._store(self, take)
         except BaseException:
             self._close(None)
             raise
@@ -298,9 +345,9 @@ class Recording:
                 self.core.stats.refreshed += 1
             else:
                 self.core.stats.recorded += 1
-        if self.core._observe is not None:
-            self.core._observe(take)
         self._close(take)
+        self.core._note_live(take)
+        self.core._note_refresh(self.key, replaced, take)
 
     def abandon(self) -> None:
         """The upstream failed or the caller went away: store nothing."""

@@ -5,6 +5,8 @@ so ``except LookupError`` or ``except ValueError`` keep working in user code::
 
     SeedCacheError
     ├── CacheMiss (LookupError)          a request has no recorded take and may not go live
+    ├── NotFoundError (LookupError)      no key, key prefix or take matches what was asked
+    │   └── AmbiguousKeyError            a key prefix matches more than one key
     ├── ConfigurationError (ValueError)  a bad mode, option or path given by the user
     └── StoreError (OSError)             the store cannot be read or written
         ├── CorruptEntryError (ValueError)   a stored entry cannot be decoded
@@ -16,9 +18,11 @@ Messages say what happened and what to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "AmbiguousKeyError",
     "CacheMiss",
     "ConfigurationError",
     "CorruptEntryError",
+    "NotFoundError",
     "SeedCacheError",
     "StoreError",
     "UnsafeDataError",
@@ -53,6 +57,14 @@ class CacheMiss(SeedCacheError, LookupError):  # noqa: N818 - the name users loo
         self.model = model
         self.location = location
         self.differences = differences
+
+
+class NotFoundError(SeedCacheError, LookupError):
+    """No recorded key, key prefix or take matches what was asked for."""
+
+
+class AmbiguousKeyError(NotFoundError):
+    """A key prefix matches several keys; the message lists some of them."""
 
 
 class ConfigurationError(SeedCacheError, ValueError):

@@ -18,10 +18,19 @@ import xxhash
 from ._errors import ConfigurationError
 from ._wire import CapturedRequest, is_secret_header, strip_secret_query
 
-__all__ = ["KEY_SCHEME_VERSION", "Canonical", "KeyConfig", "canonical_json", "canonicalize"]
+__all__ = [
+    "KEY_LENGTH",
+    "KEY_SCHEME_VERSION",
+    "Canonical",
+    "KeyConfig",
+    "canonical_json",
+    "canonicalize",
+]
 
 # Bump when the canonical document changes shape, so old keys can never collide with new.
 KEY_SCHEME_VERSION = 1
+KEY_LENGTH = 32
+"""Hex digits in a key (xxh3_128)."""
 
 _MAX_TEXT_SUMMARY = 64 * 1024
 

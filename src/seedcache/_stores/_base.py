@@ -7,10 +7,13 @@ from typing import Protocol, runtime_checkable
 
 from .._takes import Entry
 
-__all__ = ["Change", "Store"]
+__all__ = ["Change", "MetaChange", "Store"]
 
 Change = Callable[[Entry | None], Entry | None]
 """Turns the stored entry (or None) into the one to store (or None to delete it)."""
+
+MetaChange = Callable[[bytes | None], bytes | None]
+"""Turns a stored blob (or None) into the one to store (or None to delete it)."""
 
 
 @runtime_checkable
@@ -46,8 +49,8 @@ class Store(Protocol):
         """A small named blob the cache keeps beside the entries (e.g. the fingerprint registry)."""
         ...
 
-    def set_meta(self, name: str, value: bytes) -> None:
-        """Store a named blob beside the entries."""
+    def update_meta(self, name: str, change: MetaChange) -> bytes | None:
+        """Apply ``change`` to the named blob atomically (None deletes it); return the result."""
         ...
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from .._codec import entry_from_document, entry_to_document
 from .._errors import CorruptEntryError, StoreError
 from .._takes import Entry
-from ._base import Change
+from ._base import Change, MetaChange
 
 __all__ = ["CASSETTE_FORMAT", "CassetteStore"]
 
@@ -93,11 +93,30 @@ class CassetteStore:
                 return None
             return json.dumps(self._meta[name], ensure_ascii=False).encode()
 
-    def set_meta(self, name: str, value: bytes) -> None:
-        """Keep a JSON blob in the cassette's ``meta`` section and rewrite the file."""
+    def update_meta(self, name: str, change: MetaChange) -> bytes | None:
+        """Change a JSON blob in the cassette's ``meta`` section and rewrite the file.
+
+        Blobs must be JSON: they are kept readable inside the cassette.
+        """
         with self._lock:
-            self._meta[name] = json.loads(value)
-            self._write()
+            before = self._meta.get(name)
+            updated = change(self.get_meta(name))
+            if updated is None:
+                self._meta.pop(name, None)
+            else:
+                try:
+                    self._meta[name] = json.loads(updated)
+                except ValueError as exc:
+                    raise StoreError(f"meta {name!r} for {self.location} is not JSON") from exc
+            try:
+                self._write()
+            except BaseException:
+                if before is None:
+                    self._meta.pop(name, None)
+                else:
+                    self._meta[name] = before
+                raise
+            return updated
 
     def close(self) -> None:
         """Nothing to release: every change is already on disk."""

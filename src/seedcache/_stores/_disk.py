@@ -19,7 +19,7 @@ import diskcache
 from .._codec import decode_entry, encode_entry
 from .._errors import CorruptEntryError, StoreError, UnsafeDataError
 from .._takes import Entry
-from ._base import Change
+from ._base import Change, MetaChange
 
 __all__ = ["DiskStore"]
 
@@ -103,19 +103,15 @@ class DiskStore:
 
     def update(self, key: str, change: Change) -> Entry | None:
         """Read, change and write one entry in one SQLite transaction (atomic across processes)."""
-        name = _ENTRY_PREFIX + key
-        try:
-            with self._cache.transact(retry=True):
-                frame = self._read(name)
-                current = None if frame is None else decode_entry(frame, where=self._where(key))
-                updated = change(current)
-                if updated is None:
-                    self._cache.delete(name, retry=True)
-                else:
-                    self._cache.set(name, encode_entry(updated), retry=True)
-                return updated
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot write to {self.location}: {exc}") from exc
+        updated: list[Entry | None] = []
+
+        def change_frame(frame: bytes | None) -> bytes | None:
+            current = None if frame is None else decode_entry(frame, where=self._where(key))
+            updated.append(change(current))
+            return None if updated[-1] is None else encode_entry(updated[-1])
+
+        self._transact(_ENTRY_PREFIX + key, change_frame, where=key)
+        return updated[-1]
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True when it was there."""
@@ -140,13 +136,25 @@ class DiskStore:
         """A named blob kept beside the entries."""
         return self._read(_META_PREFIX + name)
 
-    def set_meta(self, name: str, value: bytes) -> None:
-        """Store a named blob beside the entries."""
-        self._cache.set(_META_PREFIX + name, value, retry=True)
+    def update_meta(self, name: str, change: MetaChange) -> bytes | None:
+        """Read, change and write a named blob in one SQLite transaction."""
+        return self._transact(_META_PREFIX + name, change, where=name)
 
     def close(self) -> None:
         """Close the database connection."""
         self._cache.close()
+
+    def _transact(self, name: str, change: MetaChange, *, where: str) -> bytes | None:
+        try:
+            with self._cache.transact(retry=True):
+                updated = change(self._read(name))
+                if updated is None:
+                    self._cache.delete(name, retry=True)
+                else:
+                    self._cache.set(name, updated, retry=True)
+                return updated
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot write {where} to {self.location}: {exc}") from exc
 
     def _read(self, name: str) -> bytes | None:
         try:

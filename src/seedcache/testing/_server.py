@@ -67,6 +67,7 @@ class FakeOpenAI:
         """When set, streams close the connection after this many events, without ending."""
         self.streams_completed = 0
         """How many streams the server sent to their very end."""
+        self._rotation: list[str] = []
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -108,6 +109,21 @@ class FakeOpenAI:
         document = {"error": {"message": message, "type": kind, "param": None, "code": None}}
         with self._lock:
             self._faults.extend(_Fault(status, document, dict(headers or {})) for _ in range(times))
+
+    def alternate_fingerprints(self, *fingerprints: str) -> None:
+        """Serve these fingerprints in turn, one per request, as a backend mid-rollout does.
+
+        With none, go back to :attr:`fingerprint` alone.
+        """
+        with self._lock:
+            self._rotation = list(fingerprints)
+
+    def _serving_fingerprint(self) -> str:
+        with self._lock:
+            if not self._rotation:
+                return self.fingerprint
+            self._rotation.append(self._rotation.pop(0))
+            return self._rotation[-1]
 
     def start(self) -> Self:
         """Listen on 127.0.0.1, on a free port."""
@@ -202,7 +218,7 @@ class FakeOpenAI:
             )
         model = str(payload.get("model", ""))
         serves_fp = not model.startswith(_MODELS_WITHOUT_FINGERPRINT)
-        return generate(path, payload, self.fingerprint, serves_fp)
+        return generate(path, payload, self._serving_fingerprint(), serves_fp)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,0 +1,208 @@
+"""What a person reads in a take: the generated text, tool calls as JSON, token usage.
+
+Two recordings of the same answer never have the same bytes (ids, timestamps, the
+``obfuscation`` padding of every streamed chunk), so drift is judged on this content.
+Streams are assembled from their deltas; Responses API streams use the final response
+their last event carries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import xxhash
+
+from ._takes import Take
+
+__all__ = ["Content", "content_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """The readable content of one take."""
+
+    text: str
+    """Generated text; tool calls as ``tool call NAME {json}`` lines; choices labelled."""
+    usage: dict[str, int] = field(default_factory=dict)
+    """Top-level token counts as the API reported them (``prompt_tokens``, ...)."""
+
+
+def content_of(take: Take) -> Content:
+    """The content of ``take``, whatever endpoint it came from."""
+    if take.is_stream:
+        return _from_events(list(_events(take.body)))
+    try:
+        document = json.loads(take.body)
+    except (ValueError, RecursionError):
+        return Content(take.body.decode("utf-8", "replace"))
+    return _from_document(document)
+
+
+def _from_document(document: Any) -> Content:
+    if not isinstance(document, dict):
+        return Content(_json_text(document))
+    usage = _usage(document.get("usage"))
+    if isinstance(document.get("error"), dict):
+        error = document["error"]
+        return Content(f"error: {error.get('message') or _json_text(error)}", usage)
+    if isinstance(document.get("choices"), list):
+        texts = [_choice_text(c) for c in document["choices"] if isinstance(c, dict)]
+        return Content(_label_choices(texts), usage)
+    if isinstance(document.get("output"), list):
+        return Content(_output_text(document["output"]), usage)
+    if document.get("object") == "list" and isinstance(document.get("data"), list):
+        return Content(_embeddings_text(document["data"]), usage)
+    if isinstance(document.get("text"), str):  # audio transcriptions
+        return Content(document["text"], usage)
+    return Content(_json_text(document), usage)
+
+
+def _choice_text(choice: dict[str, Any]) -> str:
+    message = choice.get("message")
+    if isinstance(message, dict):
+        parts = [message.get("content"), message.get("refusal")]
+        lines = [p for p in parts if isinstance(p, str) and p]
+        lines.extend(_tool_calls(message))
+        return "\n".join(lines)
+    text = choice.get("text")
+    return text if isinstance(text, str) else ""
+
+
+def _tool_calls(message: dict[str, Any]) -> Iterator[str]:
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            yield _tool_line(function.get("name"), function.get("arguments"))
+    legacy = message.get("function_call")
+    if isinstance(legacy, dict):
+        yield _tool_line(legacy.get("name"), legacy.get("arguments"))
+
+
+def _tool_line(name: Any, arguments: Any) -> str:
+    return f"tool call {name} {_arguments_text(arguments)}"
+
+
+def _arguments_text(arguments: Any) -> str:
+    if not isinstance(arguments, str):
+        return _json_text(arguments)
+    try:
+        # Equal arguments compare equal whatever their key order or spacing.
+        return _json_text(json.loads(arguments))
+    except (ValueError, RecursionError):
+        return arguments  # truncated or invalid JSON: show what the model produced
+
+
+def _output_text(output: list[Any]) -> str:
+    lines: list[str] = []
+    for item in output:
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type")
+        if kind == "message":
+            for part in item.get("content") or []:
+                if isinstance(part, dict):
+                    text = part.get("text", part.get("refusal"))
+                    if isinstance(text, str):
+                        lines.append(text)
+        elif kind == "function_call":
+            lines.append(_tool_line(item.get("name"), item.get("arguments")))
+    return "\n".join(lines)
+
+
+def _embeddings_text(data: list[Any]) -> str:
+    lines = []
+    for item in data:
+        if not isinstance(item, dict):
+            continue
+        vector = item.get("embedding")
+        size = f"{len(vector)} values" if isinstance(vector, list) else "base64"
+        # The digest makes two different vectors read as different text.
+        digest = xxhash.xxh3_64_hexdigest(_json_text(vector).encode())
+        lines.append(f"embedding {item.get('index')}: {size}, digest {digest}")
+    return "\n".join(lines)
+
+
+def _from_events(events: list[Any]) -> Content:
+    for event in reversed(events):
+        # Responses API streams end with the whole response in one event.
+        response = event.get("response") if isinstance(event, dict) else None
+        if isinstance(response, dict) and isinstance(response.get("output"), list):
+            return _from_document(response)
+    choices: dict[int, _ChoiceBuilder] = {}
+    usage: dict[str, int] = {}
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        usage = _usage(event.get("usage")) or usage
+        for choice in event.get("choices") or []:
+            if isinstance(choice, dict):
+                index = choice.get("index", 0)
+                choices.setdefault(index if isinstance(index, int) else 0, _ChoiceBuilder()).add(
+                    choice
+                )
+    texts = [choices[i].text() for i in sorted(choices)]
+    return Content(_label_choices(texts), usage)
+
+
+class _ChoiceBuilder:
+    """Joins one choice's streamed deltas back into a message."""
+
+    def __init__(self) -> None:
+        self.text_parts: list[str] = []
+        self.calls: dict[int, dict[str, str]] = {}
+
+    def add(self, choice: dict[str, Any]) -> None:
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            text = choice.get("text")  # legacy completions stream plain text
+            if isinstance(text, str):
+                self.text_parts.append(text)
+            return
+        for name in ("content", "refusal"):
+            if isinstance(delta.get(name), str):
+                self.text_parts.append(delta[name])
+        for call in delta.get("tool_calls") or []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict):
+                continue
+            index = call.get("index", 0)
+            slot = self.calls.setdefault(index if isinstance(index, int) else 0, {})
+            for part in ("name", "arguments"):
+                if isinstance(function.get(part), str):
+                    slot[part] = slot.get(part, "") + function[part]
+
+    def text(self) -> str:
+        lines = ["".join(self.text_parts)] if self.text_parts else []
+        for index in sorted(self.calls):
+            call = self.calls[index]
+            lines.append(_tool_line(call.get("name"), call.get("arguments", "")))
+        return "\n".join(lines)
+
+
+def _events(body: bytes) -> Iterator[Any]:
+    for line in body.split(b"\n"):
+        if line.startswith(b"data:") and line[5:].strip() != b"[DONE]":
+            try:
+                yield json.loads(line[5:])
+            except (ValueError, RecursionError):
+                continue
+
+
+def _label_choices(texts: list[str]) -> str:
+    if len(texts) == 1:
+        return texts[0]
+    return "\n\n".join(f"[choice {i}]\n{text}" for i, text in enumerate(texts))
+
+
+def _usage(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -1,0 +1,281 @@
+"""Comparing takes: a word-level diff of two, and how deterministic seeded calls were.
+
+The diff follows the cookbook's ``compare_responses`` (removed in red, added in green) at
+word rather than line level, beside each side's fingerprint, usage and recording time.
+The determinism summary answers the question OpenAI's page leaves open: of the seeded
+calls recorded more than once, how often was the output identical under the same
+fingerprint, and how often under different ones.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ._content import Content, content_of
+from ._errors import NotFoundError, SeedCacheError
+from ._takes import Entry, Take
+
+__all__ = [
+    "DeterminismRow",
+    "DeterminismSummary",
+    "Side",
+    "TakeDiff",
+    "determinism",
+    "diff_entry",
+    "diff_takes",
+    "take_labels",
+]
+
+TakeRef = int | str
+"""A take of an entry: ``0``, ``1``, ... for takes in replay order (``-1`` the last);
+``"h0"`` for the most recently replaced take kept as history, ``"h1"`` the one before."""
+
+_TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
+_RED, _GREEN, _RESET = "\x1b[31m", "\x1b[32m", "\x1b[0m"
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """One side of a diff: which take, and what it holds."""
+
+    label: str
+    take: Take
+    content: Content
+
+    def describe(self) -> str:
+        """Fingerprint, recording time and token usage on one line."""
+        usage = ", ".join(f"{k} {v}" for k, v in self.content.usage.items()) or "no usage"
+        return (
+            f"take {self.label}  fingerprint {self.take.fingerprint or '-'}  "
+            f"recorded {format_time(self.take.recorded_at_ms)}  {usage}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TakeDiff:
+    """A word-level comparison of two takes of one key."""
+
+    key: str
+    a: Side
+    b: Side
+    segments: tuple[tuple[str, str], ...]
+    """``("equal" | "delete" | "insert", text)`` in reading order."""
+
+    @property
+    def identical(self) -> bool:
+        """True when the content (text, tool calls) is the same on both sides."""
+        return self.a.content.text == self.b.content.text
+
+    @property
+    def fingerprint_changed(self) -> bool:
+        """True when both sides have a fingerprint and they differ."""
+        a, b = self.a.take.fingerprint, self.b.take.fingerprint
+        return a is not None and b is not None and a != b
+
+    def render(self, *, color: bool = False) -> str:
+        """The diff as text: red/green when ``color``, else ``[-removed-]{+added+}``."""
+        lines = [f"--- {self.a.describe()}", f"+++ {self.b.describe()}", ""]
+        if self.identical:
+            lines.append("No differences found.")
+            return "\n".join(lines)
+        out = []
+        for op, text in self.segments:
+            if op == "equal":
+                out.append(text)
+            elif color:
+                out.append(f"{_RED if op == 'delete' else _GREEN}{text}{_RESET}")
+            else:
+                out.append(f"[-{text}-]" if op == "delete" else f"{{+{text}+}}")
+        lines.append("".join(out))
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form for scripts."""
+        return {
+            "key": self.key,
+            "identical": self.identical,
+            "fingerprint_changed": self.fingerprint_changed,
+            "a": _side_dict(self.a),
+            "b": _side_dict(self.b),
+            "segments": [{"op": op, "text": text} for op, text in self.segments],
+        }
+
+
+def _side_dict(side: Side) -> dict[str, Any]:
+    return {
+        "take": side.label,
+        "fingerprint": side.take.fingerprint,
+        "model": side.take.model,
+        "recorded_at": format_time(side.take.recorded_at_ms),
+        "usage": side.content.usage,
+        "text": side.content.text,
+    }
+
+
+def diff_takes(key: str, a: tuple[str, Take], b: tuple[str, Take]) -> TakeDiff:
+    """Compare two labelled takes word by word."""
+    side_a = Side(a[0], a[1], content_of(a[1]))
+    side_b = Side(b[0], b[1], content_of(b[1]))
+    return TakeDiff(key, side_a, side_b, _word_diff(side_a.content.text, side_b.content.text))
+
+
+def diff_entry(entry: Entry, a: TakeRef | None = None, b: TakeRef | None = None) -> TakeDiff:
+    """Compare two takes of ``entry``; by default what ``refresh`` replaced with its successor.
+
+    Without references: the most recently replaced take (``h0``) against the newest take,
+    or, with no history, takes ``0`` and ``1``.
+    """
+    if (a is None) != (b is None):
+        raise SeedCacheError("give two takes to compare, or none for the default pair")
+    if a is None or b is None:
+        a, b = _default_pair(entry)
+    return diff_takes(entry.key, _select(entry, a), _select(entry, b))
+
+
+def take_labels(entry: Entry) -> list[tuple[str, Take]]:
+    """Every take of ``entry`` with its label: takes in replay order, then history newest first."""
+    labelled = [(str(i), t) for i, t in enumerate(entry.takes)]
+    labelled += [(f"h{i}", t) for i, t in enumerate(reversed(entry.history))]
+    return labelled
+
+
+def _default_pair(entry: Entry) -> tuple[TakeRef, TakeRef]:
+    if entry.history and entry.takes:
+        newest = max(range(len(entry.takes)), key=lambda i: entry.takes[i].recorded_at_ms)
+        return "h0", newest
+    if len(entry.takes) >= 2:
+        return 0, 1
+    raise SeedCacheError(
+        f"key {entry.key} has {len(entry.takes)} take(s) and no history: nothing to compare"
+    )
+
+
+def _select(entry: Entry, ref: TakeRef) -> tuple[str, Take]:
+    text = str(ref).strip().lower()
+    pool, label = entry.takes, text
+    if text.startswith("h"):
+        pool, text = list(reversed(entry.history)), text[1:]
+    try:
+        index = int(text)
+        take = pool[index]
+    except (ValueError, IndexError):
+        available = ", ".join(label for label, _ in take_labels(entry)) or "none"
+        raise NotFoundError(
+            f"key {entry.key} has no take {ref!r}; its takes are: {available}"
+        ) from None
+    if not label.startswith("h") and index < 0:
+        label = str(len(pool) + index)
+    return label, take
+
+
+def _word_diff(old: str, new: str) -> tuple[tuple[str, str], ...]:
+    a, b = _TOKENS.findall(old), _TOKENS.findall(new)
+    segments: list[tuple[str, str]] = []
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    for op, a0, a1, b0, b1 in matcher.get_opcodes():
+        if op == "equal":
+            segments.append(("equal", "".join(a[a0:a1])))
+            continue
+        if a1 > a0:
+            segments.append(("delete", "".join(a[a0:a1])))
+        if b1 > b0:
+            segments.append(("insert", "".join(b[b0:b1])))
+    return tuple(segments)
+
+
+def format_time(ms: int) -> str:
+    """A recording time as UTC ISO 8601 to the second."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- determinism ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeterminismRow:
+    """Pairs of takes of seeded requests, by whether fingerprints matched, and how many agreed."""
+
+    model: str
+    keys: int = 0
+    same_pairs: int = 0
+    same_identical: int = 0
+    different_pairs: int = 0
+    different_identical: int = 0
+    unknown_pairs: int = 0
+    """Pairs where a side has no fingerprint: nothing says whether the backend changed."""
+    unknown_identical: int = 0
+
+    def __add__(self, other: DeterminismRow) -> DeterminismRow:
+        return DeterminismRow(
+            "all",
+            *(getattr(self, f) + getattr(other, f) for f in _COUNTS),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {"model": self.model, **{f: getattr(self, f) for f in _COUNTS}}
+
+
+_COUNTS = (
+    "keys",
+    "same_pairs",
+    "same_identical",
+    "different_pairs",
+    "different_identical",
+    "unknown_pairs",
+    "unknown_identical",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeterminismSummary:
+    """The determinism of seeded requests recorded more than once, per model."""
+
+    rows: tuple[DeterminismRow, ...]
+
+    @property
+    def total(self) -> DeterminismRow:
+        """All models together."""
+        return sum(self.rows, DeterminismRow("all"))
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "models": [row.as_dict() for row in self.rows],
+            "total": self.total.as_dict(),
+        }
+
+
+def determinism(entries: Iterable[Entry]) -> DeterminismSummary:
+    """Compare every pair of successful takes (history included) of each seeded request."""
+    counts: dict[str, list[int]] = {}
+    for entry in entries:
+        body = entry.request.get("body")
+        if not isinstance(body, dict) or body.get("seed") is None:
+            continue
+        takes = [t for t in [*entry.takes, *entry.history] if t.status == 200]
+        if len(takes) < 2:
+            continue
+        model = body.get("model")
+        row = counts.setdefault(model if isinstance(model, str) else "?", [0] * len(_COUNTS))
+        row[0] += 1
+        texts = [content_of(t).text for t in takes]
+        for (i, first), (j, second) in itertools.combinations(enumerate(takes), 2):
+            column = _pair_column(first.fingerprint, second.fingerprint)
+            row[column] += 1
+            row[column + 1] += texts[i] == texts[j]
+    rows = tuple(DeterminismRow(model, *row) for model, row in sorted(counts.items()))
+    return DeterminismSummary(rows)
+
+
+def _pair_column(a: str | None, b: str | None) -> int:
+    if a is None or b is None:
+        return 5
+    return 1 if a == b else 3

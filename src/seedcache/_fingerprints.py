@@ -1,0 +1,287 @@
+"""Which fingerprints each model serves, and which recorded takes are still current.
+
+The only way to learn the backend's fingerprint is a live response, and one model can
+serve several at once. So the registry remembers, per model, every fingerprint seen
+live with when it was first and last seen, and when the model last answered live at
+all. It lives beside the entries in the store (``meta`` named ``fingerprints``), so it
+survives restarts and travels with a cassette.
+
+A take is *current* when its fingerprint is pinned by the user, or, without pins, when
+the model served it within ``window`` before the model's latest live response, and that
+response is no older than ``unseen_after``. Takes without a fingerprint (many models,
+embeddings, the Responses API) never count as drifted; ``max_age`` judges every take by
+its age alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from ._durations import parse_duration
+from ._errors import ConfigurationError
+from ._stores import Store
+from ._takes import Take
+
+__all__ = [
+    "FINGERPRINTS_ENV_VAR",
+    "MAX_AGE_ENV_VAR",
+    "Currency",
+    "FingerprintStatus",
+    "ModelSightings",
+    "Registry",
+    "Sighting",
+    "fingerprint_statuses",
+    "parse_pins",
+]
+
+FINGERPRINTS_ENV_VAR = "SEEDCACHE_FINGERPRINTS"
+MAX_AGE_ENV_VAR = "SEEDCACHE_MAX_AGE"
+META_NAME = "fingerprints"
+_FORMAT = 1
+# A registry write per live response would double the writes of a busy recording run;
+# moving a timestamp by less than this is not worth one (windows are hours long).
+_WRITE_GRANULARITY_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """When one fingerprint was first and last served live."""
+
+    first_seen_ms: int
+    last_seen_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSightings:
+    """What one model served live: its latest live response and every fingerprint seen."""
+
+    last_live_ms: int
+    fingerprints: Mapping[str, Sighting] = field(default_factory=dict)
+
+
+Sightings = dict[str, ModelSightings]
+
+
+class Registry:
+    """The fingerprints each model served live, kept in a store's metadata."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def load(self) -> Sightings:
+        """Every model's sightings; empty when nothing was seen (or the blob is unreadable)."""
+        return _decode(self._store.get_meta(META_NAME))
+
+    def observe(self, model: str, fingerprint: str, at_ms: int) -> None:
+        """Note that ``model`` just served ``fingerprint`` live."""
+
+        def change(raw: bytes | None) -> bytes | None:
+            sightings = _decode(raw)
+            updated = _with_sighting(sightings.get(model), fingerprint, at_ms)
+            if updated is None:
+                return raw  # nothing moved enough to be worth a write
+            sightings[model] = updated
+            return _encode(sightings)
+
+        current = self.load().get(model)
+        if _with_sighting(current, fingerprint, at_ms) is not None:
+            self._store.update_meta(META_NAME, change)
+
+
+def _with_sighting(
+    known: ModelSightings | None, fingerprint: str, at_ms: int
+) -> ModelSightings | None:
+    """``known`` plus one sighting, or None when it would change nothing that matters."""
+    if known is None:
+        return ModelSightings(at_ms, {fingerprint: Sighting(at_ms, at_ms)})
+    seen = known.fingerprints.get(fingerprint)
+    if seen is not None and (
+        at_ms - known.last_live_ms < _WRITE_GRANULARITY_MS
+        and at_ms - seen.last_seen_ms < _WRITE_GRANULARITY_MS
+        and seen.first_seen_ms - at_ms < _WRITE_GRANULARITY_MS
+    ):
+        return None
+    fingerprints = dict(known.fingerprints)
+    if seen is None:
+        fingerprints[fingerprint] = Sighting(at_ms, at_ms)
+    else:
+        fingerprints[fingerprint] = Sighting(
+            min(seen.first_seen_ms, at_ms), max(seen.last_seen_ms, at_ms)
+        )
+    return ModelSightings(max(known.last_live_ms, at_ms), fingerprints)
+
+
+def _encode(sightings: Sightings) -> bytes:
+    models = {
+        model: {
+            "last_live_ms": seen.last_live_ms,
+            "fingerprints": {
+                fp: {"first_seen_ms": s.first_seen_ms, "last_seen_ms": s.last_seen_ms}
+                for fp, s in sorted(seen.fingerprints.items())
+            },
+        }
+        for model, seen in sorted(sightings.items())
+    }
+    return json.dumps({"format": _FORMAT, "models": models}, sort_keys=True).encode()
+
+
+def _decode(raw: bytes | None) -> Sightings:
+    """Parse the blob leniently: a damaged registry only costs re-fetches, never a crash."""
+    if raw is None:
+        return {}
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    models = document.get("models") if isinstance(document, dict) else None
+    if not isinstance(models, dict):
+        return {}
+    sightings: Sightings = {}
+    for model, seen in models.items():
+        if not isinstance(seen, dict) or not _is_int(seen.get("last_live_ms")):
+            continue
+        fingerprints = {}
+        raw_fps = seen.get("fingerprints")
+        for fp, times in (raw_fps if isinstance(raw_fps, dict) else {}).items():
+            if isinstance(times, dict):
+                first, last = times.get("first_seen_ms"), times.get("last_seen_ms")
+                if isinstance(first, int) and isinstance(last, int):
+                    fingerprints[fp] = Sighting(first, last)
+        sightings[model] = ModelSightings(seen["last_live_ms"], fingerprints)
+    return sightings
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_pins(pins: str | Iterable[str] | None) -> frozenset[str]:
+    """Pinned fingerprints from an argument or ``$SEEDCACHE_FINGERPRINTS`` (comma separated)."""
+    if pins is None:
+        pins = os.environ.get(FINGERPRINTS_ENV_VAR) or ()
+    if isinstance(pins, str):
+        pins = pins.replace(",", " ").split()
+    given = list(pins)
+    if any(not isinstance(p, str) or not p.strip() for p in given):
+        raise ConfigurationError(
+            f"fingerprints must be non-empty strings such as 'fp_f33640a400', not {given!r}"
+        )
+    return frozenset(p.strip() for p in given)
+
+
+class Currency:
+    """Judges whether a take may still be replayed in ``refresh`` mode."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        clock: Callable[[], float],
+        pins: frozenset[str] = frozenset(),
+        window: str | timedelta = timedelta(hours=1),
+        unseen_after: str | timedelta = timedelta(days=1),
+        max_age: str | timedelta | None = None,
+    ) -> None:
+        self.registry = registry
+        self.pins = pins
+        self.window = parse_duration(window, name="fingerprint_window")
+        self.unseen_after = parse_duration(unseen_after, name="fingerprint_max_age")
+        if max_age is None:
+            max_age = os.environ.get(MAX_AGE_ENV_VAR) or None
+        self.max_age = None if max_age is None else parse_duration(max_age, name="max_age")
+        self._clock = clock
+
+    def __call__(self, take: Take) -> bool:
+        """True when ``take`` may be replayed."""
+        now_ms = self.now_ms()
+        if self.max_age is not None and now_ms - take.recorded_at_ms > _ms(self.max_age):
+            return False
+        if take.fingerprint is None:
+            return True
+        return take.fingerprint in self.current(take.model, now_ms=now_ms)
+
+    def current(
+        self, model: str | None, *, now_ms: int | None = None, sightings: Sightings | None = None
+    ) -> frozenset[str]:
+        """The fingerprints of ``model`` that count as current now."""
+        if self.pins:
+            return self.pins
+        if model is None:
+            return frozenset()
+        seen = (self.registry.load() if sightings is None else sightings).get(model)
+        now_ms = self.now_ms() if now_ms is None else now_ms
+        if seen is None or now_ms - seen.last_live_ms > _ms(self.unseen_after):
+            return frozenset()
+        since = seen.last_live_ms - _ms(self.window)
+        return frozenset(fp for fp, s in seen.fingerprints.items() if s.last_seen_ms >= since)
+
+    def observe(self, take: Take) -> None:
+        """Teach the registry what a live response showed."""
+        if take.fingerprint is not None and take.model is not None:
+            self.registry.observe(take.model, take.fingerprint, take.recorded_at_ms)
+
+    def now_ms(self) -> int:
+        """The clock, in milliseconds."""
+        return round(self._clock() * 1000)
+
+
+def _ms(span: timedelta) -> int:
+    return round(span.total_seconds() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintStatus:
+    """One fingerprint of one model: when it was seen live, whether it is current, its takes."""
+
+    model: str
+    fingerprint: str
+    first_seen_ms: int | None
+    """None when the fingerprint is only known from recorded takes, never seen live here."""
+    last_seen_ms: int | None
+    current: bool
+    takes: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "model": self.model,
+            "fingerprint": self.fingerprint,
+            "first_seen_ms": self.first_seen_ms,
+            "last_seen_ms": self.last_seen_ms,
+            "current": self.current,
+            "takes": self.takes,
+        }
+
+
+def fingerprint_statuses(
+    currency: Currency, recorded: Iterable[tuple[str | None, str | None]]
+) -> list[FingerprintStatus]:
+    """Every fingerprint known live or from ``recorded`` ``(model, fingerprint)`` takes."""
+    counts: dict[tuple[str, str], int] = {}
+    for model, fingerprint in recorded:
+        if model is not None and fingerprint is not None:
+            counts[model, fingerprint] = counts.get((model, fingerprint), 0) + 1
+    sightings = currency.registry.load()
+    pairs = set(counts) | {(m, fp) for m, seen in sightings.items() for fp in seen.fingerprints}
+    now_ms = currency.now_ms()
+    current = {m: currency.current(m, now_ms=now_ms, sightings=sightings) for m, _ in pairs}
+    statuses = []
+    for model, fingerprint in sorted(pairs):
+        seen = sightings.get(model)
+        sighting = seen.fingerprints.get(fingerprint) if seen is not None else None
+        statuses.append(
+            FingerprintStatus(
+                model=model,
+                fingerprint=fingerprint,
+                first_seen_ms=sighting.first_seen_ms if sighting else None,
+                last_seen_ms=sighting.last_seen_ms if sighting else None,
+                current=fingerprint in current[model],
+                takes=counts.get((model, fingerprint), 0),
+            )
+        )
+    return statuses

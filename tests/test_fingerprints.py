@@ -1,0 +1,171 @@
+"""The fingerprint registry, what counts as current, and durations with units."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from seedcache import CassetteStore, ConfigurationError, DiskStore, Take
+from seedcache._durations import format_duration, parse_duration
+from seedcache._fingerprints import Currency, Registry, parse_pins
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+T0_MS = 1_790_000_000_000
+
+
+@pytest.fixture(params=["disk", "cassette"])
+def store(request, tmp_path):
+    opened = (
+        DiskStore(tmp_path / "d") if request.param == "disk" else CassetteStore(tmp_path / "c.json")
+    )
+    yield opened
+    opened.close()
+
+
+class Clock:
+    def __init__(self, ms: int = T0_MS) -> None:
+        self.ms = ms
+
+    def __call__(self) -> float:
+        return self.ms / 1000
+
+
+def take(fingerprint: str | None, *, at_ms: int = T0_MS, model: str = "gpt-4o") -> Take:
+    return Take(200, (), b"{}", fingerprint=fingerprint, model=model, recorded_at_ms=at_ms)
+
+
+def test_registry_remembers_first_and_last_sightings(store):
+    registry = Registry(store)
+    registry.observe("gpt-4o", "fp_a", T0_MS)
+    registry.observe("gpt-4o", "fp_a", T0_MS + 2 * HOUR_MS)
+    registry.observe("gpt-4o", "fp_b", T0_MS + 3 * HOUR_MS)
+    registry.observe("gpt-4o-mini", "fp_c", T0_MS)
+    seen = Registry(store).load()
+    assert seen["gpt-4o"].last_live_ms == T0_MS + 3 * HOUR_MS
+    assert seen["gpt-4o"].fingerprints["fp_a"].first_seen_ms == T0_MS
+    assert seen["gpt-4o"].fingerprints["fp_a"].last_seen_ms == T0_MS + 2 * HOUR_MS
+    assert seen["gpt-4o"].fingerprints["fp_b"].first_seen_ms == T0_MS + 3 * HOUR_MS
+    assert set(seen) == {"gpt-4o", "gpt-4o-mini"}
+
+
+def test_sightings_within_a_minute_do_not_rewrite_the_registry(store):
+    registry = Registry(store)
+    registry.observe("gpt-4o", "fp_a", T0_MS)
+    registry.observe("gpt-4o", "fp_a", T0_MS + 30_000)
+    assert registry.load()["gpt-4o"].last_live_ms == T0_MS
+    registry.observe("gpt-4o", "fp_b", T0_MS + 31_000)  # a new fingerprint always counts
+    assert set(registry.load()["gpt-4o"].fingerprints) == {"fp_a", "fp_b"}
+    registry.observe("gpt-4o", "fp_a", T0_MS + 2 * MINUTE_MS)
+    assert registry.load()["gpt-4o"].fingerprints["fp_a"].last_seen_ms == T0_MS + 2 * MINUTE_MS
+
+
+def test_an_out_of_order_sighting_never_moves_time_backwards(store):
+    registry = Registry(store)
+    registry.observe("gpt-4o", "fp_a", T0_MS + HOUR_MS)
+    registry.observe("gpt-4o", "fp_a", T0_MS)
+    seen = registry.load()["gpt-4o"]
+    assert seen.last_live_ms == T0_MS + HOUR_MS
+    assert seen.fingerprints["fp_a"].first_seen_ms == T0_MS
+    assert seen.fingerprints["fp_a"].last_seen_ms == T0_MS + HOUR_MS
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [b"not json", b"[]", b'{"models": 3}', b'{"models": {"gpt-4o": {"last_live_ms": "x"}}}'],
+)
+def test_a_damaged_registry_reads_as_empty(tmp_path, blob):
+    store = DiskStore(tmp_path / "d")
+    store.update_meta("fingerprints", lambda _: blob)
+    assert Registry(store).load() == {}
+    Registry(store).observe("gpt-4o", "fp_a", T0_MS)  # and heals on the next sighting
+    assert set(Registry(store).load()["gpt-4o"].fingerprints) == {"fp_a"}
+    store.close()
+
+
+def test_current_is_the_window_before_the_latest_live_response(store):
+    clock = Clock()
+    registry = Registry(store)
+    currency = Currency(registry, clock=clock)
+    registry.observe("gpt-4o", "fp_a", T0_MS)
+    assert currency(take("fp_a"))
+    assert not currency(take("fp_b"))
+    assert not currency(take("fp_a", model="gpt-4o-mini"))  # never seen live: nothing current
+
+    clock.ms += 50 * MINUTE_MS
+    registry.observe("gpt-4o", "fp_b", clock.ms)
+    assert currency.current("gpt-4o") == {"fp_a", "fp_b"}  # side by side
+    clock.ms += 20 * MINUTE_MS
+    registry.observe("gpt-4o", "fp_b", clock.ms)
+    assert currency.current("gpt-4o") == {"fp_b"}  # fp_a last seen 70 minutes before
+    clock.ms += 25 * HOUR_MS
+    assert currency.current("gpt-4o") == frozenset()  # the model was not seen for a day
+
+
+def test_takes_without_fingerprint_are_current_unless_too_old(store):
+    clock = Clock(T0_MS + 10 * HOUR_MS)
+    assert Currency(Registry(store), clock=clock)(take(None))
+    aged = Currency(Registry(store), clock=clock, max_age="9h")
+    assert not aged(take(None))
+    assert aged(take(None, at_ms=T0_MS + 2 * HOUR_MS))
+
+
+def test_pins_replace_the_registry(store):
+    currency = Currency(Registry(store), clock=Clock(), pins=parse_pins("fp_x, fp_y"))
+    assert currency(take("fp_y"))
+    assert not currency(take("fp_a"))
+    assert currency.current(None) == {"fp_x", "fp_y"}
+
+
+def test_pins_from_arguments_and_environment(monkeypatch):
+    monkeypatch.delenv("SEEDCACHE_FINGERPRINTS", raising=False)
+    assert parse_pins(None) == frozenset()
+    assert parse_pins(["fp_a", " fp_b "]) == {"fp_a", "fp_b"}
+    monkeypatch.setenv("SEEDCACHE_FINGERPRINTS", "fp_c fp_d,fp_e")
+    assert parse_pins(None) == {"fp_c", "fp_d", "fp_e"}
+    with pytest.raises(ConfigurationError, match="non-empty strings"):
+        parse_pins(["fp_a", ""])
+    with pytest.raises(ConfigurationError, match="non-empty strings"):
+        parse_pins([3])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30d", 30 * 86400),
+        ("12h", 43200),
+        ("1h30m", 5400),
+        ("45 min", 2700),
+        ("2w", 14 * 86400),
+        ("0.5h", 1800),
+        ("90s", 90),
+        (timedelta(minutes=3), 180),
+    ],
+)
+def test_durations_with_units(text, seconds):
+    assert parse_duration(text, name="max_age").total_seconds() == seconds
+
+
+@pytest.mark.parametrize("bad", [30, 2.5, "30", "", "30 days ago", "-1h", "0s", "5y", timedelta(0)])
+def test_durations_without_a_usable_unit_are_refused(bad):
+    with pytest.raises(ConfigurationError, match="max_age"):
+        parse_duration(bad, name="max_age")
+
+
+def test_durations_read_back():
+    assert [format_duration(timedelta(seconds=s)) for s in (40, 600, 7200, 3 * 86400)] == [
+        "40s",
+        "10m",
+        "2h",
+        "3d",
+    ]
+
+
+def test_bad_options_fail_when_the_cache_is_made(tmp_path):
+    from seedcache import SeedCache
+
+    with pytest.raises(ConfigurationError, match="max_age needs a unit"):
+        SeedCache(tmp_path, max_age=30)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="fingerprint_window"):
+        SeedCache(tmp_path, fingerprint_window="soon")
