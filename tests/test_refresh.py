@@ -99,12 +99,18 @@ def test_refresh_refetches_a_take_once_its_fingerprint_is_no_longer_served(
     assert "{+" in rendered
 
 
-def test_replay_ignores_fingerprints(fake, make_cache, clock):
+def drift_from_fp_a_to_fp_b(fake, make_cache, clock) -> str:
+    """Record under fp_a; two hours later another call shows fp_b live. The fp_a text."""
     fake.fingerprint = "fp_a"
     text, _, _ = ask(make_cache("auto", clock=clock), fake)
     fake.fingerprint = "fp_b"
     clock.advance(2)
     ask(make_cache("auto", clock=clock), fake, content="venus")
+    return text
+
+
+def test_replay_ignores_fingerprints(fake, make_cache, clock):
+    text = drift_from_fp_a_to_fp_b(fake, make_cache, clock)
     fake.stop()
     assert ask(make_cache("replay", clock=clock), fake) == (text, Action.HIT, "fp_a")
 
@@ -116,11 +122,7 @@ def test_replay_ignores_fingerprints(fake, make_cache, clock):
 def test_pinned_fingerprints_decide_what_is_current(
     fake, make_cache, clock, pins, expected_requests
 ):
-    fake.fingerprint = "fp_a"
-    ask(make_cache("auto", clock=clock), fake)
-    fake.fingerprint = "fp_b"
-    clock.advance(2)
-    ask(make_cache("auto", clock=clock), fake, content="venus")
+    drift_from_fp_a_to_fp_b(fake, make_cache, clock)
     before = fake.request_count
 
     ask(make_cache("refresh", clock=clock, fingerprints=pins), fake)

@@ -167,9 +167,22 @@ def test_cassette_write_failure_keeps_the_old_file_and_memory(tmp_path, monkeypa
     monkeypatch.setattr(os, "fsync", full_disk)
     with pytest.raises(StoreError, match="No space left"):
         store.update("cd34", lambda _: entry("cd34"))
+    with pytest.raises(StoreError, match="No space left"):
+        store.update("ab12", lambda _: None)
+    with pytest.raises(StoreError, match="No space left"):
+        store.update_meta("fingerprints", lambda _: b"{}")
     assert path.read_bytes() == before
     assert store.keys() == ["ab12"]
+    assert store.get("ab12") == entry()
+    assert store.get_meta("fingerprints") is None
     assert [p.name for p in tmp_path.iterdir()] == ["c.json"]
+
+
+def test_cassette_meta_must_be_json(tmp_path):
+    store = CassetteStore(tmp_path / "c.json")
+    with pytest.raises(StoreError, match="not JSON"):
+        store.update_meta("fingerprints", lambda _: b"\x00binary")
+    assert store.get_meta("fingerprints") is None
 
 
 @pytest.mark.parametrize(

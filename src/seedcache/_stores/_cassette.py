@@ -51,20 +51,8 @@ class CassetteStore:
     def update(self, key: str, change: Change) -> Entry | None:
         """Apply ``change`` and rewrite the file; on a failed write, memory is rolled back."""
         with self._lock:
-            before = self._entries.get(key)
-            after = change(before)
-            if after is None:
-                self._entries.pop(key, None)
-            else:
-                self._entries[key] = after
-            try:
-                self._write()
-            except BaseException:
-                if before is None:
-                    self._entries.pop(key, None)
-                else:
-                    self._entries[key] = before
-                raise
+            after = change(self._entries.get(key))
+            self._replace(self._entries, key, after)
             return after
 
     def delete(self, key: str) -> bool:
@@ -99,24 +87,23 @@ class CassetteStore:
         Blobs must be JSON: they are kept readable inside the cassette.
         """
         with self._lock:
-            before = self._meta.get(name)
             updated = change(self.get_meta(name))
-            if updated is None:
-                self._meta.pop(name, None)
-            else:
-                try:
-                    self._meta[name] = json.loads(updated)
-                except ValueError as exc:
-                    raise StoreError(f"meta {name!r} for {self.location} is not JSON") from exc
             try:
-                self._write()
-            except BaseException:
-                if before is None:
-                    self._meta.pop(name, None)
-                else:
-                    self._meta[name] = before
-                raise
+                value = None if updated is None else json.loads(updated)
+            except ValueError as exc:
+                raise StoreError(f"meta {name!r} for {self.location} is not JSON") from exc
+            self._replace(self._meta, name, value)
             return updated
+
+    def _replace(self, mapping: dict[str, Any], name: str, value: Any) -> None:
+        """Set (or with None, remove) ``mapping[name]`` and rewrite the file; undo on failure."""
+        before = mapping.get(name)
+        _assign(mapping, name, value)
+        try:
+            self._write()
+        except BaseException:
+            _assign(mapping, name, before)
+            raise
 
     def close(self) -> None:
         """Nothing to release: every change is already on disk."""
@@ -168,6 +155,13 @@ class CassetteStore:
             document["meta"] = self._meta
         text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
         write_atomically(self._path, text.encode())
+
+
+def _assign(mapping: dict[str, Any], name: str, value: Any) -> None:
+    if value is None:
+        mapping.pop(name, None)
+    else:
+        mapping[name] = value
 
 
 def write_atomically(path: Path, data: bytes) -> None:
