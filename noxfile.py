@@ -41,5 +41,5 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks, each printing ratios measured side by side in one run."""
     session.install(".")
-    for script in ("bench/ttfc.py",):
+    for script in ("bench/ttfc.py", "bench/listing.py"):
         session.run("python", script, *session.posargs)

@@ -125,16 +125,33 @@ def test_planted_pickle_value_is_refused_and_runs_nothing(tmp_path):
     assert not marker.exists()
 
 
-def test_planted_pickle_key_is_refused(tmp_path):
+class _Tripwire:
+    """Unpickling this touches a file: proof that something was unpickled."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_planted_pickle_key_is_never_unpickled(tmp_path):
     directory = tmp_path / "cache"
+    marker = tmp_path / "unpickled"
     DiskStore(directory).close()
     planted = diskcache.Cache(str(directory))
-    planted.set(("tuple", "key"), b"x")
+    planted.set(_Tripwire(marker), b"x")
+    planted.set("entry:" + "ab" * 16, _Tripwire(marker))
     planted.close()
     store = DiskStore(directory)
-    with pytest.raises(UnsafeDataError):
-        store.keys()
+    assert store.keys() == ["ab" * 16]
+    with pytest.raises(UnsafeDataError, match="never unpickles"):
+        store.get("ab" * 16)
+    with pytest.raises(UnsafeDataError, match="never unpickles"):
+        list(store.summaries())
+    assert store.foreign_rows() == 2
     store.close()
+    assert not marker.exists()
 
 
 def test_disk_store_refuses_to_pickle_on_write(tmp_path):

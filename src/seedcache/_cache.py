@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -11,11 +12,12 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from ._core import Clock, Core, Stats
+from ._counters import COUNTERS_META, add_counters
 from ._drift import DeterminismSummary, TakeDiff, TakeRef, determinism, diff_entry
-from ._errors import ConfigurationError, NotFoundError
+from ._errors import ConfigurationError, StoreError
 from ._fingerprints import Currency, FingerprintStatus, Registry, fingerprint_statuses, parse_pins
-from ._keys import KEY_LENGTH, KeyConfig
-from ._lookup import resolve_key
+from ._keys import KeyConfig
+from ._lookup import find_entry
 from ._modes import Mode, resolve_mode
 from ._stores import CassetteStore, DiskStore, Store
 from ._takes import Entry
@@ -26,6 +28,8 @@ DIR_ENV_VAR = "SEEDCACHE_DIR"
 DEFAULT_DIR = ".seedcache"
 
 ClientT = TypeVar("ClientT")
+
+_log = logging.getLogger("seedcache")
 
 
 class SeedCache:
@@ -83,6 +87,7 @@ class SeedCache:
             unseen_after=fingerprint_max_age,
             max_age=max_age,
         )
+        self._saved_counters: dict[str, int] = {}
         # HTTP clients made by wrap(): their connections are ours to close.
         self._http_clients: list[Any] = []
         self._core = Core(
@@ -134,12 +139,7 @@ class SeedCache:
         Raises :class:`NotFoundError` (or :class:`AmbiguousKeyError`) when none (or several)
         match.
         """
-        found = self._store.get(key) if len(key) == KEY_LENGTH else None
-        if found is None:
-            found = self._store.get(resolve_key(key, self._store.keys(), location=self.location))
-        if found is None:
-            raise NotFoundError(f"key {key} vanished from {self.location} while being read")
-        return found
+        return find_entry(self._store, key)
 
     def diff(self, key: str, a: TakeRef | None = None, b: TakeRef | None = None) -> TakeDiff:
         """A word-level diff of two takes of ``key`` (a unique prefix is enough).
@@ -208,6 +208,7 @@ class SeedCache:
             else:
                 http_client.close()
         self._http_clients = async_clients
+        self._save_counters()
         self._store.close()
 
     async def aclose(self) -> None:
@@ -218,7 +219,24 @@ class SeedCache:
             else:
                 http_client.close()
         self._http_clients = []
+        self._save_counters()
         self._store.close()
+
+    def _save_counters(self) -> None:
+        """Add what this cache did since the last save to the store's running totals."""
+        if not isinstance(self._store, DiskStore):
+            return
+        current = self._core.stats.as_dict()
+        delta = {name: value - self._saved_counters.get(name, 0) for name, value in current.items()}
+        if not any(delta.values()):
+            return
+        try:
+            self._store.update_meta(COUNTERS_META, lambda raw: add_counters(raw, delta))
+        except StoreError as exc:
+            # A read-only cache still replays; only the running totals miss this session.
+            _log.warning("could not save counters to %s: %s", self.location, exc)
+            return
+        self._saved_counters = current
 
     async def __aenter__(self) -> Self:
         return self

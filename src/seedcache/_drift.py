@@ -29,6 +29,7 @@ __all__ = [
     "determinism",
     "diff_entry",
     "diff_takes",
+    "select_take",
     "take_labels",
 ]
 
@@ -135,7 +136,7 @@ def diff_entry(entry: Entry, a: TakeRef | None = None, b: TakeRef | None = None)
         raise SeedCacheError("give two takes to compare, or none for the default pair")
     if a is None or b is None:
         a, b = _default_pair(entry)
-    return diff_takes(entry.key, _select(entry, a), _select(entry, b))
+    return diff_takes(entry.key, select_take(entry, a), select_take(entry, b))
 
 
 def take_labels(entry: Entry) -> list[tuple[str, Take]]:
@@ -156,7 +157,8 @@ def _default_pair(entry: Entry) -> tuple[TakeRef, TakeRef]:
     )
 
 
-def _select(entry: Entry, ref: TakeRef) -> tuple[str, Take]:
+def select_take(entry: Entry, ref: TakeRef) -> tuple[str, Take]:
+    """The take of ``entry`` that ``ref`` names, with its canonical label."""
     text = str(ref).strip().lower()
     pool, label = entry.takes, text
     if text.startswith("h"):
@@ -176,17 +178,33 @@ def _select(entry: Entry, ref: TakeRef) -> tuple[str, Take]:
 
 def _word_diff(old: str, new: str) -> tuple[tuple[str, str], ...]:
     a, b = _TOKENS.findall(old), _TOKENS.findall(new)
+    opcodes = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
     segments: list[tuple[str, str]] = []
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    for op, a0, a1, b0, b1 in matcher.get_opcodes():
-        if op == "equal":
+    removed, added = "", ""
+    for position, (op, a0, a1, b0, b1) in enumerate(opcodes):
+        between_changes = 0 < position < len(opcodes) - 1
+        if op != "equal":
+            removed += "".join(a[a0:a1])
+            added += "".join(b[b0:b1])
+        elif between_changes and _is_glue(a[a0:a1]):
+            # A word or two shared between two changes ("the", ", and") reads as noise;
+            # folding it in shows whole phrases replaced.
+            removed += "".join(a[a0:a1])
+            added += "".join(a[a0:a1])
+        else:
+            segments.extend(_flush(removed, added))
+            removed, added = "", ""
             segments.append(("equal", "".join(a[a0:a1])))
-            continue
-        if a1 > a0:
-            segments.append(("delete", "".join(a[a0:a1])))
-        if b1 > b0:
-            segments.append(("insert", "".join(b[b0:b1])))
+    segments.extend(_flush(removed, added))
     return tuple(segments)
+
+
+def _is_glue(tokens: list[str]) -> bool:
+    return sum(1 for t in tokens if not t.isspace()) <= 2 and "\n" not in "".join(tokens)
+
+
+def _flush(removed: str, added: str) -> list[tuple[str, str]]:
+    return [(op, text) for op, text in (("delete", removed), ("insert", added)) if text]
 
 
 def format_time(ms: int) -> str:

@@ -30,18 +30,20 @@ from ._takes import Take
 __all__ = [
     "FINGERPRINTS_ENV_VAR",
     "MAX_AGE_ENV_VAR",
+    "REGISTRY_META",
     "Currency",
     "FingerprintStatus",
     "ModelSightings",
     "Registry",
     "Sighting",
     "fingerprint_statuses",
+    "merge_registries",
     "parse_pins",
 ]
 
 FINGERPRINTS_ENV_VAR = "SEEDCACHE_FINGERPRINTS"
 MAX_AGE_ENV_VAR = "SEEDCACHE_MAX_AGE"
-META_NAME = "fingerprints"
+REGISTRY_META = "fingerprints"
 _FORMAT = 1
 # A registry write per live response would double the writes of a busy recording run;
 # moving a timestamp by less than this is not worth one (windows are hours long).
@@ -75,7 +77,7 @@ class Registry:
 
     def load(self) -> Sightings:
         """Every model's sightings; empty when nothing was seen (or the blob is unreadable)."""
-        return _decode(self._store.get_meta(META_NAME))
+        return _decode(self._store.get_meta(REGISTRY_META))
 
     def observe(self, model: str, fingerprint: str, at_ms: int) -> None:
         """Note that ``model`` just served ``fingerprint`` live."""
@@ -90,7 +92,7 @@ class Registry:
 
         current = self.load().get(model)
         if _with_sighting(current, fingerprint, at_ms) is not None:
-            self._store.update_meta(META_NAME, change)
+            self._store.update_meta(REGISTRY_META, change)
 
 
 def _with_sighting(
@@ -285,3 +287,26 @@ def fingerprint_statuses(
             )
         )
     return statuses
+
+
+def merge_registries(ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    """Both registries' sightings in one: earliest first, latest last sightings win."""
+    merged = _decode(ours)
+    for model, seen in _decode(theirs).items():
+        known = merged.get(model)
+        if known is None:
+            merged[model] = seen
+            continue
+        fingerprints = dict(known.fingerprints)
+        for fp, sighting in seen.fingerprints.items():
+            other = fingerprints.get(fp)
+            fingerprints[fp] = (
+                sighting
+                if other is None
+                else Sighting(
+                    min(other.first_seen_ms, sighting.first_seen_ms),
+                    max(other.last_seen_ms, sighting.last_seen_ms),
+                )
+            )
+        merged[model] = ModelSightings(max(known.last_live_ms, seen.last_live_ms), fingerprints)
+    return _encode(merged) if merged else ours

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ._errors import AmbiguousKeyError, NotFoundError
+from ._keys import KEY_LENGTH
+from ._stores import Store
+from ._takes import Entry
 
-__all__ = ["resolve_key"]
+__all__ = ["find_entry", "resolve_key"]
 
 _SHOWN_CANDIDATES = 5
 
@@ -30,3 +33,16 @@ def resolve_key(prefix: str, keys: Iterable[str], *, location: str) -> str:
         + (f" and {more} more" if more > 0 else "")
         + "; give more characters"
     )
+
+
+def find_entry(store: Store, key: str) -> Entry:
+    """The entry for a whole key or a unique prefix of one."""
+    if len(key) == KEY_LENGTH:
+        found = store.get(key.lower())
+        if found is not None:
+            return found
+    full = resolve_key(key, store.keys(), location=store.location)
+    entry = store.get(full)
+    if entry is None:
+        raise NotFoundError(f"key {full} was removed from {store.location} while being read")
+    return entry

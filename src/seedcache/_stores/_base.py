@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
+from .._index import Summary
 from .._takes import Entry
 
 __all__ = ["Change", "MetaChange", "Store"]
@@ -43,6 +45,14 @@ class Store(Protocol):
 
     def entries(self) -> Iterator[Entry]:
         """Every entry, in the order of :meth:`keys`."""
+        ...
+
+    def summaries(self) -> Iterator[Summary]:
+        """A :class:`Summary` of every entry, without decoding bodies where possible."""
+        ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Group many changes: one transaction, or one file write, for all of them."""
         ...
 
     def get_meta(self, name: str) -> bytes | None:

@@ -7,20 +7,30 @@ first recorded in, so a re-recording shows up in review as a small diff.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._codec import entry_from_document, entry_to_document
 from .._errors import CorruptEntryError, StoreError
+from .._index import Summary, summarize
 from .._takes import Entry
 from ._base import Change, MetaChange
 
-__all__ = ["CASSETTE_FORMAT", "CassetteStore"]
+__all__ = [
+    "CASSETTE_FORMAT",
+    "CassetteContents",
+    "CassetteStore",
+    "read_cassette",
+    "write_atomically",
+    "write_cassette",
+]
 
 CASSETTE_FORMAT = 1
 # A cassette is text for version control; anything larger is a mistake or an attack.
@@ -35,6 +45,8 @@ class CassetteStore:
         self._lock = threading.RLock()
         self._entries: dict[str, Entry] = {}
         self._meta: dict[str, Any] = {}
+        self._batching = False
+        self._pending = False
         if self._path.exists():
             self._load()
 
@@ -74,6 +86,27 @@ class CassetteStore:
             snapshot = list(self._entries.values())
         yield from snapshot
 
+    def summaries(self) -> Iterator[Summary]:
+        """Summaries of the entries, in recording order (a cassette is held in memory)."""
+        for entry in self.entries():
+            yield summarize(entry)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Defer rewriting the file until the end: one write for many changes."""
+        with self._lock:
+            if self._batching:
+                yield
+                return
+            self._batching = True
+            try:
+                yield
+            finally:
+                self._batching = False
+                if self._pending:
+                    self._pending = False
+                    self._write()
+
     def get_meta(self, name: str) -> bytes | None:
         """A named JSON blob kept in the cassette's ``meta`` section."""
         with self._lock:
@@ -109,52 +142,86 @@ class CassetteStore:
         """Nothing to release: every change is already on disk."""
 
     def _load(self) -> None:
-        where = str(self._path)
-        try:
-            size = self._path.stat().st_size
-            if size > MAX_CASSETTE_BYTES:
-                raise CorruptEntryError(
-                    f"{where}: cassette is {size} bytes, over the {MAX_CASSETTE_BYTES} byte limit"
-                )
-            text = self._path.read_bytes().decode("utf-8")
-        except UnicodeDecodeError as exc:
+        contents = read_cassette(self._path)
+        if contents.broken:
             raise CorruptEntryError(
-                f"{where}: not UTF-8 text at byte {exc.start}; restore it from version control"
-            ) from None
-        except OSError as exc:
-            raise StoreError(f"cannot read cassette {where}: {exc}") from exc
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CorruptEntryError(
-                f"{where}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
-                "restore it from version control or delete it to record afresh"
-            ) from None
-        except RecursionError:
-            raise CorruptEntryError(f"{where}: JSON nested too deeply to be a cassette") from None
-        if not isinstance(document, dict) or document.get("seedcache") != CASSETTE_FORMAT:
-            raise CorruptEntryError(
-                f"{where}: not a seedcache cassette (expected a JSON object with "
-                f'"seedcache": {CASSETTE_FORMAT})'
+                f"{contents.broken[0]}; `seedcache --cassette {self._path} verify` lists "
+                "every damaged entry and `verify --fix` removes them"
             )
-        entries = document.get("entries", [])
-        if not isinstance(entries, list):
-            raise CorruptEntryError(f"{where}: 'entries' must be a list")
-        for index, raw in enumerate(entries):
-            entry = entry_from_document(raw, where=f"{where}: entries[{index}]")
-            self._entries[entry.key] = entry
-        meta = document.get("meta", {})
-        self._meta = meta if isinstance(meta, dict) else {}
+        self._entries = {entry.key: entry for entry in contents.entries}
+        self._meta = contents.meta
 
     def _write(self) -> None:
-        document: dict[str, Any] = {
-            "seedcache": CASSETTE_FORMAT,
-            "entries": [entry_to_document(e) for e in self._entries.values()],
-        }
-        if self._meta:
-            document["meta"] = self._meta
-        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-        write_atomically(self._path, text.encode())
+        if self._batching:
+            self._pending = True
+            return
+        write_cassette(self._path, self._entries.values(), self._meta)
+
+
+@dataclass
+class CassetteContents:
+    """What a cassette file holds: the entries that decode, and what is wrong with the rest."""
+
+    entries: list[Entry] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)
+    """One message per entry that could not be decoded, naming where it is."""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def read_cassette(path: Path) -> CassetteContents:
+    """Read a cassette entry by entry; a damaged file as a whole raises CorruptEntryError."""
+    where = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_CASSETTE_BYTES:
+            raise CorruptEntryError(
+                f"{where}: cassette is {size} bytes, over the {MAX_CASSETTE_BYTES} byte limit"
+            )
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorruptEntryError(
+            f"{where}: not UTF-8 text at byte {exc.start}; restore it from version control"
+        ) from None
+    except OSError as exc:
+        raise StoreError(f"cannot read cassette {where}: {exc}") from exc
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CorruptEntryError(
+            f"{where}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
+            "restore it from version control or delete it to record afresh"
+        ) from None
+    except RecursionError:
+        raise CorruptEntryError(f"{where}: JSON nested too deeply to be a cassette") from None
+    if not isinstance(document, dict) or document.get("seedcache") != CASSETTE_FORMAT:
+        raise CorruptEntryError(
+            f"{where}: not a seedcache cassette (expected a JSON object with "
+            f'"seedcache": {CASSETTE_FORMAT})'
+        )
+    raw_entries = document.get("entries", [])
+    if not isinstance(raw_entries, list):
+        raise CorruptEntryError(f"{where}: 'entries' must be a list")
+    contents = CassetteContents()
+    for index, raw in enumerate(raw_entries):
+        try:
+            contents.entries.append(entry_from_document(raw, where=f"{where}: entries[{index}]"))
+        except CorruptEntryError as exc:
+            contents.broken.append(str(exc))
+    meta = document.get("meta", {})
+    contents.meta = meta if isinstance(meta, dict) else {}
+    return contents
+
+
+def write_cassette(path: Path, entries: Iterable[Entry], meta: dict[str, Any]) -> None:
+    """Write a whole cassette atomically."""
+    document: dict[str, Any] = {
+        "seedcache": CASSETTE_FORMAT,
+        "entries": [entry_to_document(e) for e in entries],
+    }
+    if meta:
+        document["meta"] = meta
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    write_atomically(path, text.encode())
 
 
 def _assign(mapping: dict[str, Any], name: str, value: Any) -> None:

@@ -8,6 +8,7 @@ str keys, and a row that claims to be a pickle raises :class:`UnsafeDataError`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -18,12 +19,14 @@ import diskcache
 
 from .._codec import decode_entry, encode_entry
 from .._errors import CorruptEntryError, StoreError, UnsafeDataError
+from .._index import Summary, parse_many, summarize
 from .._takes import Entry
 from ._base import Change, MetaChange
 
 __all__ = ["DiskStore"]
 
 _ENTRY_PREFIX = "entry:"
+_INDEX_PREFIX = "index:"
 _META_PREFIX = "meta:"
 
 
@@ -102,28 +105,29 @@ class DiskStore:
         return None if frame is None else decode_entry(frame, where=self._where(key))
 
     def update(self, key: str, change: Change) -> Entry | None:
-        """Read, change and write one entry in one SQLite transaction (atomic across processes)."""
-        updated: list[Entry | None] = []
+        """Read, change and write one entry in one SQLite transaction (atomic across processes).
 
-        def change_frame(frame: bytes | None) -> bytes | None:
+        The entry's :class:`Summary` is written in the same transaction, so the listing
+        index never disagrees with the entries.
+        """
+        with self._writing(key):
+            frame = self._read(_ENTRY_PREFIX + key)
             current = None if frame is None else decode_entry(frame, where=self._where(key))
-            updated.append(change(current))
-            return None if updated[-1] is None else encode_entry(updated[-1])
-
-        self._transact(_ENTRY_PREFIX + key, change_frame, where=key)
-        return updated[-1]
+            updated = change(current)
+            self._put(_ENTRY_PREFIX + key, None if updated is None else encode_entry(updated))
+            summary = None if updated is None else summarize(updated).to_bytes()
+            self._put(_INDEX_PREFIX + key, summary)
+            return updated
 
     def delete(self, key: str) -> bool:
-        """Remove ``key``; True when it was there."""
-        return bool(self._cache.delete(_ENTRY_PREFIX + key, retry=True))
+        """Remove ``key`` (and its summary); True when it was there."""
+        with self._writing(key):
+            self._cache.delete(_INDEX_PREFIX + key, retry=True)
+            return bool(self._cache.delete(_ENTRY_PREFIX + key, retry=True))
 
     def keys(self) -> list[str]:
         """Every key, sorted."""
-        try:
-            names = list(self._cache.iterkeys())
-        except _Refused as exc:
-            raise UnsafeDataError(f"{self.location}: {exc}") from None
-        return sorted(k[len(_ENTRY_PREFIX) :] for k in names if k.startswith(_ENTRY_PREFIX))
+        return [name[len(_ENTRY_PREFIX) :] for name, _ in self._scan(_ENTRY_PREFIX, values=False)]
 
     def entries(self) -> Iterator[Entry]:
         """Every entry, in key order."""
@@ -132,29 +136,122 @@ class DiskStore:
             if entry is not None:
                 yield entry
 
+    def summaries(self) -> Iterator[Summary]:
+        """Every entry's summary from the index, in key order; missing ones are rebuilt."""
+        rows = [
+            (name[len(_INDEX_PREFIX) :], raw)
+            for name, raw in self._scan(_INDEX_PREFIX, values=True)
+            if raw is not None
+        ]
+        parsed = parse_many([key for key, _ in rows], [raw for _, raw in rows])
+        indexed = {s.key: s for s in parsed if s is not None}
+        if len(indexed) == self._count(_ENTRY_PREFIX):
+            yield from indexed.values()  # the usual case: every entry has its summary
+            return
+        for key in self.keys():
+            summary = indexed.get(key)
+            if summary is None:
+                summary = self._rebuild_summary(key)
+            if summary is not None:
+                yield summary
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run many changes in one SQLite transaction: much faster for bulk imports."""
+        with self._writing("a batch of entries"):
+            yield
+
     def get_meta(self, name: str) -> bytes | None:
         """A named blob kept beside the entries."""
         return self._read(_META_PREFIX + name)
 
     def update_meta(self, name: str, change: MetaChange) -> bytes | None:
         """Read, change and write a named blob in one SQLite transaction."""
-        return self._transact(_META_PREFIX + name, change, where=name)
+        with self._writing(name):
+            updated = change(self._read(_META_PREFIX + name))
+            self._put(_META_PREFIX + name, updated)
+            return updated
+
+    def foreign_rows(self) -> int:
+        """Rows seedcache did not write (pickled keys or values); they are never read."""
+        query = (
+            "SELECT count(*) FROM Cache WHERE raw = 0 OR mode NOT IN (?, ?) "
+            "OR NOT (key LIKE 'entry:%' OR key LIKE 'index:%' OR key LIKE 'meta:%')"
+        )
+        modes = (diskcache.core.MODE_RAW, diskcache.core.MODE_BINARY)
+        try:
+            return int(self._cache._sql(query, modes).fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.location}: {exc}") from exc
 
     def close(self) -> None:
         """Close the database connection."""
         self._cache.close()
 
-    def _transact(self, name: str, change: MetaChange, *, where: str) -> bytes | None:
+    def _rebuild_summary(self, key: str) -> Summary | None:
+        """Summarize an entry the index lacks (written before the index existed)."""
+        entry = self.get(key)
+        if entry is None:
+            return None
+        summary = summarize(entry)
+        try:
+            with self._writing(key):
+                self._put(_INDEX_PREFIX + key, summary.to_bytes())
+        except StoreError:
+            pass  # a read-only cache still lists; it just rebuilds next time
+        return summary
+
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
         try:
             with self._cache.transact(retry=True):
-                updated = change(self._read(name))
-                if updated is None:
-                    self._cache.delete(name, retry=True)
-                else:
-                    self._cache.set(name, updated, retry=True)
-                return updated
+                yield
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot write {where} to {self.location}: {exc}") from exc
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"cannot write {what} to {self.location}: {exc}") from exc
+
+    def _put(self, name: str, value: bytes | None) -> None:
+        if value is None:
+            self._cache.delete(name, retry=True)
+        else:
+            self._cache.set(name, value, retry=True)
+
+    def _scan(self, prefix: str, *, values: bool) -> list[tuple[str, bytes | None]]:
+        """Rows whose key starts with ``prefix``, sorted, straight from SQLite.
+
+        One query instead of a lookup per key: this is what makes listing 100,000
+        entries take a fraction of a second. Only data rows are read; a row holding a
+        pickle yields None, never an object.
+        """
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        columns = "key, mode, filename, value" if values else "key, NULL, NULL, NULL"
+        query = f"SELECT {columns} FROM Cache WHERE raw = 1 AND key >= ? AND key < ? ORDER BY key"  # noqa: S608 - fixed columns
+        try:
+            rows = self._cache._sql(query, (prefix, upper)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.location}: {exc}") from exc
+        return [
+            (name, self._row_value(mode, filename, value)) for name, mode, filename, value in rows
+        ]
+
+    def _count(self, prefix: str) -> int:
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        query = "SELECT count(*) FROM Cache WHERE raw = 1 AND key >= ? AND key < ?"
+        try:
+            return int(self._cache._sql(query, (prefix, upper)).fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.location}: {exc}") from exc
+
+    def _row_value(self, mode: int | None, filename: str | None, value: Any) -> bytes | None:
+        if mode == diskcache.core.MODE_RAW and isinstance(value, bytes):
+            return value
+        if mode == diskcache.core.MODE_BINARY and filename:
+            try:
+                return (self._path / filename).read_bytes()
+            except OSError:
+                return None
+        return None
 
     def _read(self, name: str) -> bytes | None:
         try:

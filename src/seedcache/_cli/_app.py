@@ -1,0 +1,167 @@
+"""The `seedcache` command group: global options, opening the store, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .._cache import DEFAULT_DIR, DIR_ENV_VAR
+from .._errors import SeedCacheError
+from .._stores import CassetteStore, DiskStore, Store
+from ._render import Painter
+
+__all__ = ["App", "cli", "open_location", "pass_app"]
+
+DEBUG_ENV_VAR = "SEEDCACHE_DEBUG"
+_DISK_DATABASE = "cache.db"
+
+
+@dataclass
+class App:
+    """What every command gets: where the store is, how to print."""
+
+    cache_dir: Path | None
+    cassette: Path | None
+    paint: Painter
+    _store: Store | None = field(default=None, init=False)
+
+    @property
+    def location(self) -> str:
+        """The cache directory or cassette file, as given."""
+        return str(self.cassette or self.cache_dir)
+
+    def store(self, *, create: bool = False) -> Store:
+        """The store, opened once; missing ones are an error unless ``create``."""
+        if self._store is None:
+            self._store = open_location(self.cassette or self.cache_dir, create=create)
+        return self._store
+
+    def close(self) -> None:
+        """Close the store if it was opened."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def open_location(path: Path | None, *, create: bool = False) -> Store:
+    """A store for ``path``: a ``.json`` file is a cassette, anything else a cache directory.
+
+    Reading commands never create anything: a mistyped path is an error, not a new empty
+    cache.
+    """
+    if path is None:
+        raise click.UsageError("no store given")
+    is_cassette = path.suffix.lower() == ".json" or path.is_file()
+    if is_cassette:
+        if path.is_dir():
+            raise SeedCacheError(f"{path} is a directory; a cassette is a .json file")
+        if not path.exists() and not create:
+            raise SeedCacheError(f"no cassette at {path}")
+        return CassetteStore(path)
+    if not create:
+        if not path.exists():
+            raise SeedCacheError(
+                f"no cache directory at {path}; give --cache-dir (or set {DIR_ENV_VAR}) "
+                "or --cassette FILE"
+            )
+        if not (path / _DISK_DATABASE).is_file():
+            raise SeedCacheError(
+                f"{path} is not a seedcache directory (it has no {_DISK_DATABASE})"
+            )
+    return DiskStore(path)
+
+
+class _Group(click.Group):
+    """Runs a command and turns any failure into one line on stderr and an exit code.
+
+    1: the command could not do what was asked (missing store, unknown key, corrupt entry).
+    2: the command line itself was wrong (click's usage errors).
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except SeedCacheError as exc:
+            raise click.ClickException(_one_line(exc)) from None
+        except BrokenPipeError:
+            # The reader (`| head`) has gone: stop quietly, as Unix tools do.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(0)
+        except OSError as exc:
+            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}") from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; nothing half-written was kept", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV_VAR):
+                raise
+            raise click.ClickException(
+                f"unexpected error: {type(exc).__name__}: {_one_line(exc)} "
+                f"(set {DEBUG_ENV_VAR}=1 to see where; please report it)"
+            ) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    lines = text.splitlines()
+    return lines[0] if len(lines) == 1 else f"{lines[0]} (…)"
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar=DIR_ENV_VAR,
+    show_envvar=True,
+    help=f"The cache directory [default: {DEFAULT_DIR}].",
+)
+@click.option(
+    "--cassette",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A cassette file instead of the cache directory.",
+)
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour output; auto means on a terminal unless NO_COLOR is set.",
+)
+@click.version_option(package_name="seedcache")
+@click.pass_context
+def cli(ctx: click.Context, cache_dir: Path | None, cassette: Path | None, color: str) -> None:
+    """See, compare and manage what seedcache recorded.
+
+    Works on the cache directory (--cache-dir, $SEEDCACHE_DIR, else .seedcache) or on one
+    cassette file (--cassette).
+    """
+    if (
+        cassette is not None
+        and cache_dir is not None
+        and ctx.get_parameter_source("cache_dir") is click.core.ParameterSource.COMMANDLINE
+    ):
+        raise click.UsageError("give --cache-dir or --cassette, not both")
+    app = App(
+        cache_dir=None if cassette is not None else (cache_dir or Path(DEFAULT_DIR)),
+        cassette=cassette,
+        paint=Painter(color),
+    )
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def split_keys(values: Sequence[str]) -> list[str]:
+    """Key arguments, allowing ``a,b`` as well as ``a b``."""
+    return [part for value in values for part in value.replace(",", " ").split()]

@@ -1,0 +1,102 @@
+"""Moving recordings between cache directories and cassette files: ``export``, ``import``.
+
+Entries are copied whole (request summary, every take, history) and the fingerprint
+registries are merged, so a round trip loses nothing. A key already at the destination
+is left alone unless ``--replace``: copying never destroys a recording silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .._fingerprints import REGISTRY_META, merge_registries
+from .._lookup import resolve_key
+from .._stores import Store
+from .._stores._base import Change
+from .._takes import Entry
+from ._app import App, cli, open_location, pass_app
+from ._render import progress
+
+__all__: list[str] = []
+
+
+def _copy(source: Store, target: Store, keys: list[str], *, replace: bool) -> tuple[int, int]:
+    """Copy ``keys`` from ``source`` to ``target``; return (copied, skipped)."""
+    existing = set(target.keys())
+    copied = skipped = 0
+    with target.batch():
+        for key in progress(keys, "copying"):
+            if key in existing and not replace:
+                skipped += 1
+                continue
+            entry = source.get(key)
+            if entry is None:
+                continue
+            target.update(key, _replace_with(entry))
+            copied += 1
+        theirs = source.get_meta(REGISTRY_META)
+        if theirs is not None:
+            target.update_meta(REGISTRY_META, lambda ours: merge_registries(ours, theirs))
+    return copied, skipped
+
+
+def _replace_with(entry: Entry) -> Change:
+    return lambda _: entry
+
+
+def _same_place(a: str, b: str) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def _report(copied: int, skipped: int, destination: str) -> None:
+    click.echo(f"copied {copied} entr(y/ies) to {destination}", err=True)
+    if skipped:
+        click.echo(
+            f"left {skipped} entr(y/ies) already there untouched (--replace overwrites them)",
+            err=True,
+        )
+
+
+@cli.command("export")
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--model", "models", multiple=True, metavar="MODEL", help="Only this model.")
+@click.option("--key", "keys", multiple=True, metavar="KEY", help="Only this key (prefix).")
+@click.option("--replace", is_flag=True, help="Overwrite entries the target already has.")
+@pass_app
+def export_command(
+    app: App, target: Path, models: tuple[str, ...], keys: tuple[str, ...], replace: bool
+) -> None:
+    """Copy recordings to TARGET: a .json cassette file or a cache directory."""
+    source = app.store()
+    if _same_place(source.location, str(target)):
+        raise click.UsageError("TARGET is the store being exported")
+    chosen = [s.key for s in source.summaries() if not models or s.model in models]
+    if keys:
+        known = source.keys()
+        wanted = {resolve_key(k, known, location=source.location) for k in keys}
+        chosen = [k for k in chosen if k in wanted]
+    destination = open_location(target, create=True)
+    try:
+        copied, skipped = _copy(source, destination, chosen, replace=replace)
+    finally:
+        destination.close()
+    _report(copied, skipped, str(target))
+
+
+@cli.command("import")
+@click.argument("source", type=click.Path(path_type=Path, exists=True))
+@click.option("--replace", is_flag=True, help="Overwrite entries this store already has.")
+@pass_app
+def import_command(app: App, source: Path, replace: bool) -> None:
+    """Copy recordings from SOURCE (a .json cassette or a cache directory) into this store."""
+    origin = open_location(source)
+    try:
+        target = app.store(create=True)
+        if _same_place(origin.location, target.location):
+            raise click.UsageError("SOURCE is the store being imported into")
+        copied, skipped = _copy(origin, target, origin.keys(), replace=replace)
+    finally:
+        origin.close()
+    _report(copied, skipped, target.location)
