@@ -65,11 +65,8 @@ def build(directory: Path) -> None:
 
 def run_command(directory: Path, command: str) -> float:
     started = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
-        try:
-            cli(["--cache-dir", str(directory), command], standalone_mode=False)
-        except SystemExit:
-            pass
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        cli(["--cache-dir", str(directory), command], standalone_mode=False)
     return time.perf_counter() - started
 
 
