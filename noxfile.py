@@ -19,7 +19,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff: style and common bugs, on everything we ship or run."""
     session.install("ruff>=0.8")
-    session.run("ruff", "check", "src", "tests", "examples", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "examples", "bench", "noxfile.py")
     session.run("ruff", "format", "--check", "src")
 
 
@@ -40,6 +40,6 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks, each printing ratios measured side by side in one run."""
-    session.install(".")
-    for script in ("bench/ttfc.py", "bench/listing.py"):
+    session.install(".[serve]")
+    for script in ("bench/ttfc.py", "bench/listing.py", "bench/proxy.py"):
         session.run("python", script, *session.posargs)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from ._core import Clock, Core, Stats
 from ._counters import COUNTERS_META, add_counters
@@ -22,10 +23,14 @@ from ._modes import Mode, resolve_mode
 from ._stores import CassetteStore, DiskStore, Store
 from ._takes import Entry
 
-__all__ = ["DEFAULT_DIR", "DIR_ENV_VAR", "SeedCache"]
+__all__ = ["DEFAULT_DIR", "DEFAULT_UPSTREAM", "DIR_ENV_VAR", "SeedCache"]
 
 DIR_ENV_VAR = "SEEDCACHE_DIR"
 DEFAULT_DIR = ".seedcache"
+DEFAULT_UPSTREAM = "https://api.openai.com/v1"
+
+if TYPE_CHECKING:
+    from ._serve import Proxy
 
 ClientT = TypeVar("ClientT")
 
@@ -179,6 +184,45 @@ class SeedCache:
         wrapped, http_client = wrap_client(self._core, client, transport)
         self._http_clients.append(http_client)
         return wrapped
+
+    @contextlib.contextmanager
+    def proxy(
+        self,
+        upstream: str = DEFAULT_UPSTREAM,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        repeats: str = "first",
+    ) -> Iterator[str]:
+        """Serve this cache as an OpenAI-compatible proxy on a background thread.
+
+        Yields the base URL to give any client (``OPENAI_BASE_URL``); stops on exit.
+        ``repeats="first"`` replays take 0 to every identical request, as a shared
+        gateway should; ``"takes"`` maps the n-th identical request to take n, as
+        :meth:`wrap` does. Needs ``pip install 'seedcache[serve]'``.
+
+        >>> with cache.proxy("https://api.openai.com/v1") as base_url:  # doctest: +SKIP
+        ...     os.environ["OPENAI_BASE_URL"] = base_url
+        """
+        server = self.proxy_server(upstream, host=host, port=port, repeats=repeats)
+        with server.background() as url:
+            yield url
+
+    def proxy_server(
+        self,
+        upstream: str = DEFAULT_UPSTREAM,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        repeats: str = "first",
+    ) -> Proxy:
+        """The proxy bound to its socket, not yet serving (``.run()`` serves until a signal)."""
+        from ._serve import Proxy
+
+        if repeats not in ("first", "takes"):
+            raise ConfigurationError(f"repeats must be 'first' or 'takes', not {repeats!r}")
+        core = self._core.sibling(count_repeats=repeats == "takes")
+        return Proxy(core, upstream=upstream, host=host, port=port)
 
     def transport(self, next_transport: Any = None, *, library: str = "httpx2") -> Any:
         """A sync transport for any httpx2 (or ``library="httpx"``) client."""

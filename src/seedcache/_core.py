@@ -9,6 +9,7 @@ how they wait for an identical request already in flight (:func:`resolve_sync`,
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import threading
@@ -126,9 +127,22 @@ class Core:
         self.stats = Stats()
         self._is_current = is_current
         self._observe = observe
+        self.count_repeats = True
+        """Whether the n-th identical request maps to take n (else always to take 0)."""
         self._lock = threading.Lock()
         self._occurrences: Counter[str] = Counter()
         self._flights: dict[str, _Flight] = {}
+
+    def sibling(self, *, count_repeats: bool) -> Core:
+        """A core over the same store, counters and in-flight requests, counting repeats or not.
+
+        A long-running proxy serves many independent clients: for it, a repeat is another
+        client asking the same thing, and should replay the first take rather than become
+        a new take.
+        """
+        twin = copy.copy(self)
+        twin.count_repeats = count_repeats
+        return twin
 
     def begin(self, request: CapturedRequest, *, may_join: bool = True) -> Step | _Wait:
         """Decide what to do with ``request``.
@@ -139,20 +153,20 @@ class Core:
         key = canonical.key
         while True:
             with self._lock:
-                occurrence = self._occurrences[key]
+                occurrence = self._occurrences[key] if self.count_repeats else 0
             entry = self.store.get(key)
             takes = entry.takes if entry is not None else []
             decision = decide(
                 self.mode, takes, occurrence, strict=self.strict, is_current=self._is_current
             )
             with self._lock:
-                if self._occurrences[key] != occurrence:
+                if self.count_repeats and self._occurrences[key] != occurrence:
                     continue  # another thread took this occurrence meanwhile; decide again
                 if isinstance(decision, Miss):
                     self.stats.misses += 1
                     raise self._miss(canonical, decision)
                 if isinstance(decision, Replay):
-                    self._occurrences[key] += 1
+                    self._occurrences[key] += self.count_repeats
                     self.stats.hits += 1
                     outcome = Outcome(Action.HIT, key, decision.index)
                     return Replayed(takes[decision.index], outcome)
@@ -161,7 +175,7 @@ class Core:
                     # Concurrent duplicates share the take being fetched and do not
                     # count as a repeat of their own.
                     return _Wait(flight, key)
-                self._occurrences[key] += 1
+                self._occurrences[key] += self.count_repeats
                 flight = _Flight()
                 self._flights.setdefault(key, flight)
             return Live(Recording(self, canonical, decision, flight))

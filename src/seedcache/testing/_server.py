@@ -128,7 +128,7 @@ class FakeOpenAI:
     def start(self) -> Self:
         """Listen on 127.0.0.1, on a free port."""
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Listener(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._port = self._server.server_address[1]
         # A short poll interval makes stop() quick; tests stop servers often.
@@ -219,6 +219,18 @@ class FakeOpenAI:
         model = str(payload.get("model", ""))
         serves_fp = not model.startswith(_MODELS_WITHOUT_FINGERPRINT)
         return generate(path, payload, self._serving_fingerprint(), serves_fp)
+
+
+class _Listener(ThreadingHTTPServer):
+    # The standard library's backlog of 5 resets bursts of new connections; the real API
+    # accepts hundreds at once, and a proxy opening 16 connections at once must not fail.
+    request_queue_size = 256
+
+    def server_bind(self) -> None:
+        # Like the real API's servers, answer at once: without TCP_NODELAY (inherited by
+        # accepted sockets) every response waits ~40 ms for the client's delayed ACK.
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().server_bind()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,0 +1,68 @@
+"""``seedcache serve``: the record/replay proxy in the foreground."""
+
+from __future__ import annotations
+
+import click
+
+from .._cache import DEFAULT_UPSTREAM, SeedCache
+from .._modes import Mode
+from .._serve import is_loopback
+from ._app import App, cli, pass_app
+
+__all__: list[str] = []
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port (0: any free one).")
+@click.option(
+    "--upstream",
+    default=DEFAULT_UPSTREAM,
+    show_default=True,
+    help="The API that misses are fetched from.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice([m.value for m in Mode]),
+    envvar="SEEDCACHE_MODE",
+    default="auto",
+    show_default=True,
+    help="replay, auto, record or refresh.",
+)
+@click.option(
+    "--repeats",
+    type=click.Choice(["first", "takes"]),
+    default="first",
+    show_default=True,
+    help="first: identical requests all replay the first take; "
+    "takes: the n-th identical request replays take n.",
+)
+@pass_app
+def serve_command(app: App, host: str, port: int, upstream: str, mode: str, repeats: str) -> None:
+    """An OpenAI-compatible proxy on loopback: set OPENAI_BASE_URL to the URL it prints.
+
+    Every client that honours OPENAI_BASE_URL (any SDK, curl) records and replays through
+    the cache. Clients send their own API key; it is forwarded on a miss, never stored.
+    Stop with Ctrl-C: responses in flight finish and are stored first.
+    """
+    if not is_loopback(host):
+        click.echo(
+            f"warning: listening on {host}: anyone who can reach it can spend your API key "
+            "through the cache and read what it recorded",
+            err=True,
+        )
+    cache = SeedCache(mode=mode, store=app.store(create=True))
+    proxy = cache.proxy_server(upstream, host=host, port=port, repeats=repeats)
+    click.echo(f"seedcache proxy ({mode}) for {upstream}, recording into {app.location}", err=True)
+    click.echo(f"export OPENAI_BASE_URL={proxy.base_url}")
+    try:
+        proxy.run()
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the signal it handled; stopping is what was asked
+    finally:
+        cache.close()
+    stats = cache.stats()
+    click.echo(
+        f"stopped: {stats.hits} hit(s), {stats.recorded} recorded, {stats.misses} miss(es)",
+        err=True,
+    )

@@ -1,0 +1,103 @@
+"""Running the proxy on uvicorn: in the foreground (the CLI) or on a background thread (tests).
+
+uvicorn because it streams ASGI responses chunk by chunk with backpressure, keeps
+connections alive, shuts down gracefully on SIGINT/SIGTERM (in-flight responses finish,
+so their takes are stored), and installs without compiled parts. The socket is bound
+here, before uvicorn starts, so the URL (with a port picked by the system) is known
+at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from .._core import Core
+from .._errors import ConfigurationError
+from ._app import ProxyApp, proxy_base_url
+
+__all__ = ["Proxy", "is_loopback"]
+
+_START_TIMEOUT_SECONDS = 15.0
+# How long a shutdown waits for responses still streaming before it cuts them.
+_GRACEFUL_SECONDS = 30
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Proxy:
+    """The proxy, bound to its socket: :meth:`run` serves here, :meth:`background` elsewhere."""
+
+    def __init__(
+        self, core: Core, *, upstream: str, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        try:
+            import uvicorn
+        except ImportError:
+            raise ConfigurationError(
+                "the proxy needs uvicorn: install it with `pip install 'seedcache[serve]'`"
+            ) from None
+        self._app = ProxyApp(core, upstream)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit it: uvicorn writes the head and the body separately,
+        # and without it the body waits for the client's delayed ACK (~40 ms per response).
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            self._socket.bind((host, port))
+        except OSError as exc:
+            self._socket.close()
+            raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        self._socket.listen(128)
+        bound_port = self._socket.getsockname()[1]
+        self.base_url = proxy_base_url(host, bound_port, upstream)
+        """The URL to give clients (``OPENAI_BASE_URL``)."""
+        config = uvicorn.Config(
+            self._app,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=_GRACEFUL_SECONDS,
+            # Live responses carry the upstream's own; replays are not "from" anywhere.
+            server_header=False,
+            date_header=False,
+        )
+        self._server: Any = uvicorn.Server(config)
+
+    def run(self) -> None:
+        """Serve until SIGINT or SIGTERM; in-flight responses finish first."""
+        try:
+            self._server.run(sockets=[self._socket])
+        finally:
+            self._socket.close()
+
+    @contextlib.contextmanager
+    def background(self) -> Iterator[str]:
+        """Serve on a daemon thread; yields the base URL; stops (gracefully) on exit."""
+        thread = threading.Thread(target=self.run, name="seedcache-proxy", daemon=True)
+        thread.start()
+        waited = 0.0
+        while not self._server.started:
+            if not thread.is_alive():
+                raise ConfigurationError("the proxy failed to start; see the log above")
+            if waited > _START_TIMEOUT_SECONDS:
+                raise ConfigurationError("the proxy did not start within 15 seconds")
+            threading.Event().wait(0.01)
+            waited += 0.01
+        try:
+            yield self.base_url
+        finally:
+            self._server.should_exit = True
+            thread.join()
