@@ -56,9 +56,7 @@ def wrap_client(core: Core, client: ClientT, transport: Any) -> tuple[ClientT, A
     if transport is None:
         # Keep the SDK's own connection limits, as its default client would.
         transport_cls = lib.AsyncHTTPTransport if is_async else lib.HTTPTransport
-        transport = transport_cls(
-            limits=openai.DEFAULT_CONNECTION_LIMITS, socket_options=NO_DELAY
-        )
+        transport = transport_cls(limits=openai.DEFAULT_CONNECTION_LIMITS, socket_options=NO_DELAY)
     cache_transport = make_transport(
         core, library=library, is_async=is_async, next_transport=transport
     )
