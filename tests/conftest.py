@@ -16,6 +16,8 @@ SENTINEL_KEY = "sk-proj-SENTINELsecretKEY0123456789abcdefABCDEF"
 SENTINEL_ORG = "org-SENTINELorganization42"
 SENTINEL_PROJECT = "proj_SENTINELproject42"
 
+pytest_plugins = ["pytester"]
+
 CacheFactory = Callable[..., seedcache.SeedCache]
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from ._core import Clock, Core, Stats
 from ._counters import COUNTERS_META, add_counters
 from ._drift import DeterminismSummary, TakeDiff, TakeRef, determinism, diff_entry
-from ._errors import ConfigurationError, StoreError
+from ._errors import CacheMiss, ConfigurationError, StoreError
 from ._fingerprints import Currency, FingerprintStatus, Registry, fingerprint_statuses, parse_pins
 from ._keys import KeyConfig
 from ._lookup import find_entry
@@ -138,6 +138,24 @@ class SeedCache:
         """A snapshot of what the cache did since it was opened."""
         return Stats(**self._core.stats.as_dict())
 
+    @property
+    def missed(self) -> tuple[CacheMiss, ...]:
+        """Every :class:`CacheMiss` raised so far, even those the calling code swallowed."""
+        return tuple(self._core.missed)
+
+    def unused(self) -> list[tuple[str, list[int]]]:
+        """Recorded takes this cache was never asked for: ``(key, take indices)`` pairs.
+
+        After a test ran its course, these are what it no longer uses.
+        """
+        consumed = self._core.consumed()
+        unused = []
+        for entry in self._store.entries():
+            used = consumed.get(entry.key, 0)
+            if used < len(entry.takes):
+                unused.append((entry.key, list(range(used, len(entry.takes)))))
+        return unused
+
     def entry(self, key: str) -> Entry:
         """The entry for ``key`` or a unique prefix of it.
 
@@ -193,18 +211,22 @@ class SeedCache:
         host: str = "127.0.0.1",
         port: int = 0,
         repeats: str = "first",
+        transport: Any = None,
     ) -> Iterator[str]:
         """Serve this cache as an OpenAI-compatible proxy on a background thread.
 
         Yields the base URL to give any client (``OPENAI_BASE_URL``); stops on exit.
         ``repeats="first"`` replays take 0 to every identical request, as a shared
         gateway should; ``"takes"`` maps the n-th identical request to take n, as
-        :meth:`wrap` does. Needs ``pip install 'seedcache[serve]'``.
+        :meth:`wrap` does. ``transport`` is the async transport that fetches misses
+        (default: httpx2's, or httpx's). Needs ``pip install 'seedcache[serve]'``.
 
         >>> with cache.proxy("https://api.openai.com/v1") as base_url:  # doctest: +SKIP
         ...     os.environ["OPENAI_BASE_URL"] = base_url
         """
-        server = self.proxy_server(upstream, host=host, port=port, repeats=repeats)
+        server = self.proxy_server(
+            upstream, host=host, port=port, repeats=repeats, transport=transport
+        )
         with server.background() as url:
             yield url
 
@@ -215,6 +237,7 @@ class SeedCache:
         host: str = "127.0.0.1",
         port: int = 0,
         repeats: str = "first",
+        transport: Any = None,
     ) -> Proxy:
         """The proxy bound to its socket, not yet serving (``.run()`` serves until a signal)."""
         from ._serve import Proxy
@@ -222,7 +245,7 @@ class SeedCache:
         if repeats not in ("first", "takes"):
             raise ConfigurationError(f"repeats must be 'first' or 'takes', not {repeats!r}")
         core = self._core.sibling(count_repeats=repeats == "takes")
-        return Proxy(core, upstream=upstream, host=host, port=port)
+        return Proxy(core, upstream=upstream, host=host, port=port, transport=transport)
 
     def transport(self, next_transport: Any = None, *, library: str = "httpx2") -> Any:
         """A sync transport for any httpx2 (or ``library="httpx"``) client."""

@@ -39,6 +39,7 @@ _TRANSIENT_STATUSES = frozenset({408, 409, 429})
 _TRANSFER_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 # How long a request waits for an identical one in flight before going live itself.
 FLIGHT_WAIT_SECONDS = 600.0
+_MISSES_KEPT = 100
 
 Clock = Callable[[], float]
 
@@ -128,6 +129,9 @@ class Core:
         self._is_current = is_current
         self._observe = observe
         self.count_repeats = True
+        self.missed: list[CacheMiss] = []
+        """The misses raised, oldest first (the first hundred): code under test may swallow
+        the exception, and the test must still learn of it."""
         """Whether the n-th identical request maps to take n (else always to take 0)."""
         self._lock = threading.Lock()
         self._occurrences: Counter[str] = Counter()
@@ -164,7 +168,10 @@ class Core:
                     continue  # another thread took this occurrence meanwhile; decide again
                 if isinstance(decision, Miss):
                     self.stats.misses += 1
-                    raise self._miss(canonical, decision)
+                    miss = self._miss(canonical, decision)
+                    if len(self.missed) < _MISSES_KEPT:
+                        self.missed.append(miss)
+                    raise miss
                 if isinstance(decision, Replay):
                     self._occurrences[key] += self.count_repeats
                     self.stats.hits += 1
@@ -179,6 +186,11 @@ class Core:
                 flight = _Flight()
                 self._flights.setdefault(key, flight)
             return Live(Recording(self, canonical, decision, flight))
+
+    def consumed(self) -> dict[str, int]:
+        """How many takes of each key this session asked for (repeats counted)."""
+        with self._lock:
+            return dict(self._occurrences)
 
     def joined(self, flight: _Flight, key: str) -> Step | None:
         """The step for a request that waited on ``flight``; None if it must start over."""

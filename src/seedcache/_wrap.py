@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from ._core import Core
 from ._errors import ConfigurationError
 
-__all__ = ["NO_DELAY", "make_transport", "wrap_client"]
+__all__ = ["NO_DELAY", "make_transport", "sdk_transport", "wrap_client"]
 
 # Without TCP_NODELAY, a request written as headers then body on a kept-alive connection
 # waits for the server's delayed ACK: about 40 ms per call, on loopback as on the internet.
@@ -65,6 +65,22 @@ def wrap_client(core: Core, client: ClientT, transport: Any) -> tuple[ClientT, A
     http_client = http_client_cls(transport=cache_transport)
     wrapped: ClientT = client.with_options(http_client=http_client)  # type: ignore[attr-defined]
     return wrapped, http_client
+
+
+def sdk_transport(*, is_async: bool, keep_alive: bool = True) -> Any:
+    """A transport of the installed SDK's HTTP library with the SDK's connection limits.
+
+    ``keep_alive=False`` closes every connection after its response: for async clients
+    whose event loop ends before anyone could close them (a test's ``asyncio.run``).
+    """
+    import openai
+
+    lib = importlib.import_module(_sdk_library(openai))
+    limits = openai.DEFAULT_CONNECTION_LIMITS
+    if not keep_alive:
+        limits = lib.Limits(max_connections=limits.max_connections, max_keepalive_connections=0)
+    transport_cls = lib.AsyncHTTPTransport if is_async else lib.HTTPTransport
+    return transport_cls(limits=limits, socket_options=NO_DELAY)
 
 
 def _sdk_library(openai: Any) -> str:

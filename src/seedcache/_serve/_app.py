@@ -55,7 +55,7 @@ def proxy_base_url(host: str, port: int, upstream: str) -> str:
 class ProxyApp:
     """An ASGI application that answers OpenAI API requests from the cache or the upstream."""
 
-    def __init__(self, core: Core, upstream: str) -> None:
+    def __init__(self, core: Core, upstream: str, transport: Any = None) -> None:
         parts = urlsplit(upstream)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigurationError(
@@ -66,7 +66,7 @@ class ProxyApp:
         self._prefix = parts.path.rstrip("/")
         self._library = _library()
         self._http = importlib.import_module(self._library)
-        upstream_transport = self._http.AsyncHTTPTransport(socket_options=NO_DELAY)
+        upstream_transport = transport or self._http.AsyncHTTPTransport(socket_options=NO_DELAY)
         self._transport = make_transport(
             core, library=self._library, is_async=True, next_transport=upstream_transport
         )

@@ -41,7 +41,13 @@ class Proxy:
     """The proxy, bound to its socket: :meth:`run` serves here, :meth:`background` elsewhere."""
 
     def __init__(
-        self, core: Core, *, upstream: str, host: str = "127.0.0.1", port: int = 0
+        self,
+        core: Core,
+        *,
+        upstream: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        transport: Any = None,
     ) -> None:
         try:
             import uvicorn
@@ -49,7 +55,7 @@ class Proxy:
             raise ConfigurationError(
                 "the proxy needs uvicorn: install it with `pip install 'seedcache[serve]'`"
             ) from None
-        self._app = ProxyApp(core, upstream)
+        self._app = ProxyApp(core, upstream, transport)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
