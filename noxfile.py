@@ -40,6 +40,6 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks, each printing ratios measured side by side in one run."""
-    session.install(".[serve]")
-    for script in ("bench/ttfc.py", "bench/listing.py", "bench/proxy.py"):
+    session.install(".[serve]", "vcrpy>=7")
+    for script in ("bench/ttfc.py", "bench/replay.py", "bench/listing.py", "bench/proxy.py"):
         session.run("python", script, *session.posargs)
