@@ -24,6 +24,18 @@ def test_story(openai_client):
     assert reply.choices[0].message.content
 """
 
+# Asks about each topic in $TOPICS, then fails if $FAIL is 1.
+TOPICS_TEST = """
+import os
+
+def test_story(openai_client):
+    for topic in os.environ["TOPICS"].split(","):
+        openai_client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": topic}], seed=1
+        )
+    assert os.environ.get("FAIL") != "1"
+"""
+
 
 @pytest.fixture
 def inner(pytester, fake, monkeypatch):
@@ -125,18 +137,7 @@ def test_parametrized_tests_get_distinct_readable_cassettes(inner):
 
 
 def test_record_mode_rewrites_the_cassette_from_scratch(inner, monkeypatch):
-    inner.makepyfile(
-        test_story="""
-        import os
-
-        def test_story(openai_client):
-            for topic in os.environ["TOPICS"].split(","):
-                openai_client.chat.completions.create(
-                    model="gpt-4o-mini", messages=[{"role": "user", "content": topic}], seed=1
-                )
-            assert os.environ.get("FAIL") != "1"
-        """
-    )
+    inner.makepyfile(test_story=TOPICS_TEST)
     path = cassette(inner, "test_story", "test_story")
 
     def topics():
@@ -243,17 +244,7 @@ def test_proxy_fixture_records_code_that_builds_its_own_client(inner, fake, monk
 
 
 def test_report_unused_lists_takes_no_test_asks_for(inner, monkeypatch):
-    inner.makepyfile(
-        test_story="""
-        import os
-
-        def test_story(openai_client):
-            for topic in os.environ["TOPICS"].split(","):
-                openai_client.chat.completions.create(
-                    model="gpt-4o-mini", messages=[{"role": "user", "content": topic}], seed=1
-                )
-        """
-    )
+    inner.makepyfile(test_story=TOPICS_TEST)
     monkeypatch.setenv("TOPICS", "Mars,Venus")
     inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=1)
     monkeypatch.setenv("TOPICS", "Mars")
