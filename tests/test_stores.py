@@ -237,3 +237,21 @@ def test_disk_store_on_unreadable_database_is_a_store_error(tmp_path):
         DiskStore(directory)
     assert isinstance(StoreError("x"), OSError)
     assert sqlite3  # the error wraps sqlite3.DatabaseError
+
+
+def test_disk_reads_see_changes_made_by_another_store_and_stay_private(tmp_path):
+    first, second = DiskStore(tmp_path / "d"), DiskStore(tmp_path / "d")
+    first.update("ab12", lambda _: entry())
+    assert [t.status for t in first.get("ab12").takes] == [200]
+    given = first.get("ab12")
+    given.takes.append(Take(500, (), b"mutated by a caller"))
+    assert [t.status for t in first.get("ab12").takes] == [200]
+
+    def add_take(current):
+        current.takes.append(Take(201, (), b"from another process"))
+        return current
+
+    second.update("ab12", add_take)
+    assert [t.status for t in first.get("ab12").takes] == [200, 201]
+    first.close()
+    second.close()

@@ -9,6 +9,8 @@ fingerprint is never part of it.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -85,7 +87,41 @@ def canonical_json(value: Any) -> str:
 
 
 def canonicalize(request: CapturedRequest, config: KeyConfig = KeyConfig()) -> Canonical:
-    """Reduce ``request`` to its key and summary."""
+    """Reduce ``request`` to its key and summary.
+
+    Test suites and replays send the same requests again and again; the result for a
+    small request is remembered, which takes parsing and hashing off the path of a hit.
+    """
+    if len(request.body) > _MEMO_MAX_BODY:
+        return _canonicalize(request, config)
+    memo_key = (
+        request.method,
+        request.url,
+        request.body,
+        request.header("content-type"),
+        tuple(request.header(name) for name in config.match_headers),
+        config,
+    )
+    with _memo_lock:
+        found = _memo.get(memo_key)
+        if found is not None:
+            _memo.move_to_end(memo_key)
+            return found
+    canonical = _canonicalize(request, config)
+    with _memo_lock:
+        _memo[memo_key] = canonical
+        if len(_memo) > _MEMO_SIZE:
+            _memo.popitem(last=False)
+    return canonical
+
+
+_MEMO_SIZE = 512
+_MEMO_MAX_BODY = 64 * 1024
+_memo: OrderedDict[tuple[Any, ...], Canonical] = OrderedDict()
+_memo_lock = threading.Lock()
+
+
+def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
     parts = urlsplit(request.url)
     query = sorted(strip_secret_query(parse_qsl(parts.query, keep_blank_values=True)))
     origin = f"{parts.scheme.lower()}://{parts.netloc.lower()}"

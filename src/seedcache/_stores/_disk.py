@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,9 @@ from ._base import Change, MetaChange
 
 __all__ = ["DiskStore"]
 
+# Decoded entries remembered for repeated reads: count and size bounds keep memory small.
+_DECODED_SIZE = 256
+_DECODED_MAX_FRAME = 256 * 1024
 _ENTRY_PREFIX = "entry:"
 _INDEX_PREFIX = "index:"
 _META_PREFIX = "meta:"
@@ -93,6 +98,8 @@ class DiskStore:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open cache directory {str(path)!r}: {exc}") from exc
         self._path = path
+        self._decoded: OrderedDict[str, tuple[bytes, Entry]] = OrderedDict()
+        self._decoded_lock = threading.Lock()
 
     @property
     def location(self) -> str:
@@ -100,9 +107,28 @@ class DiskStore:
         return str(self._path)
 
     def get(self, key: str) -> Entry | None:
-        """The entry for ``key``, or None."""
+        """The entry for ``key``, or None.
+
+        The row is always read (another process may have changed it); decoding is skipped
+        when the bytes are the ones decoded last time for this key, as on repeated hits.
+        """
         frame = self._read(_ENTRY_PREFIX + key)
-        return None if frame is None else decode_entry(frame, where=self._where(key))
+        if frame is None:
+            return None
+        with self._decoded_lock:
+            known = self._decoded.get(key)
+        if known is not None and known[0] == frame:
+            entry = known[1]
+        else:
+            entry = decode_entry(frame, where=self._where(key))
+            if len(frame) <= _DECODED_MAX_FRAME:
+                with self._decoded_lock:
+                    self._decoded[key] = (frame, entry)
+                    self._decoded.move_to_end(key)
+                    if len(self._decoded) > _DECODED_SIZE:
+                        self._decoded.popitem(last=False)
+        # A copy of the lists: callers may change what they were given.
+        return Entry(entry.key, entry.request, list(entry.takes), list(entry.history))
 
     def update(self, key: str, change: Change) -> Entry | None:
         """Read, change and write one entry in one SQLite transaction (atomic across processes).
