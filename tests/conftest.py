@@ -21,6 +21,28 @@ pytest_plugins = ["pytester"]
 CacheFactory = Callable[..., seedcache.SeedCache]
 
 
+_SECRETS = (SENTINEL_KEY.encode(), SENTINEL_ORG.encode(), SENTINEL_PROJECT.encode())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_secret_in_any_file_the_suite_wrote(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """After the whole run, no file under the run's temporary root holds a sentinel secret.
+
+    Every cache, cassette, index and registry the suite writes lives there, whatever the
+    endpoint, mode, store or path (wrap, proxy, plugin, CLI) that wrote it.
+    """
+    yield
+    root = tmp_path_factory.getbasetemp()
+    leaks = [
+        str(path)
+        for path in root.rglob("*")
+        if path.is_file() and any(secret in path.read_bytes() for secret in _SECRETS)
+    ]
+    assert leaks == [], f"a sentinel secret was written to: {leaks}"
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeOpenAI]:
     """A running fake OpenAI server on loopback."""

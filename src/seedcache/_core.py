@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from ._content import content_of
-from ._errors import CacheMiss, StoreError
+from ._errors import CacheMiss, CorruptEntryError, StoreError
 from ._keys import Canonical, KeyConfig, canonicalize
 from ._modes import Mode
 from ._nearest import nearest
@@ -158,7 +158,7 @@ class Core:
         while True:
             with self._lock:
                 occurrence = self._occurrences[key] if self.count_repeats else 0
-            entry = self.store.get(key)
+            entry = self._read_entry(key)
             takes = entry.takes if entry is not None else []
             decision = decide(
                 self.mode, takes, occurrence, strict=self.strict, is_current=self._is_current
@@ -186,6 +186,16 @@ class Core:
                 flight = _Flight()
                 self._flights.setdefault(key, flight)
             return Live(Recording(self, canonical, decision, flight))
+
+    def _read_entry(self, key: str) -> Entry | None:
+        """The stored entry; a corrupt one is an error in ``replay``, else a warned miss."""
+        try:
+            return self.store.get(key)
+        except CorruptEntryError as exc:
+            if self.mode is Mode.REPLAY:
+                raise
+            _log.warning("%s; treating it as not recorded, it will be recorded again", exc)
+            return None
 
     def consumed(self) -> dict[str, int]:
         """How many takes of each key this session asked for (repeats counted)."""
@@ -223,7 +233,13 @@ class Core:
             landed.append((index, replaced))
             return entry
 
-        self.store.update(canonical.key, change)
+        try:
+            self.store.update(canonical.key, change)
+        except CorruptEntryError:
+            # The damaged entry was already reported when the request was decided; the
+            # fresh take replaces it rather than failing the caller's response.
+            self.store.delete(canonical.key)
+            self.store.update(canonical.key, change)
         return landed[-1]
 
     def _note_live(self, take: Take) -> None:

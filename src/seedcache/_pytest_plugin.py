@@ -153,8 +153,14 @@ def _run_for(request: pytest.FixtureRequest) -> CassetteRun:
         raise pytest.UsageError(f"seedcache: {exc}") from None
     root = config.rootpath
     if cassette is not None:
-        path = Path(cassette)
-        path = path if path.is_absolute() else root / config.getini("seedcache_dir") / path
+        base = root / config.getini("seedcache_dir")
+        path = base / str(cassette)
+        # A marker must not read or write outside the cassette directory.
+        if not path.resolve().is_relative_to(base.resolve()):
+            pytest.fail(
+                f"seedcache: cassette {cassette!r} is outside {base}; give a path inside it",
+                pytrace=False,
+            )
     else:
         path = _cassette_path(item, root, config.getini("seedcache_dir"))
     run = CassetteRun(path=path, mode=mode, options=options, nodeid=item.nodeid)
