@@ -13,10 +13,10 @@ import time
 
 import diskcache
 import pytest
-from conftest import MESSAGES, make_client
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import MESSAGES, make_client
 from seedcache import CassetteStore, CorruptEntryError, DiskStore, SeedCache, StoreError
 from seedcache._codec import decode_entry, encode_entry
 
