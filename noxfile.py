@@ -16,6 +16,13 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def stress(session: nox.Session) -> None:
+    """The heavy reliability tests alone: many processes on one store, crashes, fuzzing."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/test_stress.py", "tests/test_hostile.py", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff: style and common bugs, on everything we ship or run."""
     session.install("ruff>=0.8")

@@ -204,3 +204,13 @@ def test_read_only_cache_directory_is_a_clear_error_on_write(fake, tmp_path):
             DiskStore(tmp_path / "c").update("ab" * 16, lambda _: None)
     finally:
         os.chmod(tmp_path / "c", 0o700)
+
+
+def test_an_oversized_cassette_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from seedcache._stores import _cassette
+
+    path = tmp_path / "huge.json"
+    path.write_bytes(b'{"seedcache": 1, "entries": []}' + b" " * 2048)
+    monkeypatch.setattr(_cassette, "MAX_CASSETTE_BYTES", 1024)
+    with pytest.raises(CorruptEntryError, match="over the 1024 byte limit"):
+        CassetteStore(path)

@@ -39,6 +39,11 @@ _TRANSIENT_STATUSES = frozenset({408, 409, 429})
 _TRANSFER_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 # How long a request waits for an identical one in flight before going live itself.
 FLIGHT_WAIT_SECONDS = 600.0
+# How long another process's claim on a key holds before it counts as abandoned (a
+# crashed process never releases it).
+LEASE_SECONDS = 120.0
+# How often a request polls for a take another process is fetching.
+POLL_SECONDS = 0.005
 _MISSES_KEPT = 100
 
 Clock = Callable[[], float]
@@ -89,6 +94,13 @@ class Live:
 @dataclass(frozen=True, slots=True)
 class _Wait:
     flight: _Flight
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Poll:
+    """Another process is fetching this key: look again shortly."""
+
     key: str
 
 
@@ -148,7 +160,9 @@ class Core:
         twin.count_repeats = count_repeats
         return twin
 
-    def begin(self, request: CapturedRequest, *, may_join: bool = True) -> Step | _Wait:
+    def begin(
+        self, request: CapturedRequest, *, may_join: bool = True, may_claim: bool = True
+    ) -> Step | _Wait | _Poll:
         """Decide what to do with ``request``.
 
         Raises :class:`CacheMiss` when it can be neither replayed nor fetched.
@@ -182,10 +196,20 @@ class Core:
                     # Concurrent duplicates share the take being fetched and do not
                     # count as a repeat of their own.
                     return _Wait(flight, key)
+            # Other processes on the same store: one fetches, the others poll for its take.
+            claimed = self._claim(key, takes) if may_claim else None
+            if claimed is False:
+                return _Poll(key)
+            with self._lock:
+                raced = self.count_repeats and self._occurrences[key] != occurrence
+                if raced or (key in self._flights and may_join and self.mode is not Mode.RECORD):
+                    if claimed:
+                        self._release(key)
+                    continue  # a thread of this process got there first; decide again
                 self._occurrences[key] += self.count_repeats
                 flight = _Flight()
                 self._flights.setdefault(key, flight)
-            return Live(Recording(self, canonical, decision, flight))
+            return Live(Recording(self, canonical, decision, flight, leased=bool(claimed)))
 
     def _read_entry(self, key: str) -> Entry | None:
         """The stored entry; a corrupt one is an error in ``replay``, else a warned miss."""
@@ -210,8 +234,23 @@ class Core:
             self.stats.joined += 1
         return Replayed(flight.take, Outcome(Action.JOINED, key, flight.index))
 
+    def _claim(self, key: str, takes: list[Take]) -> bool | None:
+        """Claim the fetch of ``key`` across processes; None where the store cannot."""
+        claim = getattr(self.store, "claim", None)
+        if claim is None or self.mode is Mode.RECORD:
+            return None
+        state = [take.recorded_at_ms for take in takes]
+        return bool(claim(key, state, LEASE_SECONDS))
+
+    def _release(self, key: str) -> None:
+        release = getattr(self.store, "release", None)
+        if release is not None:
+            release(key)
+
     def _land(self, recording: Recording, take: Take | None) -> None:
         """Close ``recording``'s flight; waiters replay ``take`` or start over if None."""
+        if recording.leased:
+            self._release(recording.canonical.key)
         flight = recording.flight
         with self._lock:
             if self._flights.get(recording.canonical.key) is flight:
@@ -326,8 +365,18 @@ class Recording:
     whole body, or for a stream that ends with ``data: [DONE]``, that event.
     """
 
-    def __init__(self, core: Core, canonical: Canonical, decision: Fetch, flight: _Flight) -> None:
+    def __init__(
+        self,
+        core: Core,
+        canonical: Canonical,
+        decision: Fetch,
+        flight: _Flight,
+        *,
+        leased: bool = False,
+    ) -> None:
         self.core = core
+        self.leased = leased
+        """True when this process holds the store's claim on the key until it lands."""
         self.canonical = canonical
         self.decision = decision
         self.flight = flight
@@ -442,8 +491,15 @@ def _expects_done(canonical: Canonical) -> bool:
 def resolve_sync(core: Core, request: CapturedRequest) -> Step:
     """:meth:`Core.begin`, waiting in this thread for an identical request in flight."""
     may_join = True
+    polling_until = None
     while True:
-        step = core.begin(request, may_join=may_join)
+        may_claim = polling_until is None or time.monotonic() < polling_until
+        step = core.begin(request, may_join=may_join, may_claim=may_claim)
+        if isinstance(step, _Poll):
+            # A claim outlives its holder by LEASE_SECONDS at most; past that, go alone.
+            polling_until = polling_until or time.monotonic() + LEASE_SECONDS
+            time.sleep(POLL_SECONDS)
+            continue
         if not isinstance(step, _Wait):
             return step
         if not step.flight.done.wait(FLIGHT_WAIT_SECONDS):
@@ -457,8 +513,14 @@ def resolve_sync(core: Core, request: CapturedRequest) -> Step:
 async def resolve_async(core: Core, request: CapturedRequest) -> Step:
     """:meth:`Core.begin`, waiting without blocking the event loop."""
     may_join = True
+    polling_until = None
     while True:
-        step = core.begin(request, may_join=may_join)
+        may_claim = polling_until is None or time.monotonic() < polling_until
+        step = core.begin(request, may_join=may_join, may_claim=may_claim)
+        if isinstance(step, _Poll):
+            polling_until = polling_until or time.monotonic() + LEASE_SECONDS
+            await anyio.sleep(POLL_SECONDS)
+            continue
         if not isinstance(step, _Wait):
             return step
         # A threading.Event serves threads and tasks alike; poll it cheaply from the loop.

@@ -173,10 +173,14 @@ def read_cassette(path: Path) -> CassetteContents:
     where = str(path)
     try:
         size = path.stat().st_size
-        if size > MAX_CASSETTE_BYTES:
-            raise CorruptEntryError(
-                f"{where}: cassette is {size} bytes, over the {MAX_CASSETTE_BYTES} byte limit"
-            )
+    except OSError as exc:
+        raise StoreError(f"cannot read cassette {where}: {exc}") from exc
+    if size > MAX_CASSETTE_BYTES:
+        raise CorruptEntryError(
+            f"{where}: cassette is {size} bytes, over the {MAX_CASSETTE_BYTES} byte limit; "
+            "a cassette this big is a mistake or an attack"
+        )
+    try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CorruptEntryError(

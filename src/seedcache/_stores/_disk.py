@@ -9,9 +9,12 @@ str keys, and a row that claims to be a pickle raises :class:`UnsafeDataError`.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import threading
+import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +35,7 @@ _DECODED_SIZE = 256
 _DECODED_MAX_FRAME = 256 * 1024
 _ENTRY_PREFIX = "entry:"
 _INDEX_PREFIX = "index:"
+_LEASE_PREFIX = "lease:"
 _META_PREFIX = "meta:"
 
 
@@ -100,6 +104,7 @@ class DiskStore:
         self._path = path
         self._decoded: OrderedDict[str, tuple[bytes, Entry]] = OrderedDict()
         self._decoded_lock = threading.Lock()
+        self._owner = f"{os.getpid()}-{uuid.uuid4().hex}"
 
     @property
     def location(self) -> str:
@@ -187,6 +192,45 @@ class DiskStore:
         with self._writing("a batch of entries"):
             yield
 
+    def claim(self, key: str, state: list[int], seconds: float) -> bool:
+        """Become the one fetching ``key``, for ``seconds``, if its takes are still ``state``.
+
+        ``state`` is the recording times of the takes the caller decided on. False when
+        another claim is live (in any process, or another thread of this one) or the
+        takes changed meanwhile: the caller decides again, usually replaying the take
+        the claim holder stored.
+        """
+        now = time.time()
+        with self._writing(key):
+            if self._take_times(key) != state:
+                return False
+            held = self._read(_LEASE_PREFIX + key)
+            if held is not None:
+                try:
+                    until = float(json.loads(held)["until"])
+                except (ValueError, KeyError, TypeError):
+                    until = 0.0  # unreadable: treat as expired
+                if until > now:
+                    return False
+            lease = {"owner": self._owner, "until": now + seconds}
+            self._put(_LEASE_PREFIX + key, json.dumps(lease).encode())
+            return True
+
+    def release(self, key: str) -> None:
+        """Give up this store's claim on ``key``, if it holds one."""
+        with self._writing(key):
+            held = self._read(_LEASE_PREFIX + key)
+            if held is not None and json.loads(held).get("owner") == self._owner:
+                self._put(_LEASE_PREFIX + key, None)
+
+    def _take_times(self, key: str) -> list[int]:
+        # As the core sees them: a corrupt entry counts as no takes (it is re-recorded).
+        try:
+            entry = self.get(key)
+        except CorruptEntryError:
+            return []
+        return [] if entry is None else [t.recorded_at_ms for t in entry.takes]
+
     def get_meta(self, name: str) -> bytes | None:
         """A named blob kept beside the entries."""
         return self._read(_META_PREFIX + name)
@@ -202,7 +246,8 @@ class DiskStore:
         """Rows seedcache did not write (pickled keys or values); they are never read."""
         query = (
             "SELECT count(*) FROM Cache WHERE raw = 0 OR mode NOT IN (?, ?) "
-            "OR NOT (key LIKE 'entry:%' OR key LIKE 'index:%' OR key LIKE 'meta:%')"
+            "OR NOT (key LIKE 'entry:%' OR key LIKE 'index:%' OR key LIKE 'meta:%' "
+            "OR key LIKE 'lease:%')"
         )
         modes = (diskcache.core.MODE_RAW, diskcache.core.MODE_BINARY)
         try:

@@ -1,0 +1,107 @@
+"""Many processes on one disk store: nothing lost, nothing duplicated, each miss fetched once.
+
+Marked ``stress``: run with the suite, and alone by ``nox -s stress``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+
+import pytest
+
+from seedcache import DiskStore
+
+PROCESSES = 8
+REQUESTS = 300
+PROMPTS = 400
+
+WORKER = (
+    textwrap.dedent(
+        """
+    import asyncio, random, sys
+    import openai, seedcache
+
+    kind, directory, base_url, number = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    prompts = random.Random(number).sample(range(PROMPTS), REQUESTS)
+
+    def request(prompt):
+        return {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": f"prompt {prompt}"}],
+            "seed": prompt % 7,
+        }
+
+    with seedcache.SeedCache(directory, mode="auto") as cache:
+        if kind == "sync":
+            client = cache.wrap(openai.OpenAI(api_key="k", base_url=base_url, max_retries=0))
+            for prompt in prompts:
+                if prompt % 5 == 0:
+                    list(client.chat.completions.create(**request(prompt), stream=True))
+                else:
+                    client.chat.completions.create(**request(prompt))
+        else:
+            async def main():
+                client = cache.wrap(
+                    openai.AsyncOpenAI(api_key="k", base_url=base_url, max_retries=0)
+                )
+                for prompt in prompts:
+                    if prompt % 5 == 0:
+                        stream = await client.chat.completions.create(
+                            **request(prompt), stream=True
+                        )
+                        async for _ in stream:
+                            pass
+                    else:
+                        await client.chat.completions.create(**request(prompt))
+                await cache.aclose()
+
+            asyncio.run(main())
+    """
+    )
+    .replace("PROMPTS", str(PROMPTS))
+    .replace("REQUESTS", str(REQUESTS))
+)
+
+
+@pytest.mark.stress
+def test_eight_processes_share_one_store(fake, tmp_path):
+    directory = tmp_path / "cache"
+    DiskStore(directory).close()
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                "sync" if n % 2 else "async",
+                str(directory),
+                fake.base_url,
+                str(n),
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(PROCESSES)
+    ]
+    outputs = [(w.communicate(timeout=240)[1], w.returncode) for w in workers]
+    assert [err for err, code in outputs if code != 0] == []
+
+    import random
+
+    wanted = set()
+    for n in range(PROCESSES):
+        wanted.update(random.Random(n).sample(range(PROMPTS), REQUESTS))
+    store = DiskStore(directory)
+    try:
+        entries = list(store.entries())
+    finally:
+        store.close()
+    # Every distinct request fetched upstream exactly once, stored once, with one take.
+    assert len(entries) == len(wanted)
+    assert all(len(e.takes) == 1 for e in entries)
+    assert fake.request_count == len(wanted)
+    per_body = Counter(r.body for r in fake.requests)
+    assert max(per_body.values()) == 1
