@@ -48,5 +48,6 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks, each printing ratios measured side by side in one run."""
     session.install(".[serve]", "vcrpy>=7")
-    for script in ("bench/ttfc.py", "bench/replay.py", "bench/listing.py", "bench/proxy.py"):
-        session.run("python", script, *session.posargs)
+    scripts = ("ttfc", "replay", "parallel", "listing", "proxy")
+    for script in scripts:
+        session.run("python", f"bench/{script}.py", *session.posargs)
