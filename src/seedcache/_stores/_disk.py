@@ -148,6 +148,8 @@ class DiskStore:
             self._put(_ENTRY_PREFIX + key, None if updated is None else encode_entry(updated))
             summary = None if updated is None else summarize(updated).to_bytes()
             self._put(_INDEX_PREFIX + key, summary)
+            # Storing the take ends this store's claim on the key: one transaction less.
+            self._drop_own_lease(key)
             return updated
 
     def delete(self, key: str) -> bool:
@@ -218,10 +220,21 @@ class DiskStore:
 
     def release(self, key: str) -> None:
         """Give up this store's claim on ``key``, if it holds one."""
+        if self._read(_LEASE_PREFIX + key) is None:
+            return  # the usual case: storing the take already ended the claim
         with self._writing(key):
-            held = self._read(_LEASE_PREFIX + key)
-            if held is not None and json.loads(held).get("owner") == self._owner:
-                self._put(_LEASE_PREFIX + key, None)
+            self._drop_own_lease(key)
+
+    def _drop_own_lease(self, key: str) -> None:
+        held = self._read(_LEASE_PREFIX + key)
+        if held is None:
+            return
+        try:
+            owner = json.loads(held).get("owner")
+        except (ValueError, AttributeError):
+            owner = self._owner  # unreadable: nobody can rely on it, remove it
+        if owner == self._owner:
+            self._put(_LEASE_PREFIX + key, None)
 
     def _take_times(self, key: str) -> list[int]:
         # As the core sees them: a corrupt entry counts as no takes (it is re-recorded).
