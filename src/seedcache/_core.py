@@ -141,10 +141,10 @@ class Core:
         self._is_current = is_current
         self._observe = observe
         self.count_repeats = True
+        """Whether the n-th identical request maps to take n (else always to take 0)."""
         self.missed: list[CacheMiss] = []
         """The misses raised, oldest first (the first hundred): code under test may swallow
         the exception, and the test must still learn of it."""
-        """Whether the n-th identical request maps to take n (else always to take 0)."""
         self._lock = threading.Lock()
         self._occurrences: Counter[str] = Counter()
         self._flights: dict[str, _Flight] = {}
