@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from ._core import Core
 from ._errors import ConfigurationError
 
-__all__ = ["NO_DELAY", "make_transport", "sdk_transport", "wrap_client"]
+__all__ = ["NO_DELAY", "make_transport", "sdk_library", "sdk_transport", "wrap_client"]
 
 # Without TCP_NODELAY, a request written as headers then body on a kept-alive connection
 # waits for the server's delayed ACK: about 40 ms per call, on loopback as on the internet.
@@ -51,7 +51,7 @@ def wrap_client(core: Core, client: ClientT, transport: Any) -> tuple[ClientT, A
             f"wrap() takes an openai.OpenAI or openai.AsyncOpenAI client, not "
             f"{type(client).__name__}; for other httpx clients use cache.transport()"
         )
-    library = _sdk_library(openai)
+    library = sdk_library()
     lib = importlib.import_module(library)
     if transport is None:
         # Keep the SDK's own connection limits, as its default client would.
@@ -75,7 +75,7 @@ def sdk_transport(*, is_async: bool, keep_alive: bool = True) -> Any:
     """
     import openai
 
-    lib = importlib.import_module(_sdk_library(openai))
+    lib = importlib.import_module(sdk_library())
     limits = openai.DEFAULT_CONNECTION_LIMITS
     if not keep_alive:
         limits = lib.Limits(max_connections=limits.max_connections, max_keepalive_connections=0)
@@ -83,7 +83,9 @@ def sdk_transport(*, is_async: bool, keep_alive: bool = True) -> Any:
     return transport_cls(limits=limits, socket_options=NO_DELAY)
 
 
-def _sdk_library(openai: Any) -> str:
+def sdk_library() -> str:
     """``httpx2`` for openai 3.x and later, ``httpx`` for 1.x and 2.x."""
+    import openai
+
     roots = {cls.__module__.split(".")[0] for cls in openai.DefaultHttpxClient.__mro__}
     return "httpx2" if "httpx2" in roots else "httpx"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,8 +159,3 @@ def cli(ctx: click.Context, cache_dir: Path | None, cassette: Path | None, color
 
 
 pass_app = click.make_pass_decorator(App)
-
-
-def split_keys(values: Sequence[str]) -> list[str]:
-    """Key arguments, allowing ``a,b`` as well as ``a b``."""
-    return [part for value in values for part in value.replace(",", " ").split()]

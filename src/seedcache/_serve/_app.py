@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from .._core import Core
 from .._errors import CacheMiss, ConfigurationError
 from .._outcome import OUTCOME_HEADER
-from .._wrap import NO_DELAY, make_transport
+from .._wrap import make_transport, sdk_library, sdk_transport
 
 __all__ = ["ProxyApp", "proxy_base_url"]
 
@@ -64,11 +64,14 @@ class ProxyApp:
             )
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._prefix = parts.path.rstrip("/")
-        self._library = _library()
-        self._http = importlib.import_module(self._library)
-        upstream_transport = transport or self._http.AsyncHTTPTransport(socket_options=NO_DELAY)
+        # The same HTTP library, limits and socket options as a wrapped SDK client.
+        library = sdk_library()
+        self._http = importlib.import_module(library)
         self._transport = make_transport(
-            core, library=self._library, is_async=True, next_transport=upstream_transport
+            core,
+            library=library,
+            is_async=True,
+            next_transport=transport or sdk_transport(is_async=True),
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -154,14 +157,3 @@ async def _send_error(
         headers.append((OUTCOME_HEADER.encode(), outcome.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-def _library() -> str:
-    """httpx2 when installed (openai 3.x), else the legacy httpx."""
-    for name in ("httpx2", "httpx"):
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            continue
-        return name
-    raise ConfigurationError("seedcache serve needs httpx2 or httpx; install openai")

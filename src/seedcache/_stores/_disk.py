@@ -308,7 +308,7 @@ class DiskStore:
         entries take a fraction of a second. Only data rows are read; a row holding a
         pickle yields None, never an object.
         """
-        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        upper = _after(prefix)
         columns = "key, mode, filename, value" if values else "key, NULL, NULL, NULL"
         query = f"SELECT {columns} FROM Cache WHERE raw = 1 AND key >= ? AND key < ? ORDER BY key"  # noqa: S608 - fixed columns
         try:
@@ -320,7 +320,7 @@ class DiskStore:
         ]
 
     def _count(self, prefix: str) -> int:
-        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        upper = _after(prefix)
         query = "SELECT count(*) FROM Cache WHERE raw = 1 AND key >= ? AND key < ?"
         try:
             return int(self._cache._sql(query, (prefix, upper)).fetchone()[0])
@@ -350,3 +350,8 @@ class DiskStore:
 
     def _where(self, key: str) -> str:
         return f"{self.location} entry {key}"
+
+
+def _after(prefix: str) -> str:
+    """The first key past every key starting with ``prefix`` (for range queries)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
