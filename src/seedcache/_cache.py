@@ -17,7 +17,7 @@ from ._counters import COUNTERS_META, add_counters
 from ._drift import DeterminismSummary, TakeDiff, TakeRef, determinism, diff_entry
 from ._errors import CacheMiss, ConfigurationError, StoreError
 from ._fingerprints import Currency, FingerprintStatus, Registry, fingerprint_statuses, parse_pins
-from ._keys import KeyConfig
+from ._keys import KeyConfig, field_paths
 from ._lookup import find_entry
 from ._modes import Mode, resolve_mode
 from ._stores import CassetteStore, DiskStore, Store
@@ -46,9 +46,12 @@ class SeedCache:
 
     ``directory`` defaults to ``$SEEDCACHE_DIR``, else ``.seedcache``. ``mode`` defaults
     to ``$SEEDCACHE_MODE``, else ``"auto"``. A ``store`` given explicitly replaces the
-    directory. ``match_host=False`` ignores scheme and host in keys; ``match_headers``
-    lists request headers that change the answer; ``namespace`` separates otherwise equal
-    keys; ``strict`` makes replay fail on a repeat beyond the recorded takes.
+    directory. ``match_host=False`` ignores scheme and host in keys, so recordings made
+    against one base URL replay against another; ``ignore`` leaves body fields out of the
+    key (``["user", "metadata"]``; dotted paths reach nested fields, ``*`` every item),
+    while takes still show the request as sent; ``match_headers`` lists request headers
+    that change the answer; ``namespace`` separates otherwise equal keys; ``strict`` makes
+    replay fail on a repeat beyond the recorded takes.
 
     In ``refresh`` mode a take is replayed only while its fingerprint is current:
     ``fingerprints`` (or ``$SEEDCACHE_FINGERPRINTS``) pins the current ones; without pins,
@@ -66,6 +69,7 @@ class SeedCache:
         mode: str | Mode | None = None,
         store: Store | None = None,
         match_host: bool = True,
+        ignore: Sequence[str] = (),
         match_headers: Sequence[str] = ("openai-beta",),
         namespace: str | None = None,
         strict: bool = False,
@@ -99,7 +103,10 @@ class SeedCache:
             store,
             mode=resolved,
             key_config=KeyConfig(
-                match_host=match_host, match_headers=tuple(match_headers), namespace=namespace
+                match_host=match_host,
+                match_headers=tuple(match_headers),
+                namespace=namespace,
+                ignore=field_paths(ignore),
             ),
             strict=strict,
             history_limit=history_limit,

@@ -24,7 +24,7 @@ from ._content import content_of
 from ._errors import CacheMiss, CorruptEntryError, StoreError
 from ._keys import Canonical, KeyConfig, canonicalize
 from ._modes import Mode
-from ._nearest import nearest
+from ._nearest import host_only, nearest
 from ._outcome import OUTCOME_HEADER, Action, Outcome
 from ._policy import Fetch, Miss, Replay, Slot, decide, place
 from ._stores import Store
@@ -33,8 +33,14 @@ from ._wire import CapturedRequest, keep_response_headers
 
 __all__ = ["Core", "Live", "Recording", "Replayed", "Stats", "resolve_async", "resolve_sync"]
 
-# Statuses the SDK retries: storing them would replay a transient failure forever.
-_TRANSIENT_STATUSES = frozenset({408, 409, 429})
+# Statuses never stored (nor any 5xx). The SDK retries 408, 409 and 429: storing them
+# would replay a transient failure forever. 401, 403 and 407 depend on the credentials,
+# not on the request: replaying one after the key is fixed would be a wrong answer.
+_UNSTORED_STATUSES = frozenset({401, 403, 407, 408, 409, 429})
+# What a miss suggests, unless the owner of the core knows better (the pytest plugin).
+DEFAULT_MISS_ADVICE = (
+    "to record it, run once with mode 'auto' (or SEEDCACHE_MODE=auto) and an API key."
+)
 # Headers that describe the encoded transfer; takes hold decoded bodies.
 _TRANSFER_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 # How long a request waits for an identical one in flight before going live itself.
@@ -142,6 +148,8 @@ class Core:
         self._observe = observe
         self.count_repeats = True
         """Whether the n-th identical request maps to take n (else always to take 0)."""
+        self.miss_advice = DEFAULT_MISS_ADVICE
+        """The last line of every miss: how to record what was missing."""
         self.missed: list[CacheMiss] = []
         """The misses raised, oldest first (the first hundred): code under test may swallow
         the exception, and the test must still learn of it."""
@@ -328,20 +336,25 @@ class Core:
                 f"the key has {decision.recorded} take(s) and this is repeat "
                 f"#{decision.occurrence + 1}; strict replay forbids reusing the last take"
             )
-        found = nearest(canonical, self._summaries())
+        found = nearest(canonical, self._summaries(), ignore=self.key_config.ignore)
         differences: tuple[str, ...] = ()
         if found is None:
             lines.append("nothing is recorded there yet.")
         elif not decision.recorded:
-            near_key, diffs = found
-            differences = tuple(diffs)
-            lines.append(f"nearest recorded request: {near_key}, which differs in:")
-            lines.extend(f"  {d}" for d in diffs[:12])
-            if len(diffs) > 12:
-                lines.append(f"  … and {len(diffs) - 12} more")
-        lines.append(
-            "to record it, run once with mode 'auto' (or SEEDCACHE_MODE=auto) and an API key."
-        )
+            differences = tuple(found.differences)
+            lines.append(f"nearest recorded request: {found.key}, which differs in:")
+            lines.extend(f"  {d}" for d in differences[:12])
+            if len(differences) > 12:
+                lines.append(f"  … and {len(differences) - 12} more")
+            origins = host_only(found.summary, canonical.summary)
+            if origins is not None and len(differences) == 1:
+                lines.append(
+                    f"it differs only in its host: recorded at {origins[0]}, asked at "
+                    f"{origins[1]}. To replay across hosts, turn host matching off "
+                    "(pytest ini: seedcache_match_host = false; SeedCache(match_host=False); "
+                    "seedcache serve --no-match-host)."
+                )
+        lines.append(self.miss_advice)
         return CacheMiss(
             "\n".join(lines),
             key=canonical.key,
@@ -399,7 +412,7 @@ class Recording:
         headers = list(headers)
         self._status = status
         self._headers = keep_response_headers(headers)
-        self._storable = status not in _TRANSIENT_STATUSES and status < 500
+        self._storable = status not in _UNSTORED_STATUSES and status < 500
         if not self._storable:
             self._close(None)
             with self.core._lock:

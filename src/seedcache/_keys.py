@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -27,6 +28,7 @@ __all__ = [
     "KeyConfig",
     "canonical_json",
     "canonicalize",
+    "field_paths",
 ]
 
 # Bump when the canonical document changes shape, so old keys can never collide with new.
@@ -43,14 +45,18 @@ class KeyConfig:
 
     ``match_host=False`` lets recordings made against one base URL (a proxy, Azure, a
     local server) replay against another. ``match_headers`` names the request headers that
-    change the answer; credentials can never be named.
+    change the answer; credentials can never be named. ``ignore`` names body fields left
+    out of the key, as dotted paths (``"user"``, ``"metadata.session"``,
+    ``"messages.*.name"``: ``*`` is every key or item, a number one list item).
     """
 
     match_host: bool = True
     match_headers: tuple[str, ...] = ("openai-beta",)
     namespace: str | None = None
+    ignore: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "ignore", field_paths(self.ignore))
         lowered = tuple(sorted({h.lower() for h in self.match_headers}))
         secret = [h for h in lowered if is_secret_header(h)]
         if secret:
@@ -79,6 +85,23 @@ class Canonical:
         body = self.summary.get("body")
         model = body.get("model") if isinstance(body, dict) else None
         return model if isinstance(model, str) else None
+
+
+def field_paths(paths: str | Iterable[str]) -> tuple[str, ...]:
+    """``paths`` checked as dotted body field paths, duplicates dropped."""
+    if isinstance(paths, str):
+        raise ConfigurationError(
+            f"ignore takes a list of field paths, not the string {paths!r}; "
+            f"write ignore=[{paths!r}]"
+        )
+    checked = tuple(dict.fromkeys(paths))
+    for path in checked:
+        if not isinstance(path, str) or not all(path.split(".")):
+            raise ConfigurationError(
+                f"ignore: {path!r} is not a field path; use dotted names such as "
+                "'user' or 'metadata.session'"
+            )
+    return checked
 
 
 def canonical_json(value: Any) -> str:
@@ -126,6 +149,8 @@ def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
     query = sorted(strip_secret_query(parse_qsl(parts.query, keep_blank_values=True)))
     origin = f"{parts.scheme.lower()}://{parts.netloc.lower()}"
     body = _canonical_body(request)
+    summary_body = _sorted(body)
+    ignored = [path for path in config.ignore if _drop(body, path.split("."))]
     headers = {
         name: value for name in config.match_headers if (value := request.header(name)) is not None
     }
@@ -146,8 +171,10 @@ def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
     summary: dict[str, Any] = {
         "method": request.method.upper(),
         "url": url,
-        "body": _sorted(body),
+        "body": summary_body,
     }
+    if ignored:
+        summary["ignored"] = ignored
     if headers:
         summary["headers"] = headers
     if config.namespace is not None:
@@ -174,6 +201,31 @@ def _canonical_body(request: CapturedRequest) -> Any:
         # `.parse()` sends "stream": false where `.create()` leaves it out; same call.
         del normalised["stream"]
     return normalised
+
+
+def _drop(value: Any, path: list[str]) -> bool:
+    """Remove the field at ``path`` from ``value`` in place; True when something was there."""
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        names = list(value) if head == "*" else [head] if head in value else []
+    elif isinstance(value, list):
+        count = len(value)
+        if head == "*":
+            names = list(range(count))
+        elif head.isdigit() and int(head) < count:
+            names = [int(head)]
+        else:
+            names = []
+    else:
+        return False
+    if not rest:
+        for name in reversed(names):  # from the end, so list indices stay valid
+            del value[name]
+        return bool(names)
+    found = False
+    for name in names:
+        found = _drop(value[name], rest) or found
+    return found
 
 
 def _sorted(value: Any) -> Any:

@@ -3,6 +3,11 @@
 The whole file is rewritten on every change, atomically (temporary file, fsync, rename),
 so a reader or a crash never sees half a cassette. Entries keep the order they were
 first recorded in, so a re-recording shows up in review as a small diff.
+
+Many stores may share one file: tests of a class, parametrizations, xdist workers. Every
+change is made under a lock file beside the cassette, to the file as it is on disk at
+that moment (read again if another store changed it), so no store's takes are lost.
+Reads use the copy in memory, refreshed when the file's size, time or inode changed.
 """
 
 from __future__ import annotations
@@ -17,17 +22,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import xxhash
+
 from .._codec import entry_from_document, entry_to_document
 from .._errors import CorruptEntryError, StoreError
 from .._index import Summary, summarize
 from .._takes import Entry
 from ._base import Change, MetaChange
+from ._filelock import exclusive
 
 __all__ = [
     "CASSETTE_FORMAT",
     "CassetteContents",
     "CassetteStore",
+    "parse_cassette",
     "read_cassette",
+    "read_cassette_bytes",
     "write_atomically",
     "write_cassette",
 ]
@@ -35,6 +45,8 @@ __all__ = [
 CASSETTE_FORMAT = 1
 # A cassette is text for version control; anything larger is a mistake or an attack.
 MAX_CASSETTE_BYTES = 256 * 1024 * 1024
+
+_Signature = tuple[int, int, int, int]
 
 
 class CassetteStore:
@@ -45,10 +57,14 @@ class CassetteStore:
         self._lock = threading.RLock()
         self._entries: dict[str, Entry] = {}
         self._meta: dict[str, Any] = {}
-        self._batching = False
-        self._pending = False
-        if self._path.exists():
-            self._load()
+        self._seen: _Signature | None = None
+        """The file as last read or written by this store: (device, inode, mtime, size)."""
+        self._digest: int | None = None
+        """A hash of the bytes last read or written, to tell a changed file from the same."""
+        self._holding = 0
+        self._batch: tuple[dict[str, Entry], dict[str, Any]] | None = None
+        with self._lock:
+            self._refresh()
 
     @property
     def location(self) -> str:
@@ -56,20 +72,28 @@ class CassetteStore:
         return str(self._path)
 
     def get(self, key: str) -> Entry | None:
-        """The entry for ``key``, or None."""
+        """A copy of the entry for ``key``, or None."""
         with self._lock:
-            return self._entries.get(key)
+            self._refresh()
+            return _copy(self._entries.get(key))
 
     def update(self, key: str, change: Change) -> Entry | None:
-        """Apply ``change`` and rewrite the file; on a failed write, memory is rolled back."""
-        with self._lock:
-            after = change(self._entries.get(key))
-            self._replace(self._entries, key, after)
-            return after
+        """Apply ``change`` to the entry as it is on disk now, and rewrite the file.
+
+        Memory changes only once the file is written: a failed write leaves both as they were.
+        """
+        with self._lock, self._exclusive():
+            self._refresh(verify=True)
+            after = change(_copy(self._entries.get(key)))
+            entries = dict(self._entries)
+            _assign(entries, key, after)
+            self._commit(entries, self._meta)
+            return _copy(after)
 
     def delete(self, key: str) -> bool:
         """Remove ``key`` and rewrite the file."""
-        with self._lock:
+        with self._lock, self._exclusive():
+            self._refresh(verify=True)
             if key not in self._entries:
                 return False
             self.update(key, lambda _: None)
@@ -78,13 +102,15 @@ class CassetteStore:
     def keys(self) -> list[str]:
         """Keys in recording order."""
         with self._lock:
+            self._refresh()
             return list(self._entries)
 
     def entries(self) -> Iterator[Entry]:
-        """Entries in recording order."""
+        """Entries in recording order (copies, as of the call)."""
         with self._lock:
-            snapshot = list(self._entries.values())
-        yield from snapshot
+            self._refresh()
+            snapshot = [_copy(entry) for entry in self._entries.values()]
+        yield from (entry for entry in snapshot if entry is not None)
 
     def summaries(self) -> Iterator[Summary]:
         """Summaries of the entries, in recording order (a cassette is held in memory)."""
@@ -93,69 +119,137 @@ class CassetteStore:
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """Defer rewriting the file until the end: one write for many changes."""
-        with self._lock:
-            if self._batching:
+        """Hold the lock and defer rewriting the file until the end: one write for many changes.
+
+        If that write fails, memory goes back to how it was before the batch.
+        """
+        with self._lock, self._exclusive():
+            if self._batch is not None:
                 yield
                 return
-            self._batching = True
+            self._refresh(verify=True)
+            self._batch = (self._entries, self._meta)
             try:
                 yield
+            except BaseException:
+                self._entries, self._meta = self._batch
+                raise
+            else:
+                before = self._batch
+                self._batch = None
+                if self._entries is not before[0] or self._meta is not before[1]:
+                    try:
+                        self._write(self._entries, self._meta)
+                    except BaseException:
+                        self._entries, self._meta = before
+                        raise
             finally:
-                self._batching = False
-                if self._pending:
-                    self._pending = False
-                    self._write()
+                self._batch = None
 
     def get_meta(self, name: str) -> bytes | None:
         """A named JSON blob kept in the cassette's ``meta`` section."""
         with self._lock:
-            if name not in self._meta:
-                return None
-            return json.dumps(self._meta[name], ensure_ascii=False).encode()
+            self._refresh()
+            return self._meta_bytes(name)
 
     def update_meta(self, name: str, change: MetaChange) -> bytes | None:
         """Change a JSON blob in the cassette's ``meta`` section and rewrite the file.
 
         Blobs must be JSON: they are kept readable inside the cassette.
         """
-        with self._lock:
-            updated = change(self.get_meta(name))
+        with self._lock, self._exclusive():
+            self._refresh(verify=True)
+            updated = change(self._meta_bytes(name))
             try:
                 value = None if updated is None else json.loads(updated)
             except ValueError as exc:
                 raise StoreError(f"meta {name!r} for {self.location} is not JSON") from exc
-            self._replace(self._meta, name, value)
+            meta = dict(self._meta)
+            _assign(meta, name, value)
+            self._commit(self._entries, meta)
             return updated
-
-    def _replace(self, mapping: dict[str, Any], name: str, value: Any) -> None:
-        """Set (or with None, remove) ``mapping[name]`` and rewrite the file; undo on failure."""
-        before = mapping.get(name)
-        _assign(mapping, name, value)
-        try:
-            self._write()
-        except BaseException:
-            _assign(mapping, name, before)
-            raise
 
     def close(self) -> None:
         """Nothing to release: every change is already on disk."""
 
-    def _load(self) -> None:
-        contents = read_cassette(self._path)
-        if contents.broken:
-            raise CorruptEntryError(
-                f"{contents.broken[0]}; `seedcache --cassette {self._path} verify` lists "
-                "every damaged entry and `verify --fix` removes them"
-            )
-        self._entries = {entry.key: entry for entry in contents.entries}
-        self._meta = contents.meta
+    def _meta_bytes(self, name: str) -> bytes | None:
+        if name not in self._meta:
+            return None
+        return json.dumps(self._meta[name], ensure_ascii=False).encode()
 
-    def _write(self) -> None:
-        if self._batching:
-            self._pending = True
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """The lock file, taken once per thread however deeply changes nest."""
+        if self._holding:
+            self._holding += 1
+            try:
+                yield
+            finally:
+                self._holding -= 1
             return
-        write_cassette(self._path, self._entries.values(), self._meta)
+        with exclusive(self._path):
+            self._holding = 1
+            try:
+                yield
+            finally:
+                self._holding = 0
+
+    def _refresh(self, *, verify: bool = False) -> None:
+        """Read the file again if it changed since this store last read or wrote it.
+
+        Reads trust the file's (device, inode, mtime, size). Changes, made under the lock,
+        ``verify`` the bytes too: a coarse clock and a reused inode can make a file
+        another process rewrote look unchanged, and a change must never be made to a
+        stale copy (as git rechecks "racily clean" files).
+        """
+        if self._batch is not None:
+            return  # inside a batch the lock is held: nobody else can have changed it
+        signature = _signature(self._path)
+        if signature == self._seen and not verify:
+            return
+        if signature is None:
+            self._entries, self._meta, self._digest = {}, {}, None
+        else:
+            data = read_cassette_bytes(self._path)
+            digest = xxhash.xxh3_64_intdigest(data)
+            if digest != self._digest:
+                contents = parse_cassette(data, where=str(self._path))
+                if contents.broken:
+                    raise CorruptEntryError(
+                        f"{contents.broken[0]}; `seedcache --cassette {self._path} verify` "
+                        "lists every damaged entry and `verify --fix` removes them"
+                    )
+                self._entries = {entry.key: entry for entry in contents.entries}
+                self._meta = contents.meta
+                self._digest = digest
+        self._seen = signature
+
+    def _commit(self, entries: dict[str, Entry], meta: dict[str, Any]) -> None:
+        if self._batch is None:
+            self._write(entries, meta)
+        self._entries, self._meta = entries, meta
+
+    def _write(self, entries: dict[str, Entry], meta: dict[str, Any]) -> None:
+        data = write_cassette(self._path, entries.values(), meta)
+        self._digest = xxhash.xxh3_64_intdigest(data)
+        self._seen = _signature(self._path)
+
+
+def _copy(entry: Entry | None) -> Entry | None:
+    """A copy whose lists the caller may change without touching the store's."""
+    if entry is None:
+        return None
+    return Entry(entry.key, entry.request, list(entry.takes), list(entry.history))
+
+
+def _signature(path: Path) -> _Signature | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot read cassette {path}: {exc}") from exc
+    return (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 @dataclass
@@ -170,24 +264,38 @@ class CassetteContents:
 
 def read_cassette(path: Path) -> CassetteContents:
     """Read a cassette entry by entry; a damaged file as a whole raises CorruptEntryError."""
-    where = str(path)
+    return parse_cassette(read_cassette_bytes(path), where=str(path))
+
+
+def read_cassette_bytes(path: Path) -> bytes:
+    """A cassette file's bytes, refusing files too large to be one."""
     try:
         size = path.stat().st_size
+        if size > MAX_CASSETTE_BYTES:
+            raise CorruptEntryError(
+                f"{path}: cassette is {size} bytes, over the {MAX_CASSETTE_BYTES} byte limit; "
+                "a cassette this big is a mistake or an attack"
+            )
+        with path.open("rb") as handle:
+            # Read one byte past the limit: the file may have grown since stat().
+            data = handle.read(MAX_CASSETTE_BYTES + 1)
     except OSError as exc:
-        raise StoreError(f"cannot read cassette {where}: {exc}") from exc
-    if size > MAX_CASSETTE_BYTES:
-        raise CorruptEntryError(
-            f"{where}: cassette is {size} bytes, over the {MAX_CASSETTE_BYTES} byte limit; "
-            "a cassette this big is a mistake or an attack"
-        )
+        if isinstance(exc, StoreError):
+            raise
+        raise StoreError(f"cannot read cassette {path}: {exc}") from exc
+    if len(data) > MAX_CASSETTE_BYTES:
+        raise CorruptEntryError(f"{path}: cassette is over the {MAX_CASSETTE_BYTES} byte limit")
+    return data
+
+
+def parse_cassette(data: bytes, *, where: str) -> CassetteContents:
+    """Decode a cassette document entry by entry; a damaged document raises CorruptEntryError."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CorruptEntryError(
             f"{where}: not UTF-8 text at byte {exc.start}; restore it from version control"
         ) from None
-    except OSError as exc:
-        raise StoreError(f"cannot read cassette {where}: {exc}") from exc
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -216,16 +324,17 @@ def read_cassette(path: Path) -> CassetteContents:
     return contents
 
 
-def write_cassette(path: Path, entries: Iterable[Entry], meta: dict[str, Any]) -> None:
-    """Write a whole cassette atomically."""
+def write_cassette(path: Path, entries: Iterable[Entry], meta: dict[str, Any]) -> bytes:
+    """Write a whole cassette atomically; return the bytes written."""
     document: dict[str, Any] = {
         "seedcache": CASSETTE_FORMAT,
         "entries": [entry_to_document(e) for e in entries],
     }
     if meta:
         document["meta"] = meta
-    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    write_atomically(path, text.encode())
+    data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
+    write_atomically(path, data)
+    return data
 
 
 def _assign(mapping: dict[str, Any], name: str, value: Any) -> None:
@@ -236,7 +345,12 @@ def _assign(mapping: dict[str, Any], name: str, value: Any) -> None:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old file or the new, never half."""
+    """Replace ``path`` with ``data`` so that readers see the old file or the new, never half.
+
+    A symbolic link is written through: its target is replaced and the link stays.
+    """
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

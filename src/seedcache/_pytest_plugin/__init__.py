@@ -1,0 +1,240 @@
+"""The pytest plugin: one cassette per test, replay-only unless asked, no network by surprise.
+
+Registered through the ``pytest11`` entry point, so installing seedcache is enough.
+
+- ``seedcache`` fixture: a :class:`SeedCache` over
+  ``cassettes/<test file path>/<test name>.json``; ``openai_client`` /
+  ``async_openai_client``: SDK clients already wrapped; ``seedcache_proxy``: the proxy on
+  loopback with ``OPENAI_BASE_URL`` set, for code that builds its own client.
+- Options merge field by field, closest first: ``--seedcache-mode``, markers (function,
+  class, module, conftest-added), the ``seedcache_config`` fixture, ini options.
+  ``SEEDCACHE_MODE`` is ignored here on purpose: a variable left set for development must
+  not make a test suite spend money.
+- A miss fails the test with a short message, even when the code under test swallowed
+  the exception, and says the command that records it.
+
+Importing this module must stay cheap: every pytest run in a project that has seedcache
+installed loads it, whether or not a test uses it. The core is imported by the fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .._modes import Mode
+from ._options import OptionError, merged_options
+from ._paths import default_cassette, legacy_cassette
+from ._report import CONSUMED_PROPERTY, STATS_PROPERTY, Reporter, miss_text, short_miss
+from ._run import CassetteRun
+
+if TYPE_CHECKING:
+    from .._cache import SeedCache
+
+__all__ = ["CassetteRun"]
+
+# The SDK refuses to build a client without a key; replays need none, so tests get this.
+_PLACEHOLDER_KEY = "sk-seedcache-replay-no-key"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("seedcache", "record and replay OpenAI API calls")
+    group.addoption(
+        "--seedcache-mode",
+        choices=[m.value for m in Mode],
+        default=None,
+        help="replay (default: offline, a miss fails), auto, record (rewrite cassettes) "
+        "or refresh. Beats markers and ini.",
+    )
+    group.addoption(
+        "--seedcache-report-unused",
+        action="store_true",
+        default=False,
+        help="List recorded takes that no test of the run asked for.",
+    )
+    parser.addini("seedcache_dir", "Where cassettes live, from the rootdir.", default="cassettes")
+    parser.addini("seedcache_mode", "Mode when --seedcache-mode is not given.", default="replay")
+    parser.addini(
+        "seedcache_match_host",
+        "Whether the scheme and host of the URL are part of a request's key (default true; "
+        "false replays recordings made against another base URL).",
+        type="bool",
+        default=True,
+    )
+    parser.addini(
+        "seedcache_ignore",
+        "Request body fields left out of keys, as dotted paths (e.g. user metadata).",
+        type="args",
+        default=[],
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "seedcache(cassette=None, mode=None, **options): the cassette file, mode and "
+        "SeedCache options for this test; closer markers win field by field",
+    )
+    config.pluginmanager.register(Reporter(config), "seedcache-reporter")
+
+
+@pytest.fixture
+def seedcache_config() -> dict[str, Any]:
+    """Defaults for the tests of a directory: override it in a ``conftest.py``.
+
+    Returns options as a marker takes them (``cassette``, ``mode``, ``match_host``,
+    ``ignore``, …); markers on a test, its class or module win over these.
+    """
+    return {}
+
+
+def _run_for(request: pytest.FixtureRequest, defaults: dict[str, Any]) -> CassetteRun:
+    item = request.node
+    existing: CassetteRun | None = item.stash.get(_RUN, None)
+    if existing is not None:
+        return existing
+    config = request.config
+    try:
+        options = merged_options(item, defaults)
+    except OptionError as exc:
+        pytest.fail(f"seedcache: {exc}", pytrace=False)
+    marker_mode = options.pop("mode", None)
+    mode_text = (
+        config.getoption("--seedcache-mode") or marker_mode or config.getini("seedcache_mode")
+    )
+    from .._errors import ConfigurationError
+
+    try:
+        mode = Mode.parse(mode_text)
+    except ConfigurationError as exc:
+        raise pytest.UsageError(f"seedcache: {exc}") from None
+    options.setdefault("match_host", config.getini("seedcache_match_host"))
+    options.setdefault("ignore", list(config.getini("seedcache_ignore")))
+    cassette = options.pop("cassette", None)
+    base = config.rootpath / config.getini("seedcache_dir")
+    if cassette is not None:
+        path = base / str(cassette)
+        # A marker must not read or write outside the cassette directory.
+        if not path.resolve().is_relative_to(base.resolve()):
+            pytest.fail(
+                f"seedcache: cassette {cassette!r} is outside {base}; give a path inside it",
+                pytrace=False,
+            )
+        run = CassetteRun(path=path, mode=mode, options=options, nodeid=item.nodeid, shared=True)
+    else:
+        run = CassetteRun(
+            path=default_cassette(item, base, config.rootpath),
+            mode=mode,
+            options=options,
+            nodeid=item.nodeid,
+            legacy_path=legacy_cassette(item, base),
+        )
+    item.stash[_RUN] = run
+    return run
+
+
+_RUN = pytest.StashKey[CassetteRun]()
+_CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+
+
+@pytest.fixture
+def seedcache(
+    request: pytest.FixtureRequest, seedcache_config: dict[str, Any]
+) -> Iterator[SeedCache]:
+    """A SeedCache over this test's cassette, in the mode the run asks for."""
+    run = _run_for(request, seedcache_config)
+    from .._errors import SeedCacheError
+
+    try:
+        cache = run.open()
+    except (SeedCacheError, TypeError) as exc:
+        pytest.fail(f"seedcache: cannot open {run.path}: {exc}", pytrace=False)
+    yield cache
+    _after_test(request, run)
+
+
+def _after_test(request: pytest.FixtureRequest, run: CassetteRun) -> None:
+    item = request.node
+    call_report = item.stash.get(_CALL_REPORT, None)
+    passed = call_report is not None and call_report.passed
+    cache = run.cache
+    assert cache is not None
+    item.user_properties.append((STATS_PROPERTY, cache.stats().as_dict()))
+    if request.config.getoption("--seedcache-report-unused") and run.mode is Mode.REPLAY:
+        consumed = {"path": str(run.path), "consumed": cache._core.consumed()}
+        item.user_properties.append((CONSUMED_PROPERTY, consumed))
+    missed = cache.missed
+    run.finish(passed=passed and not missed)
+    if missed and passed:
+        # The code under test caught the CacheMiss; the test must not pass anyway.
+        pytest.fail(
+            f"{len(missed)} request(s) had no recorded response, though the code under test "
+            f"swallowed the error:\n\n{missed[0]}",
+            pytrace=False,
+        )
+
+
+def _api_key(run: CassetteRun) -> str:
+    key = os.environ.get("OPENAI_API_KEY")
+    if run.mode is Mode.REPLAY or not key:
+        return key or _PLACEHOLDER_KEY
+    return key
+
+
+@pytest.fixture
+def openai_client(seedcache: SeedCache, request: pytest.FixtureRequest) -> Any:
+    """An ``openai.OpenAI`` client whose calls go through this test's cassette."""
+    import openai
+
+    run = request.node.stash[_RUN]
+    return seedcache.wrap(openai.OpenAI(api_key=_api_key(run)))
+
+
+@pytest.fixture
+def async_openai_client(seedcache: SeedCache, request: pytest.FixtureRequest) -> Any:
+    """An ``openai.AsyncOpenAI`` client whose calls go through this test's cassette."""
+    import openai
+
+    from .. import _wrap
+
+    run = request.node.stash[_RUN]
+    # The test's event loop is usually gone by teardown, so pooled connections could not
+    # be closed; without keep-alive none stays open.
+    transport = _wrap.sdk_transport(is_async=True, keep_alive=False)
+    return seedcache.wrap(openai.AsyncOpenAI(api_key=_api_key(run)), transport=transport)
+
+
+@pytest.fixture
+def seedcache_proxy(
+    seedcache: SeedCache, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """The record/replay proxy for this test's cassette, with ``OPENAI_BASE_URL`` set to it.
+
+    Code that builds its own ``OpenAI()`` is recorded and replayed without changes. The
+    upstream is the ``OPENAI_BASE_URL`` the test started with, else the OpenAI API.
+    """
+    from .._cache import DEFAULT_UPSTREAM
+
+    run = request.node.stash[_RUN]
+    upstream = os.environ.get("OPENAI_BASE_URL") or DEFAULT_UPSTREAM
+    with seedcache.proxy(upstream, repeats="takes") as base_url:
+        monkeypatch.setenv("OPENAI_BASE_URL", base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", _api_key(run))
+        yield base_url
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report: pytest.TestReport = yield
+    if report.when == "call":
+        item.stash[_CALL_REPORT] = report
+        run = item.stash.get(_RUN, None)
+        excinfo = call.excinfo
+        text = None if run is None or excinfo is None else miss_text(excinfo.value)
+        if text is not None and excinfo is not None:
+            # The miss says all there is to say; httpx and SDK frames would bury it.
+            report.longrepr = short_miss(text, excinfo, item.nodeid)
+    return report

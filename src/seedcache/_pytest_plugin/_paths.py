@@ -1,0 +1,67 @@
+"""Where a test's cassette lives: one file per test, stable, readable, never shared by chance.
+
+``<cassette dir>/<test file relative to the rootdir, without .py>/<test name>.json``,
+where the test name is its class path and function with the parametrize id, e.g.
+``cassettes/tests/unit/test_api/TestClient.test_call[gpt-4o].json``. A name that must be
+escaped (``/``, ``:``, ``?`` … in an id) or shortened gets a hash of the raw name, so two
+tests can never share a file by accident.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import xxhash
+
+__all__ = ["default_cassette", "legacy_cassette", "safe_name"]
+
+# Characters no file name may hold on some system, plus "~", which only the hash suffix
+# uses: a name without "~" was never escaped, so it cannot equal an escaped one.
+_UNSAFE = re.compile(r'[<>:"/\\|?*~\x00-\x1f\x7f]')
+# File systems allow 255 bytes per name; leave room for the hash and ".json".
+_MAX_NAME_BYTES = 200
+_HASH_DIGITS = 10
+
+
+def safe_name(raw: str) -> str:
+    """``raw`` as a file name: unchanged when safe, else escaped with a hash of ``raw``."""
+    safe = _UNSAFE.sub("_", raw)
+    encoded = safe.encode()
+    if safe == raw and len(encoded) <= _MAX_NAME_BYTES and raw not in ("", ".", ".."):
+        return raw
+    shortened = encoded[:_MAX_NAME_BYTES].decode("utf-8", "ignore")
+    digest = xxhash.xxh3_64_hexdigest(raw.encode("utf-8", "surrogatepass"))[:_HASH_DIGITS]
+    return f"{shortened}~{digest}"
+
+
+def default_cassette(item: pytest.Item, cassette_dir: Path, rootpath: Path) -> Path:
+    """The cassette of a test that names none."""
+    return cassette_dir / _file_part(item, rootpath) / f"{safe_name(_test_name(item))}.json"
+
+
+def legacy_cassette(item: pytest.Item, cassette_dir: Path) -> Path:
+    """Where seedcache 0.1 kept this test's cassette: ``<module name>/<test>.json``."""
+    name = re.sub(r'[<>:"/\\|?*\x00-\x1f]', "_", ".".join(item.nodeid.split("::")[1:]))
+    return cassette_dir / Path(str(item.path)).stem / f"{name or item.name}.json"
+
+
+def _file_part(item: pytest.Item, rootpath: Path) -> Path:
+    path = Path(str(item.path))
+    try:
+        relative = path.relative_to(rootpath)
+    except ValueError:
+        # A test file outside the rootdir: its name, told apart by where it is.
+        return Path("_outside") / safe_name(f"{path.stem}~{path.parent}")
+    parts = [*relative.parent.parts, relative.stem]
+    return Path(*(safe_name(part) for part in parts))
+
+
+def _test_name(item: pytest.Item) -> str:
+    """Classes and function, dotted, with the parametrize id: ``TestA.test_b[id]``."""
+    chain = item.listchain()
+    module = item.getparent(pytest.Module)
+    if module is None or module not in chain:
+        return item.name
+    return ".".join(node.name for node in chain[chain.index(module) + 1 :])
