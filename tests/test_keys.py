@@ -180,3 +180,42 @@ def test_any_parameter_change_changes_the_key(field, value):
         normalised_same = True
     if not normalised_same:
         assert key(request(changed)) != key(request(base))
+
+
+def test_ignored_fields_leave_the_key_but_stay_in_the_summary():
+    with_user = {**BODY, "user": "alice", "metadata": {"session": "s1", "team": "a"}}
+    other_user = {**BODY, "user": "bob", "metadata": {"session": "s2", "team": "a"}}
+    assert key(request(with_user)) != key(request(other_user))
+    ignore = ("user", "metadata.session")
+    assert key(request(with_user), ignore=ignore) == key(request(other_user), ignore=ignore)
+    assert key(request(with_user), ignore=ignore) == key(
+        request({**BODY, "metadata": {"team": "a"}}), ignore=ignore
+    )
+    other_team = {**other_user, "metadata": {"session": "s2", "team": "b"}}
+    assert key(request(with_user), ignore=ignore) != key(request(other_team), ignore=ignore)
+    summary = canonicalize(request(with_user), KeyConfig(ignore=ignore)).summary
+    assert summary["body"]["user"] == "alice"  # the request as sent
+    assert summary["ignored"] == ["user", "metadata.session"]
+
+
+def test_ignore_reaches_every_list_item_with_a_star():
+    def named(name: str) -> dict:
+        return {**BODY, "messages": [{"role": "user", "content": "Hi", "name": name}]}
+
+    assert key(request(named("a")), ignore=["messages.*.name"]) == key(
+        request(named("b")), ignore=["messages.*.name"]
+    )
+    assert key(request(named("a")), ignore=["messages.0.name"]) == key(
+        request(named("b")), ignore=["messages.0.name"]
+    )
+    assert key(request(named("a")), ignore=["messages.1.name"]) != key(
+        request(named("b")), ignore=["messages.1.name"]
+    )
+
+
+def test_ignore_of_an_absent_field_keeps_the_key_and_bad_paths_are_refused():
+    assert key(request(), ignore=["user", "metadata.x"]) == key(request())
+    with pytest.raises(ConfigurationError, match="list of field paths"):
+        KeyConfig(ignore="user")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="not a field path"):
+        KeyConfig(ignore=("metadata..x",))

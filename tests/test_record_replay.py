@@ -224,8 +224,12 @@ def test_record_mode_always_fetches_and_replaces(fake, make_cache):
     assert replayed == second
 
 
-@pytest.mark.parametrize("status", [408, 409, 429, 500, 503])
-def test_transient_errors_are_passed_through_and_never_stored(fake, make_cache, status):
+@pytest.mark.parametrize("status", [401, 403, 407, 408, 409, 429, 500, 503])
+def test_transient_and_credential_errors_are_passed_through_and_never_stored(
+    fake, make_cache, status
+):
+    """Retried statuses would replay a passing fault; 401/403/407 depend on the key, not
+    the request, and must not be served after the key is fixed."""
     cache = make_cache("auto")
     client = cache.wrap(make_client(fake))
     fake.fail_next(status)
@@ -339,3 +343,32 @@ def test_cache_is_a_context_manager_and_reports_itself(tmp_path):
         assert "replay" in repr(cache)
     with pytest.raises(seedcache.ConfigurationError):
         seedcache.SeedCache(tmp_path / "c").wrap(object())
+
+
+NO_OUTPUT_FIELDS = ["user", "metadata", "store", "safety_identifier", "prompt_cache_key"]
+
+
+def test_calls_differing_only_in_ignored_fields_share_one_recording(fake, make_cache):
+    def ask(client, who):
+        return client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            seed=3,
+            user=who,
+            metadata={"run": who},
+            store=who == "a",
+            safety_identifier=who,
+            prompt_cache_key=who,
+        )
+
+    first = ask(make_cache("auto", ignore=NO_OUTPUT_FIELDS).wrap(make_client(fake)), "a")
+    fake.stop()
+    replay = make_cache("replay", ignore=NO_OUTPUT_FIELDS).wrap(make_client(fake))
+    assert ask(replay, "b") == first
+    with pytest.raises(seedcache.CacheMiss) as missed:
+        make_cache("replay", ignore=["user"]).wrap(make_client(fake)).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, seed=4, user="c"
+        )
+    # The miss names what really differs, not the ignored field.
+    assert "body.seed: 3 (recorded) vs 4 (now)" in str(missed.value)
+    assert "body.user" not in str(missed.value)

@@ -117,12 +117,14 @@ def test_replay_miss_is_a_clear_error_and_never_goes_upstream(fake, tmp_path, mo
     assert fake.request_count == 0
 
 
-def test_upstream_errors_pass_through_and_are_not_stored(fake, tmp_path, monkeypatch):
+@pytest.mark.parametrize("status", [401, 403, 500])
+def test_upstream_errors_pass_through_and_are_not_stored(fake, tmp_path, monkeypatch, status):
     with SeedCache(tmp_path / "c") as cache, cache.proxy(fake.base_url) as url:
-        fake.fail_next(500)
+        fake.fail_next(status)
         client = env_client(monkeypatch, url)
-        with pytest.raises(openai.InternalServerError):
+        with pytest.raises(openai.APIStatusError) as raised:
             client.chat.completions.create(**SEEDED)
+        assert raised.value.status_code == status
         assert client.chat.completions.create(**SEEDED).choices
         assert cache.stats().passthrough == 1
 
@@ -231,3 +233,36 @@ def test_serve_command_prints_the_url_and_stops_gracefully(fake, tmp_path):
     with SeedCache(tmp_path / "c", mode="replay") as cache:
         assert cache.wrap(make_client(fake)).chat.completions.create(**SEEDED) == reply
     assert os.path.isdir(tmp_path / "c")
+
+
+def test_serve_options_turn_host_matching_off_and_ignore_fields(fake, tmp_path):
+    """Recorded through one upstream URL; `seedcache serve --no-match-host --ignore user`
+    replays it for another upstream and another user."""
+    import signal
+    import sys
+
+    from click.testing import CliRunner
+
+    from seedcache._cli import cli
+
+    cassette = tmp_path / "proxy.json"
+    with SeedCache.cassette(cassette, match_host=False, ignore=["user"]) as cache:
+        with cache.proxy(fake.base_url) as url:
+            with openai.OpenAI(api_key="k", base_url=url, max_retries=0) as client:
+                recorded = client.chat.completions.create(**SEEDED, user="alice")
+    fake.stop()
+    command = [
+        *(sys.executable, "-m", "seedcache", "--cassette", str(cassette), "serve"),
+        *("--mode", "replay", "--upstream", "http://localhost:9/v1"),
+        *("--no-match-host", "--ignore", "user"),
+    ]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+        url = p.stdout.readline().strip().split("=", 1)[1]
+        with openai.OpenAI(api_key="k", base_url=url, max_retries=0) as client:
+            replayed = client.chat.completions.create(**SEEDED, user="bob")
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=30) == 0, p.stderr.read()
+    assert replayed == recorded
+    key = json.loads(cassette.read_text())["entries"][0]["key"]
+    shown = CliRunner().invoke(cli, ["--cassette", str(cassette), "show", key]).output
+    assert "ignored  user (as sent above, but not part of the key)" in shown

@@ -1,4 +1,4 @@
-"""Rebuild cassettes/test_story_app/ without an API key, from the project's fake server.
+"""Rebuild cassettes/examples/app/test_story_app/ without an API key, from the project's fake server.
 
 Each test of ``test_story_app.py`` runs once in ``record`` mode behind the proxy, whose
 upstream is the real API's address (so the keys match a replay) but whose requests are
@@ -18,7 +18,9 @@ import seedcache
 from seedcache.testing import FakeOpenAI
 
 HERE = Path(__file__).resolve().parent
-CASSETTES = HERE.parent.parent / "cassettes" / "test_story_app"
+ROOT = HERE.parent.parent
+# The plugin's layout: <cassette dir>/<test file path from the rootdir, without .py>/.
+CASSETTES = ROOT / "cassettes" / "examples" / "app" / "test_story_app"
 UPSTREAM = "https://api.openai.com/v1"
 sys.path.insert(0, str(HERE))
 
@@ -60,7 +62,7 @@ def main() -> None:
             ):
                 os.environ["OPENAI_BASE_URL"] = url
                 getattr(test_story_app, name)(url)
-            print(f"wrote {path.relative_to(HERE.parent.parent)}")
+            print(f"wrote {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

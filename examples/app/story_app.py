@@ -1,7 +1,7 @@
 """A tiny application: it builds its own OpenAI client, as real code does.
 
 Nothing here knows about seedcache. Its tests (``test_story_app.py``) replay the calls
-from ``cassettes/test_story_app/`` through the ``seedcache_proxy`` fixture, offline.
+from ``cassettes/examples/app/test_story_app/`` through the ``seedcache_proxy`` fixture, offline.
 """
 
 from __future__ import annotations

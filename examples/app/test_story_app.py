@@ -1,4 +1,4 @@
-"""Tests of the story app, replayed offline from cassettes/test_story_app/.
+"""Tests of the story app, replayed offline from cassettes/examples/app/test_story_app/.
 
 `seedcache_proxy` starts seedcache's proxy for this test's cassette and points
 OPENAI_BASE_URL at it, so the app's own `openai.OpenAI()` is replayed unchanged. No API

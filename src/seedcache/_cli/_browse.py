@@ -146,6 +146,10 @@ def show_command(app: App, key: str, take_ref: str | None, raw: bool, as_json: b
         paint.echo(f"         {name}: {value}")
     if request.get("body") is not None:
         paint.echo(json.dumps(request["body"], indent=2, ensure_ascii=False))
+    ignored = request.get("ignored")
+    if isinstance(ignored, list) and ignored:
+        fields = ", ".join(str(field) for field in ignored)
+        paint.echo(f"ignored  {fields} (as sent above, but not part of the key)")
     for label, take in labelled:
         paint.echo()
         content = content_of(take)

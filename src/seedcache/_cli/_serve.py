@@ -37,8 +37,32 @@ __all__: list[str] = []
     help="first: identical requests all replay the first take; "
     "takes: the n-th identical request replays take n.",
 )
+@click.option(
+    "--match-host/--no-match-host",
+    default=True,
+    show_default=True,
+    help="Whether the upstream's scheme and host are part of keys; --no-match-host "
+    "replays recordings made against another base URL.",
+)
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="FIELD",
+    help="A request body field left out of keys, as a dotted path (repeatable), "
+    "e.g. --ignore user --ignore metadata.session.",
+)
 @pass_app
-def serve_command(app: App, host: str, port: int, upstream: str, mode: str, repeats: str) -> None:
+def serve_command(
+    app: App,
+    host: str,
+    port: int,
+    upstream: str,
+    mode: str,
+    repeats: str,
+    match_host: bool,
+    ignore: tuple[str, ...],
+) -> None:
     """An OpenAI-compatible proxy on loopback: set OPENAI_BASE_URL to the URL it prints.
 
     Every client that honours OPENAI_BASE_URL (any SDK, curl) records and replays through
@@ -51,7 +75,9 @@ def serve_command(app: App, host: str, port: int, upstream: str, mode: str, repe
             "through the cache and read what it recorded",
             err=True,
         )
-    cache = SeedCache(mode=mode, store=app.store(create=True))
+    cache = SeedCache(
+        mode=mode, store=app.store(create=True), match_host=match_host, ignore=ignore
+    )
     proxy = cache.proxy_server(upstream, host=host, port=port, repeats=repeats)
     click.echo(f"seedcache proxy ({mode}) for {upstream}, recording into {app.location}", err=True)
     click.echo(f"export OPENAI_BASE_URL={proxy.base_url}")

@@ -103,6 +103,7 @@ class FakeOpenAI:
         kind = {
             400: "invalid_request_error",
             401: "invalid_request_error",
+            403: "request_forbidden",
             429: "requests",
             500: "server_error",
         }.get(status, "server_error")
