@@ -177,7 +177,8 @@ def test_every_test_gets_its_own_cassette(inner, fake, monkeypatch):
 
 
 def test_credential_errors_are_never_recorded(inner, fake):
-    write(inner, {"test_auth.py": ASK + "\ndef test_auth(openai_client):\n    ask(openai_client, 'x')\n"})
+    test = ASK + "\ndef test_auth(openai_client):\n    ask(openai_client, 'x')\n"
+    write(inner, {"test_auth.py": test})
     for status in (401, 403):
         fake.fail_next(status)
         inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(failed=1)

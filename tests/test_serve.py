@@ -246,10 +246,12 @@ def test_serve_options_turn_host_matching_off_and_ignore_fields(fake, tmp_path):
     from seedcache._cli import cli
 
     cassette = tmp_path / "proxy.json"
-    with SeedCache.cassette(cassette, match_host=False, ignore=["user"]) as cache:
-        with cache.proxy(fake.base_url) as url:
-            with openai.OpenAI(api_key="k", base_url=url, max_retries=0) as client:
-                recorded = client.chat.completions.create(**SEEDED, user="alice")
+    with (
+        SeedCache.cassette(cassette, match_host=False, ignore=["user"]) as cache,
+        cache.proxy(fake.base_url) as url,
+        openai.OpenAI(api_key="k", base_url=url, max_retries=0) as client,
+    ):
+        recorded = client.chat.completions.create(**SEEDED, user="alice")
     fake.stop()
     command = [
         *(sys.executable, "-m", "seedcache", "--cassette", str(cassette), "serve"),

@@ -255,3 +255,62 @@ def test_disk_reads_see_changes_made_by_another_store_and_stay_private(tmp_path)
     assert [t.status for t in first.get("ab12").takes] == [200, 201]
     first.close()
     second.close()
+
+
+def test_a_change_made_in_place_is_rolled_back_with_a_failed_write(store, monkeypatch):
+    """The change function may edit what it is given; a failed write must undo that too."""
+    store.update("ab12", lambda _: entry())
+
+    def add_take(current):
+        current.takes.append(Take(201, (), b"second"))
+        return current
+
+    def failing_write(*args, **kwargs):
+        raise StoreError("cannot write: No space left on device")
+
+    target = "_put" if isinstance(store, DiskStore) else "_write"
+    monkeypatch.setattr(store, target, failing_write)
+    with pytest.raises(StoreError):
+        store.update("ab12", add_take)
+    monkeypatch.undo()
+    assert len(store.get("ab12").takes) == 1
+    store.get("ab12").takes.append(Take(202, (), b"x"))  # a copy: the store is untouched
+    assert len(store.get("ab12").takes) == 1
+
+
+_WRITER = """
+import sys
+from seedcache import CassetteStore, Entry, Take
+
+path, worker = sys.argv[1], int(sys.argv[2])
+store = CassetteStore(path)
+for n in range(25):
+    key = f"{worker:02x}{n:02x}"
+    take = Take(200, (("content-type", "application/json"),), b"{}", None, "m", 1, 2)
+    store.update(key, lambda current: Entry(key, {"method": "POST", "url": "u"}, [take]))
+    shared = Take(200, (("content-type", "application/json"),), b"{}", None, "m", worker, 2)
+
+    def add(current):
+        current = current or Entry("ff", {"method": "POST", "url": "u"})
+        current.takes.append(shared)
+        return current
+
+    store.update("ff", add)
+"""
+
+
+def test_processes_writing_one_cassette_lose_nothing(tmp_path):
+    """Four processes, each adding 25 keys and 25 takes to one shared key, at once."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared.json"
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(worker)])
+        for worker in range(4)
+    ]
+    assert [writer.wait(timeout=120) for writer in writers] == [0, 0, 0, 0]
+    store = CassetteStore(path)
+    assert len(store.keys()) == 4 * 25 + 1
+    assert len(store.get("ff").takes) == 4 * 25
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.json"]

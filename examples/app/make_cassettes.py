@@ -1,4 +1,4 @@
-"""Rebuild cassettes/examples/app/test_story_app/ without an API key, from the project's fake server.
+"""Rebuild cassettes/examples/app/test_story_app/ from the project's fake server, no API key.
 
 Each test of ``test_story_app.py`` runs once in ``record`` mode behind the proxy, whose
 upstream is the real API's address (so the keys match a replay) but whose requests are

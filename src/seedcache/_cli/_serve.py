@@ -75,9 +75,7 @@ def serve_command(
             "through the cache and read what it recorded",
             err=True,
         )
-    cache = SeedCache(
-        mode=mode, store=app.store(create=True), match_host=match_host, ignore=ignore
-    )
+    cache = SeedCache(mode=mode, store=app.store(create=True), match_host=match_host, ignore=ignore)
     proxy = cache.proxy_server(upstream, host=host, port=port, repeats=repeats)
     click.echo(f"seedcache proxy ({mode}) for {upstream}, recording into {app.location}", err=True)
     click.echo(f"export OPENAI_BASE_URL={proxy.base_url}")
