@@ -6,11 +6,15 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+from pathlib import Path
 
 import diskcache
 import pytest
@@ -191,21 +195,6 @@ def test_sigkill_while_recording_leaves_a_store_that_serves_every_completed_take
     assert kind == "disk" or len(leftovers) <= 1  # at most one abandoned temp file, never read
 
 
-def test_read_only_cache_directory_is_a_clear_error_on_write(fake, tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root ignores directory permissions")
-    with SeedCache(tmp_path / "c") as cache:
-        cache.wrap(make_client(fake)).chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES
-        )
-    os.chmod(tmp_path / "c", 0o500)
-    try:
-        with pytest.raises(StoreError):
-            DiskStore(tmp_path / "c").update("ab" * 16, lambda _: None)
-    finally:
-        os.chmod(tmp_path / "c", 0o700)
-
-
 def test_an_oversized_cassette_is_refused_before_it_is_read(tmp_path, monkeypatch):
     from seedcache._stores import _cassette
 
@@ -214,3 +203,259 @@ def test_an_oversized_cassette_is_refused_before_it_is_read(tmp_path, monkeypatc
     monkeypatch.setattr(_cassette, "MAX_CASSETTE_BYTES", 1024)
     with pytest.raises(CorruptEntryError, match="over the 1024 byte limit"):
         CassetteStore(path)
+
+
+# -- a hostile cache directory -------------------------------------------------------------
+
+
+def recorded_disk_entry(fake, directory) -> str:
+    with SeedCache(directory) as cache:
+        cache.wrap(make_client(fake)).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, seed=1
+        )
+        [key] = cache.store.keys()
+    return key
+
+
+def point_row_at(directory, key, filename) -> None:
+    """Make the entry's row claim its value is in ``filename``, as a crafted database can."""
+    with contextlib.closing(sqlite3.connect(directory / "cache.db")) as db:
+        db.execute(
+            "UPDATE Cache SET mode = 2, filename = ?, value = NULL WHERE key = ?",
+            (filename, f"entry:{key}"),
+        )
+        db.commit()
+
+
+def cli(*args):
+    from click.testing import CliRunner
+
+    from seedcache._cli import cli as command
+
+    return CliRunner().invoke(command, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("where", ["absolute", "parent", "symlink"])
+def test_a_crafted_row_can_neither_read_nor_delete_a_file_outside_the_cache(fake, tmp_path, where):
+    directory = tmp_path / "c"
+    key = recorded_disk_entry(fake, directory)
+    victim = tmp_path / "keep" / "victim.txt"
+    victim.parent.mkdir()
+    victim.write_text("precious")
+    if where == "absolute":
+        filename = str(victim)
+    elif where == "parent":
+        filename = "../keep/victim.txt"
+    else:
+        (directory / "ab").mkdir()
+        (directory / "ab" / "link.val").symlink_to(victim)
+        filename = "ab/link.val"
+    point_row_at(directory, key, filename)
+
+    with SeedCache(directory, mode="replay") as cache, pytest.raises(StoreError):
+        cache.wrap(make_client(fake)).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, seed=1
+        )
+    assert cli("--cache-dir", directory, "verify").exit_code == 1
+    cli("--cache-dir", directory, "verify", "--fix")
+    point_row_at(directory, key, filename)
+    cli("--cache-dir", directory, "rm", "--yes", key)
+    point_row_at(directory, key, filename)
+    with SeedCache(directory, mode="auto") as cache:  # re-recording replaces the row
+        cache.wrap(make_client(fake)).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, seed=1
+        )
+    assert victim.read_text() == "precious"
+
+
+def test_a_row_naming_a_device_is_refused_without_reading_it(fake, tmp_path):
+    directory = tmp_path / "c"
+    key = recorded_disk_entry(fake, directory)
+    (directory / "zz").mkdir()
+    (directory / "zz" / "zero.val").symlink_to("/dev/zero")
+    for filename in ("/dev/zero", "../../../../../../../dev/zero", "zz/zero.val"):
+        point_row_at(directory, key, filename)
+        with pytest.raises(StoreError, match="value file"):
+            DiskStore(directory).get(key)
+
+
+def test_settings_planted_in_the_database_are_not_applied(fake, tmp_path):
+    directory = tmp_path / "c"
+    recorded_disk_entry(fake, directory)
+    with contextlib.closing(sqlite3.connect(directory / "cache.db")) as db:
+        db.executemany(
+            "INSERT OR REPLACE INTO Settings VALUES (?, ?)",
+            [
+                ("sqlite_journal_mode", "OFF"),
+                ("sqlite_synchronous", 0),
+                ("sqlite_writable_schema", 1),
+                ("disk_surprise", 1),
+                ("eviction_policy", "least-recently-used"),
+            ],
+        )
+        db.commit()
+    with SeedCache(directory, mode="replay") as cache:
+        store = cache.store
+        assert store._cache._sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._cache._sql("PRAGMA synchronous").fetchone()[0] == 1
+        assert store._cache.eviction_policy == "none"
+        cache.wrap(make_client(fake)).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, seed=1
+        )
+
+
+# -- read-only use -------------------------------------------------------------------------
+
+READ_ONLY_REPLAY = textwrap.dedent(
+    """
+    import sys, openai, seedcache
+    from click.testing import CliRunner
+    from seedcache._cli import cli
+
+    kind, location, base_url = sys.argv[1:]
+    option = "--cache-dir" if kind == "disk" else "--cassette"
+    cache = (seedcache.SeedCache(location, mode="replay") if kind == "disk"
+             else seedcache.SeedCache.cassette(location, mode="replay"))
+    client = cache.wrap(openai.OpenAI(api_key="k", base_url=base_url, max_retries=0))
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "ro"}], seed=1
+    )
+    assert reply.choices[0].message.content
+    cache.close()
+    for args in (["ls"], ["verify"], ["stats"]):
+        result = CliRunner().invoke(cli, [option, location, *args])
+        assert result.exit_code == 0, (args, result.output)
+    print("replayed and listed")
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["disk", "cassette"])
+def test_a_read_only_cache_replays_and_lists(fake, kind):
+    """Run as a user who cannot write the directory (CI caches, mounted volumes)."""
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: cannot drop the right to write")
+    root = Path(tempfile.mkdtemp(prefix="seedcache-ro-"))
+    try:
+        location = root / ("cache" if kind == "disk" else "ro.json")
+        with SeedCache(location) if kind == "disk" else SeedCache.cassette(location) as cache:
+            cache.wrap(make_client(fake)).chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "ro"}], seed=1
+            )
+        for path in [root, *root.rglob("*")]:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        command = [sys.executable, "-c", READ_ONLY_REPLAY, kind, str(location), fake.base_url]
+        if os.geteuid() == 0:
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        fake.stop()
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        assert "replayed and listed" in done.stdout
+    finally:
+        for path in [root, *root.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        shutil.rmtree(root)
+
+
+# -- garbled cassettes -----------------------------------------------------------------------
+
+CASSETTE = {
+    "seedcache": 1,
+    "entries": [
+        {
+            "key": "ab" * 16,
+            "request": {"method": "POST", "url": "https://api.openai.com/v1/x", "body": {}},
+            "takes": [
+                {
+                    "status": 200,
+                    "fingerprint": "fp_a",
+                    "model": "m",
+                    "recorded_at": "2026-01-01T00:00:00.000Z",
+                    "latency_ms": 5,
+                    "headers": {"content-type": "application/json"},
+                    "body": {"json": {"ok": True}, "layout": "indent2+newline"},
+                }
+            ],
+            "history": [],
+        }
+    ],
+    "meta": {"fingerprints": {"format": 1, "models": {}}},
+}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(
+            json.dumps(CASSETTE).replace(
+                '"headers": {"content-type": "application/json"}',
+                '"headers": [["content-type", "application/json", "extra"]]',
+            ),
+            id="header pair of three",
+        ),
+        pytest.param(
+            json.dumps(CASSETTE).replace('"latency_ms": 5', '"latency_ms": NaN'), id="NaN"
+        ),
+        pytest.param(
+            json.dumps(CASSETTE).replace('"status": 200', '"status": Infinity'), id="Infinity"
+        ),
+        pytest.param(
+            json.dumps(CASSETTE).replace('"latency_ms": 5', '"latency_ms": ' + "9" * 5000),
+            id="huge integer",
+        ),
+    ],
+)
+def test_a_garbled_cassette_is_a_corrupt_entry_naming_the_place(tmp_path, text):
+    path = tmp_path / "g.json"
+    path.write_text(text)
+    error = load_error(path)
+    assert error is not None
+    assert str(path) in error
+
+
+def _paths(value, path=()):
+    yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _paths(item, (*path, index))
+
+
+_PLACES = list(_paths(CASSETTE))
+hostile_value = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text(max_size=8)
+    | st.sampled_from(["9" * 5000, "NaN", "-Infinity", "1e999"]),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_PLACES), hostile_value, st.booleans())
+def test_any_value_anywhere_in_a_cassette_loads_or_fails_clearly(
+    tmp_path_factory, place, value, raw_number
+):
+    """Every place of the document schema, replaced by any JSON value (or bare token)."""
+    document = json.loads(json.dumps(CASSETTE))
+    if place:
+        parent = document
+        for step in place[:-1]:
+            parent = parent[step]
+        parent[place[-1]] = "\x00PLACEHOLDER\x00"
+    else:
+        document = "\x00PLACEHOLDER\x00"
+    text = json.dumps(document, allow_nan=True)
+    token = value if raw_number and isinstance(value, str) and value[:1] in "9N-1" else None
+    replacement = token if token is not None else json.dumps(value, allow_nan=True)
+    path = tmp_path_factory.mktemp("schema") / "c.json"
+    path.write_text(text.replace('"\\u0000PLACEHOLDER\\u0000"', replacement))
+    error = load_error(path)  # any exception other than CorruptEntryError fails the test
+    assert error is None or str(path) in error

@@ -90,9 +90,7 @@ def test_record_on_a_shared_cassette_replaces_only_the_keys_it_recorded(inner, m
     inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=14)
     path = inner.path / "cassettes" / "shared" / "group.json"
     before = {e["key"]: e for e in entries(path)}
-    inner.runpytest_subprocess("--seedcache-mode=record", "-k", "test_a").assert_outcomes(
-        passed=1
-    )
+    inner.runpytest_subprocess("--seedcache-mode=record", "-k", "test_a").assert_outcomes(passed=1)
     after = {e["key"]: e for e in entries(path)}
     assert after.keys() == before.keys()
     changed = [k for k in after if after[k] != before[k]]
@@ -113,9 +111,7 @@ def test_a_failing_test_leaves_a_shared_cassette_as_it_was_in_record_mode(inner,
             )
         },
     )
-    inner.runpytest_subprocess("--seedcache-mode=record", "-k", "test_a").assert_outcomes(
-        failed=1
-    )
+    inner.runpytest_subprocess("--seedcache-mode=record", "-k", "test_a").assert_outcomes(failed=1)
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["group.json"]
 

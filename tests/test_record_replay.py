@@ -301,6 +301,7 @@ def test_outcome_travels_with_the_response_and_is_counted(fake, make_cache):
         "output_changes": 0,
         "passthrough": 0,
         "misses": 0,
+        "write_errors": 0,
     }
     recorder.close()
 

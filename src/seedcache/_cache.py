@@ -49,7 +49,9 @@ class SeedCache:
     directory. ``match_host=False`` ignores scheme and host in keys, so recordings made
     against one base URL replay against another; ``ignore`` leaves body fields out of the
     key (``["user", "metadata"]``; dotted paths reach nested fields, ``*`` every item),
-    while takes still show the request as sent; ``match_headers`` lists request headers
+    while takes still show the request as sent; ``secret_params`` adds query parameter
+    names that carry credentials to the built-in rule (``api-key``, ``code``, ``sig``,
+    ``*token``, ``*key`` …): they are never keyed or stored; ``match_headers`` lists request headers
     that change the answer; ``namespace`` separates otherwise equal keys; ``strict`` makes
     replay fail on a repeat beyond the recorded takes.
 
@@ -70,6 +72,7 @@ class SeedCache:
         store: Store | None = None,
         match_host: bool = True,
         ignore: Sequence[str] = (),
+        secret_params: Sequence[str] = (),
         match_headers: Sequence[str] = ("openai-beta",),
         namespace: str | None = None,
         strict: bool = False,
@@ -81,6 +84,10 @@ class SeedCache:
         clock: Clock = time.time,
     ) -> None:
         resolved = resolve_mode(mode)
+        if isinstance(secret_params, str):
+            raise ConfigurationError(
+                f"secret_params takes a list of names, not the string {secret_params!r}"
+            )
         if history_limit < 0:
             raise ConfigurationError(f"history_limit must be 0 or more, not {history_limit}")
         if store is None:
@@ -107,6 +114,7 @@ class SeedCache:
                 match_headers=tuple(match_headers),
                 namespace=namespace,
                 ignore=field_paths(ignore),
+                secret_params=tuple(secret_params),
             ),
             strict=strict,
             history_limit=history_limit,
@@ -219,6 +227,7 @@ class SeedCache:
         port: int = 0,
         repeats: str = "first",
         transport: Any = None,
+        allow_hosts: Iterable[str] = (),
     ) -> Iterator[str]:
         """Serve this cache as an OpenAI-compatible proxy on a background thread.
 
@@ -226,13 +235,21 @@ class SeedCache:
         ``repeats="first"`` replays take 0 to every identical request, as a shared
         gateway should; ``"takes"`` maps the n-th identical request to take n, as
         :meth:`wrap` does. ``transport`` is the async transport that fetches misses
-        (default: httpx2's, or httpx's). Needs ``pip install 'seedcache[serve]'``.
+        (default: httpx2's, or httpx's). On loopback the proxy answers only requests whose
+        Host is a loopback name, against DNS rebinding; ``allow_hosts`` adds names. A
+        ``host`` other machines can reach warns (:class:`ExposedProxyWarning`). Needs
+        ``pip install 'seedcache[serve]'``.
 
         >>> with cache.proxy("https://api.openai.com/v1") as base_url:  # doctest: +SKIP
         ...     os.environ["OPENAI_BASE_URL"] = base_url
         """
         server = self.proxy_server(
-            upstream, host=host, port=port, repeats=repeats, transport=transport
+            upstream,
+            host=host,
+            port=port,
+            repeats=repeats,
+            transport=transport,
+            allow_hosts=allow_hosts,
         )
         with server.background() as url:
             yield url
@@ -245,6 +262,7 @@ class SeedCache:
         port: int = 0,
         repeats: str = "first",
         transport: Any = None,
+        allow_hosts: Iterable[str] = (),
     ) -> Proxy:
         """The proxy bound to its socket, not yet serving (``.run()`` serves until a signal)."""
         from ._serve import Proxy
@@ -252,7 +270,14 @@ class SeedCache:
         if repeats not in ("first", "takes"):
             raise ConfigurationError(f"repeats must be 'first' or 'takes', not {repeats!r}")
         core = self._core.sibling(count_repeats=repeats == "takes")
-        return Proxy(core, upstream=upstream, host=host, port=port, transport=transport)
+        return Proxy(
+            core,
+            upstream=upstream,
+            host=host,
+            port=port,
+            transport=transport,
+            allow_hosts=allow_hosts,
+        )
 
     def transport(self, next_transport: Any = None, *, library: str = "httpx2") -> Any:
         """A sync transport for any httpx2 (or ``library="httpx"``) client."""
@@ -298,7 +323,7 @@ class SeedCache:
 
     def _save_counters(self) -> None:
         """Add what this cache did since the last save to the store's running totals."""
-        if not isinstance(self._store, DiskStore):
+        if not isinstance(self._store, DiskStore) or self._store.read_only:
             return
         current = self._core.stats.as_dict()
         delta = {name: value - self._saved_counters.get(name, 0) for name, value in current.items()}

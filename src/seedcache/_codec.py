@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import struct
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -91,10 +92,15 @@ def _take_from_document(document: Any, where: str) -> Take:
     if isinstance(raw_headers, dict):
         pairs = list(raw_headers.items())
     else:
-        pairs = [
-            tuple(_expect(p, list, f"{where}.headers"))
-            for p in _expect(raw_headers, list, f"{where}.headers")
-        ]
+        pairs = []
+        for index, pair in enumerate(_expect(raw_headers, list, f"{where}.headers")):
+            items = _expect(pair, list, f"{where}.headers[{index}]")
+            if len(items) != 2:
+                raise CorruptEntryError(
+                    f"{where}.headers[{index}]: expected a [name, value] pair, "
+                    f"found {len(items)} items"
+                )
+            pairs.append((items[0], items[1]))
     headers = tuple((str(k).lower(), _expect(v, str, f"{where}.headers.{k}")) for k, v in pairs)
     fingerprint = doc.get("fingerprint")
     model = doc.get("model")
@@ -105,7 +111,7 @@ def _take_from_document(document: Any, where: str) -> Take:
         fingerprint=_expect(fingerprint, str, f"{where}.fingerprint") if fingerprint else None,
         model=_expect(model, str, f"{where}.model") if model else None,
         recorded_at_ms=_parse_iso(doc.get("recorded_at"), f"{where}.recorded_at"),
-        latency_ms=int(_expect(doc.get("latency_ms", 0), (int, float), f"{where}.latency_ms")),
+        latency_ms=_milliseconds(doc.get("latency_ms", 0), f"{where}.latency_ms"),
     )
 
 
@@ -262,6 +268,13 @@ def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise CorruptEntryError(f"{where}: expected {names}, found {type(value).__name__}")
     return value
+
+
+def _milliseconds(value: Any, where: str) -> int:
+    number = _expect(value, (int, float), where)
+    if isinstance(number, float) and not math.isfinite(number):
+        raise CorruptEntryError(f"{where}: {number} is not a duration")
+    return int(number)
 
 
 def _iso(ms: int) -> str:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import heapq
+import json
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -72,6 +75,8 @@ class Stats:
     """Re-fetches whose content (text, tool calls) differs from the take they replaced."""
     passthrough: int = 0
     misses: int = 0
+    write_errors: int = 0
+    """Live responses returned to the caller that the store failed to record (disk full)."""
 
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict."""
@@ -122,6 +127,47 @@ class _Flight:
     index: int | None = None
 
 
+class _Occurrences:
+    """Which occurrence of each identical request comes next.
+
+    An occurrence is used up only by a take that was replayed or stored. One whose live
+    response was not stored (a 500 the SDK retries, a dropped connection) is given back
+    and handed out again first, so a retry lands where the failed attempt would have.
+    The core's lock guards every call.
+    """
+
+    def __init__(self) -> None:
+        self._next: Counter[str] = Counter()
+        self._returned: dict[str, list[int]] = {}
+
+    def peek(self, key: str) -> int:
+        """The occurrence the next request for ``key`` gets."""
+        returned = self._returned.get(key)
+        return returned[0] if returned else self._next[key]
+
+    def take(self, key: str) -> None:
+        """Use up the occurrence :meth:`peek` gave."""
+        returned = self._returned.get(key)
+        if returned:
+            heapq.heappop(returned)
+            if not returned:
+                del self._returned[key]
+        else:
+            self._next[key] += 1
+
+    def give_back(self, key: str, occurrence: int) -> None:
+        """``occurrence`` produced nothing: hand it out again."""
+        heapq.heappush(self._returned.setdefault(key, []), occurrence)
+
+    def used(self) -> dict[str, int]:
+        """How many occurrences of each key were used up."""
+        return {
+            key: count - len(self._returned.get(key, ()))
+            for key, count in self._next.items()
+            if count - len(self._returned.get(key, ()))
+        }
+
+
 class Core:
     """Keys, decides, replays and records, over one store, for one session."""
 
@@ -154,7 +200,7 @@ class Core:
         """The misses raised, oldest first (the first hundred): code under test may swallow
         the exception, and the test must still learn of it."""
         self._lock = threading.Lock()
-        self._occurrences: Counter[str] = Counter()
+        self._occurrences = _Occurrences()
         self._flights: dict[str, _Flight] = {}
 
     def sibling(self, *, count_repeats: bool) -> Core:
@@ -179,14 +225,14 @@ class Core:
         key = canonical.key
         while True:
             with self._lock:
-                occurrence = self._occurrences[key] if self.count_repeats else 0
+                occurrence = self._occurrences.peek(key) if self.count_repeats else 0
             entry = self._read_entry(key)
             takes = entry.takes if entry is not None else []
             decision = decide(
                 self.mode, takes, occurrence, strict=self.strict, is_current=self._is_current
             )
             with self._lock:
-                if self.count_repeats and self._occurrences[key] != occurrence:
+                if self.count_repeats and self._occurrences.peek(key) != occurrence:
                     continue  # another thread took this occurrence meanwhile; decide again
                 if isinstance(decision, Miss):
                     self.stats.misses += 1
@@ -195,7 +241,8 @@ class Core:
                         self.missed.append(miss)
                     raise miss
                 if isinstance(decision, Replay):
-                    self._occurrences[key] += self.count_repeats
+                    if self.count_repeats:
+                        self._occurrences.take(key)
                     self.stats.hits += 1
                     outcome = Outcome(Action.HIT, key, decision.index)
                     return Replayed(takes[decision.index], outcome)
@@ -209,12 +256,13 @@ class Core:
             if claimed is False:
                 return _Poll(key)
             with self._lock:
-                raced = self.count_repeats and self._occurrences[key] != occurrence
+                raced = self.count_repeats and self._occurrences.peek(key) != occurrence
                 if raced or (key in self._flights and may_join and self.mode is not Mode.RECORD):
                     if claimed:
                         self._release(key)
                     continue  # a thread of this process got there first; decide again
-                self._occurrences[key] += self.count_repeats
+                if self.count_repeats:
+                    self._occurrences.take(key)
                 flight = _Flight()
                 self._flights.setdefault(key, flight)
             return Live(Recording(self, canonical, decision, flight, leased=bool(claimed)))
@@ -232,7 +280,7 @@ class Core:
     def consumed(self) -> dict[str, int]:
         """How many takes of each key this session asked for (repeats counted)."""
         with self._lock:
-            return dict(self._occurrences)
+            return self._occurrences.used()
 
     def joined(self, flight: _Flight, key: str) -> Step | None:
         """The step for a request that waited on ``flight``; None if it must start over."""
@@ -263,19 +311,29 @@ class Core:
         with self._lock:
             if self._flights.get(recording.canonical.key) is flight:
                 del self._flights[recording.canonical.key]
+            if take is None and self.count_repeats:
+                self._occurrences.give_back(recording.key, recording.decision.occurrence)
         flight.take = take
         flight.done.set()
 
-    def _store(self, recording: Recording, take: Take) -> tuple[int, Take | None]:
-        """Store ``take``; return where it landed and the take it replaced, if any."""
+    def _store(self, recording: Recording, take: Take) -> tuple[int, Take | None] | None:
+        """Store ``take``; return where it landed and the take it replaced, if any.
+
+        None when ``take`` is an error and the take it would replace is a success: the
+        caller gets the error, the recording keeps the answer that worked.
+        """
         canonical, decision = recording.canonical, recording.decision
-        landed: list[tuple[int, Take | None]] = []
+        landed: list[tuple[int, Take | None] | None] = []
 
         def change(entry: Entry | None) -> Entry:
             entry = entry or Entry(key=canonical.key, request=canonical.summary)
-            replaced = None
-            if decision.slot is Slot.REPLACE and decision.occurrence < len(entry.takes):
-                replaced = entry.takes[decision.occurrence]
+            current = None
+            if decision.slot is not Slot.APPEND and decision.occurrence < len(entry.takes):
+                current = entry.takes[decision.occurrence]
+            if take.status >= 400 and current is not None and current.status < 400:
+                landed.append(None)
+                return entry
+            replaced = current if decision.slot is Slot.REPLACE else None
             index = place(entry, take, decision, history_limit=self.history_limit)
             landed.append((index, replaced))
             return entry
@@ -430,7 +488,11 @@ class Recording:
             self._chunks.append(chunk)
 
     def finish(self, *, exhausted: bool) -> None:
-        """The caller is done: store the take if the response is complete. Idempotent."""
+        """The caller is done: store the take if the response is complete. Idempotent.
+
+        The caller already has the response (and paid for it): a store that cannot write
+        is logged and counted, never raised into the caller's hands.
+        """
         if self._closed:
             return
         body = b"".join(self._chunks)
@@ -438,20 +500,44 @@ class Recording:
             self._close(None)
             return
         take = self._take(body)
+        core = self.core
         try:
-            index, replaced = self.core._store(self, take)
+            landing = core._store(self, take)
+        except StoreError as exc:
+            self._close(None)
+            with core._lock:
+                core.stats.write_errors += 1
+            _log.error(
+                "the response to %s (key %s) was returned but could not be recorded in %s: %s",
+                self.canonical.endpoint,
+                self.key,
+                core.store.location,
+                exc,
+            )
+            return
         except BaseException:
             self._close(None)
             raise
+        if landing is None:
+            self._close(None)
+            _log.warning(
+                "%s answered %s to %s (key %s); kept the recorded take that succeeded",
+                self.canonical.endpoint,
+                take.status,
+                core.mode.value,
+                self.key,
+            )
+            return
+        index, replaced = landing
         self.flight.index = index
-        with self.core._lock:
+        with core._lock:
             if self.decision.slot is Slot.REPLACE:
-                self.core.stats.refreshed += 1
+                core.stats.refreshed += 1
             else:
-                self.core.stats.recorded += 1
+                core.stats.recorded += 1
         self._close(take)
-        self.core._note_live(take)
-        self.core._note_refresh(self.key, replaced, take)
+        core._note_live(take)
+        core._note_refresh(self.key, replaced, take)
 
     def abandon(self) -> None:
         """The upstream failed or the caller went away: store nothing."""
@@ -465,7 +551,7 @@ class Recording:
 
     def _take(self, body: bytes) -> Take:
         now = self.core.clock()
-        is_stream = _is_event_stream(self._headers)
+        is_stream = _media_type(self._headers) == "text/event-stream"
         fingerprint, model = response_identity(body, is_stream=is_stream)
         return Take(
             status=self._status,
@@ -478,23 +564,44 @@ class Recording:
         )
 
     def _complete(self, body: bytes, *, exhausted: bool) -> bool:
+        """Whether ``body`` is a whole answer that replays as it was received.
+
+        A stream is whole at its ``data: [DONE]`` event (the sync SDK stops reading right
+        there) or, for streams that have none (the Responses API), at the end of the
+        body; never with an ``event: error``. Any other body is whole when it was read to
+        the end and parses as its media type: a truncated gzip body or a connection cut
+        short decodes to broken JSON, which the caller could not use either. An HTML page
+        is never an API answer (a gateway's login or error page).
+        """
         if not self._storable:
             return False
-        if not _is_event_stream(self._headers):
-            return exhausted
-        if b"\nevent: error" in b"\n" + body:
+        media = _media_type(self._headers)
+        if media == "text/event-stream":
+            if b"\nevent: error" in b"\n" + body:
+                return False
+            if _DONE_EVENT.search(body):
+                return True
+            return exhausted and not _expects_done(self.canonical)
+        if not exhausted or media == "text/html":
             return False
-        # Chat and legacy completions end with [DONE]; the sync SDK stops reading right
-        # there, so seeing it is completion. Streams without [DONE] (Responses API) are
-        # complete only when the body ended.
-        return b"data: [DONE]" in body or (exhausted and not _expects_done(self.canonical))
+        if media == "application/json" or media.endswith("+json"):
+            try:
+                json.loads(body)
+            except (ValueError, RecursionError):
+                return False
+        return True
 
 
-def _is_event_stream(headers: Iterable[tuple[str, str]]) -> bool:
-    return any(
-        name == "content-type" and value.lower().startswith("text/event-stream")
-        for name, value in headers
-    )
+# The end of a chat or completions stream: a whole SSE event at a line start. The text
+# "data: [DONE]" inside a JSON string is escaped onto the line of its own event.
+_DONE_EVENT = re.compile(rb"(?:^|\n)data: ?\[DONE\]\r?(?:\n|$)")
+
+
+def _media_type(headers: Iterable[tuple[str, str]]) -> str:
+    for name, value in headers:
+        if name == "content-type":
+            return value.split(";")[0].strip().lower()
+    return ""
 
 
 def _expects_done(canonical: Canonical) -> bool:

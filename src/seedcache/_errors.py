@@ -12,6 +12,8 @@ so ``except LookupError`` or ``except ValueError`` keep working in user code::
         ├── CorruptEntryError (ValueError)   a stored entry cannot be decoded
         └── UnsafeDataError (ValueError)     stored data would need unpickling; refused
 
+    ExposedProxyWarning (UserWarning)    the proxy listens where other machines reach it
+
 Messages say what happened and what to do about it.
 """
 
@@ -22,6 +24,7 @@ __all__ = [
     "CacheMiss",
     "ConfigurationError",
     "CorruptEntryError",
+    "ExposedProxyWarning",
     "NotFoundError",
     "SeedCacheError",
     "StoreError",
@@ -81,3 +84,8 @@ class CorruptEntryError(StoreError, ValueError):
 
 class UnsafeDataError(StoreError, ValueError):
     """Stored data asks to be unpickled; seedcache never unpickles anything."""
+
+
+class ExposedProxyWarning(UserWarning):
+    """The proxy listens on an address other machines can reach: anyone there can spend
+    the API keys its clients send and read what the cache recorded."""

@@ -48,6 +48,8 @@ _FORMAT = 1
 # A registry write per live response would double the writes of a busy recording run;
 # moving a timestamp by less than this is not worth one (windows are hours long).
 _WRITE_GRANULARITY_MS = 60_000
+# Sightings further ahead of the observer's clock than this came from a wrong clock.
+_FUTURE_TOLERANCE_MS = 10 * 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,20 +81,56 @@ class Registry:
         """Every model's sightings; empty when nothing was seen (or the blob is unreadable)."""
         return _decode(self._store.get_meta(REGISTRY_META))
 
-    def observe(self, model: str, fingerprint: str, at_ms: int) -> None:
-        """Note that ``model`` just served ``fingerprint`` live."""
+    def observe(
+        self, model: str, fingerprint: str, at_ms: int, *, now_ms: int | None = None
+    ) -> None:
+        """Note that ``model`` served ``fingerprint`` live at ``at_ms``.
+
+        With ``now_ms`` (the observer's clock), sightings from the future (written by a
+        run whose clock was ahead) are brought back to now: left there, they would keep
+        a stale fingerprint current and make every new one look old, run after run.
+        """
+
+        def updated(sightings: Sightings) -> ModelSightings | None:
+            known = sightings.get(model)
+            clamped = known if now_ms is None else _clamped(known, now_ms)
+            sighted = _with_sighting(clamped, fingerprint, at_ms)
+            return sighted or (clamped if clamped != known else None)
 
         def change(raw: bytes | None) -> bytes | None:
             sightings = _decode(raw)
-            updated = _with_sighting(sightings.get(model), fingerprint, at_ms)
-            if updated is None:
+            new = updated(sightings)
+            if new is None:
                 return raw  # nothing moved enough to be worth a write
-            sightings[model] = updated
+            sightings[model] = new
             return _encode(sightings)
 
-        current = self.load().get(model)
-        if _with_sighting(current, fingerprint, at_ms) is not None:
+        if updated(self.load()) is not None:
             self._store.update_meta(REGISTRY_META, change)
+
+    def reset(self) -> None:
+        """Forget every sighting: ``refresh`` starts learning the fingerprints again."""
+        self._store.update_meta(REGISTRY_META, lambda _: None)
+
+
+def _clamped(known: ModelSightings | None, now_ms: int) -> ModelSightings | None:
+    """``known`` with every time from the future brought back to ``now_ms``.
+
+    Clocks of processes and machines differ by seconds or minutes; only a time further
+    ahead than :data:`_FUTURE_TOLERANCE_MS` counts as from the future.
+    """
+    if known is None:
+        return None
+    limit = now_ms + _FUTURE_TOLERANCE_MS
+
+    def back(ms: int) -> int:
+        return now_ms if ms > limit else ms
+
+    fingerprints = {
+        fp: Sighting(back(s.first_seen_ms), back(s.last_seen_ms))
+        for fp, s in known.fingerprints.items()
+    }
+    return ModelSightings(back(known.last_live_ms), fingerprints)
 
 
 def _with_sighting(
@@ -215,8 +253,11 @@ class Currency:
             return self.pins
         if model is None:
             return frozenset()
-        seen = (self.registry.load() if sightings is None else sightings).get(model)
         now_ms = self.now_ms() if now_ms is None else now_ms
+        # A sighting from the future (a clock that was ahead) counts as now.
+        seen = _clamped(
+            (self.registry.load() if sightings is None else sightings).get(model), now_ms
+        )
         if seen is None or now_ms - seen.last_live_ms > _ms(self.unseen_after):
             return frozenset()
         since = seen.last_live_ms - _ms(self.window)
@@ -225,7 +266,9 @@ class Currency:
     def observe(self, take: Take) -> None:
         """Teach the registry what a live response showed."""
         if take.fingerprint is not None and take.model is not None:
-            self.registry.observe(take.model, take.fingerprint, take.recorded_at_ms)
+            self.registry.observe(
+                take.model, take.fingerprint, take.recorded_at_ms, now_ms=self.now_ms()
+            )
 
     def now_ms(self) -> int:
         """The clock, in milliseconds."""

@@ -48,15 +48,23 @@ class KeyConfig:
     change the answer; credentials can never be named. ``ignore`` names body fields left
     out of the key, as dotted paths (``"user"``, ``"metadata.session"``,
     ``"messages.*.name"``: ``*`` is every key or item, a number one list item).
+    ``secret_params`` names query parameters that carry credentials, beyond those the
+    built-in rule recognises (:func:`~seedcache._wire.is_secret_param`).
     """
 
     match_host: bool = True
     match_headers: tuple[str, ...] = ("openai-beta",)
     namespace: str | None = None
     ignore: tuple[str, ...] = ()
+    secret_params: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ignore", field_paths(self.ignore))
+        if isinstance(self.secret_params, str):
+            raise ConfigurationError(
+                f"secret_params takes a list of names, not the string {self.secret_params!r}"
+            )
+        object.__setattr__(self, "secret_params", tuple(self.secret_params))
         lowered = tuple(sorted({h.lower() for h in self.match_headers}))
         secret = [h for h in lowered if is_secret_header(h)]
         if secret:
@@ -146,10 +154,15 @@ _memo_lock = threading.Lock()
 
 def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
     parts = urlsplit(request.url)
-    query = sorted(strip_secret_query(parse_qsl(parts.query, keep_blank_values=True)))
-    origin = f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = sorted(strip_secret_query(pairs, extra=config.secret_params))
+    # Credentials in the URL (http://user:pass@host) are never keyed nor stored.
+    origin = f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}"
     body = _canonical_body(request)
-    summary_body = _sorted(body)
+    if _deeper_than(body, _MAX_SUMMARY_DEPTH):
+        summary_body: Any = _opaque(request.body)  # readable, and flat for every encoder
+    else:
+        summary_body = _sorted(body)
     ignored = [path for path in config.ignore if _drop(body, path.split("."))]
     headers = {
         name: value for name in config.match_headers if (value := request.header(name)) is not None
@@ -164,7 +177,13 @@ def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
         "headers": headers,
         "body": body,
     }
-    key = xxhash.xxh3_128_hexdigest(canonical_json(document).encode())
+    try:
+        text = canonical_json(document)
+    except RecursionError:
+        # Nested deeper than even the C encoder reaches from here: key the exact bytes.
+        document["body"] = _digest(request.body)
+        text = canonical_json(document)
+    key = xxhash.xxh3_128_hexdigest(text.encode())
     url = f"{origin}{parts.path}"
     if query:
         url += "?" + "&".join(f"{k}={v}" for k, v in query)
@@ -183,7 +202,11 @@ def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
 
 
 def _canonical_body(request: CapturedRequest) -> Any:
-    """The body as a comparable value: JSON parsed and normalised, multipart by parts."""
+    """The body as a comparable value: JSON parsed and normalised, multipart by parts.
+
+    Parsing and normalising happen inside the C decoder (no Python recursion), so any
+    nesting the SDK could serialise can be keyed.
+    """
     raw = request.body
     if not raw:
         return None
@@ -193,14 +216,37 @@ def _canonical_body(request: CapturedRequest) -> Any:
         if parts is not None:
             return {"multipart": parts}
     try:
-        parsed = json.loads(raw)
+        parsed = json.loads(raw, parse_float=_number)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return _opaque(raw)
-    normalised = _normalise(parsed)
-    if isinstance(normalised, dict) and normalised.get("stream") is False:
+    if isinstance(parsed, dict) and parsed.get("stream") is False:
         # `.parse()` sends "stream": false where `.create()` leaves it out; same call.
-        del normalised["stream"]
-    return normalised
+        del parsed["stream"]
+    return parsed
+
+
+def _number(text: str) -> float | int:
+    """Integral floats become ints (``1.0`` and ``1`` are one number to the API)."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+# Summaries deeper than this are kept as the body's text: a summary is for reading, and
+# writers with pretty-printing (cassettes) recurse in Python.
+_MAX_SUMMARY_DEPTH = 64
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when ``value`` nests containers more than ``limit`` deep (no recursion)."""
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth >= limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _drop(value: Any, path: list[str]) -> bool:
@@ -234,17 +280,6 @@ def _sorted(value: Any) -> Any:
         return {k: _sorted(value[k]) for k in sorted(value)}
     if isinstance(value, list):
         return [_sorted(v) for v in value]
-    return value
-
-
-def _normalise(value: Any) -> Any:
-    """Integral floats become ints (``1.0`` and ``1`` are one number to the API)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _normalise(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_normalise(v) for v in value]
     return value
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "SECRET_QUERY_PARAMS",
     "CapturedRequest",
     "is_secret_header",
+    "is_secret_param",
     "keep_response_headers",
     "strip_secret_query",
 ]
@@ -35,8 +36,29 @@ SECRET_HEADERS = frozenset(
     }
 )
 
-# Azure accepts the key as a query parameter too.
-SECRET_QUERY_PARAMS = frozenset({"api-key", "api_key", "key"})
+# Query parameters that carry credentials: Azure's api-key, API Management's
+# subscription-key, Azure Functions' code, SAS signatures, OAuth tokens. Compared
+# lower-cased with "-" read as "_"; any name ending in one of the suffixes counts too.
+SECRET_QUERY_PARAMS = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "key",
+        "code",
+        "sig",
+        "signature",
+        "token",
+        "access_token",
+        "subscription_key",
+        "password",
+        "secret",
+        "auth",
+        "authorization",
+        "credential",
+        "credentials",
+    }
+)
+_SECRET_QUERY_SUFFIXES = ("key", "token", "secret", "password", "signature", "_sig")
 
 # Response headers worth replaying. An allow-list rather than a deny-list: a header we
 # have never seen (a new cookie, an account id) is dropped rather than committed.
@@ -92,6 +114,22 @@ def keep_response_headers(headers: Iterable[tuple[str, str]]) -> Headers:
     return tuple(kept)
 
 
-def strip_secret_query(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+def is_secret_param(name: str, extra: Iterable[str] = ()) -> bool:
+    """True when query parameter ``name`` carries a credential and must never be stored.
+
+    The rule: ``name``, lower-cased with ``-`` read as ``_``, is one of
+    :data:`SECRET_QUERY_PARAMS`, ends in ``key``, ``token``, ``secret``, ``password``,
+    ``signature`` or ``_sig``, or is one of ``extra`` (names a user adds).
+    """
+    normal = name.lower().replace("-", "_")
+    if normal in SECRET_QUERY_PARAMS or normal.endswith(_SECRET_QUERY_SUFFIXES):
+        return True
+    return any(normal == e.lower().replace("-", "_") for e in extra)
+
+
+def strip_secret_query(
+    pairs: Sequence[tuple[str, str]], extra: Iterable[str] = ()
+) -> list[tuple[str, str]]:
     """Query pairs without the ones that carry credentials."""
-    return [(k, v) for k, v in pairs if k.lower() not in SECRET_QUERY_PARAMS]
+    extra = tuple(extra)
+    return [(k, v) for k, v in pairs if not is_secret_param(k, extra)]

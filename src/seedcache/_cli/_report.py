@@ -108,10 +108,19 @@ def _disk_bytes(location: Path) -> int:
     help="Count FP as current (repeatable; default $SEEDCACHE_FINGERPRINTS).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Forget every fingerprint seen live (recorded takes stay); refresh learns anew.",
+)
 @pass_app
-def fingerprints_command(app: App, pins: tuple[str, ...], as_json: bool) -> None:
+def fingerprints_command(app: App, pins: tuple[str, ...], as_json: bool, reset: bool) -> None:
     """Per model: the fingerprints seen live, first and last seen, takes; which are current."""
     store = app.store()
+    if reset:
+        Registry(store).reset()
+        click.echo(f"forgot every fingerprint seen live in {store.location}", err=True)
+        return
     currency = Currency(Registry(store), clock=time.time, pins=parse_pins(pins or None))
     recorded = (
         (take.model or summary.model, take.fingerprint)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from .._cache import DEFAULT_UPSTREAM, SeedCache
+from .._errors import ExposedProxyWarning
 from .._modes import Mode
 from .._serve import is_loopback
 from ._app import App, cli, pass_app
@@ -52,6 +55,14 @@ __all__: list[str] = []
     help="A request body field left out of keys, as a dotted path (repeatable), "
     "e.g. --ignore user --ignore metadata.session.",
 )
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests whose Host header is NAME (repeatable). On loopback, only "
+    "loopback names are answered otherwise.",
+)
 @pass_app
 def serve_command(
     app: App,
@@ -62,6 +73,7 @@ def serve_command(
     repeats: str,
     match_host: bool,
     ignore: tuple[str, ...],
+    allow_hosts: tuple[str, ...],
 ) -> None:
     """An OpenAI-compatible proxy on loopback: set OPENAI_BASE_URL to the URL it prints.
 
@@ -76,8 +88,13 @@ def serve_command(
             err=True,
         )
     cache = SeedCache(mode=mode, store=app.store(create=True), match_host=match_host, ignore=ignore)
-    proxy = cache.proxy_server(upstream, host=host, port=port, repeats=repeats)
-    click.echo(f"seedcache proxy ({mode}) for {upstream}, recording into {app.location}", err=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExposedProxyWarning)  # said above, in CLI words
+        proxy = cache.proxy_server(
+            upstream, host=host, port=port, repeats=repeats, allow_hosts=allow_hosts
+        )
+    doing = "replaying from" if mode == Mode.REPLAY.value else "recording into"
+    click.echo(f"seedcache proxy ({mode}) for {upstream}, {doing} {app.location}", err=True)
     click.echo(f"export OPENAI_BASE_URL={proxy.base_url}")
     try:
         proxy.run()

@@ -19,6 +19,7 @@ CACHE_OPTIONS = frozenset(
     {
         "match_host",
         "ignore",
+        "secret_params",
         "match_headers",
         "namespace",
         "strict",

@@ -9,6 +9,7 @@ registry behave exactly as for a wrapped client. A take recorded here replays th
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -55,15 +56,32 @@ def proxy_base_url(host: str, port: int, upstream: str) -> str:
 class ProxyApp:
     """An ASGI application that answers OpenAI API requests from the cache or the upstream."""
 
-    def __init__(self, core: Core, upstream: str, transport: Any = None) -> None:
+    def __init__(
+        self,
+        core: Core,
+        upstream: str,
+        transport: Any = None,
+        *,
+        allowed_hosts: frozenset[str] | None = None,
+    ) -> None:
         parts = urlsplit(upstream)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            shown = upstream if "@" not in upstream else "that URL"
             raise ConfigurationError(
-                "upstream must be an http(s) URL such as https://api.openai.com/v1, "
-                f"not {upstream!r}"
+                f"upstream must be an http(s) URL such as https://api.openai.com/v1, not {shown}"
             )
+        if parts.username is not None or parts.password is not None:
+            raise ConfigurationError(
+                "the upstream URL holds credentials (user:password@); they would not be sent "
+                "and must not be stored. Give the URL without them: clients send their own "
+                "Authorization, which the proxy forwards"
+            )
+        if parts.query or parts.fragment:
+            raise ConfigurationError("the upstream URL must have no query or fragment")
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._prefix = parts.path.rstrip("/")
+        self._allowed_hosts = allowed_hosts
+        """Host header names accepted (None: any); a loopback proxy accepts only loopback."""
         # The same HTTP library, limits and socket options as a wrapped SDK client.
         library = sdk_library()
         self._http = importlib.import_module(library)
@@ -80,11 +98,26 @@ class ProxyApp:
         elif scope["type"] == "http":
             await self._http_request(scope, receive, send)
 
-    def upstream_url(self, path: str, query: bytes) -> str:
-        """Where a request for ``path`` goes: ``/v1/x`` and ``/x`` both map under the prefix."""
+    def upstream_url(self, path: str, query: bytes, raw_path: bytes | None = None) -> str | None:
+        """Where a request for ``path`` goes, or None when the target is not acceptable.
+
+        Only origin-form targets (``/v1/x``; ``/x`` maps under the upstream's path) with
+        no ``.`` or ``..`` segment and no control character: anything else could reach
+        another host or a path outside the API (``@host/x``, ``/v1/%2e%2e/admin``). The
+        URL is the upstream's origin plus the path as received, percent-encoding kept.
+        """
+        if not path.startswith("/") or path.startswith("//"):
+            return None
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+            return None
+        if {".", ".."} & set(path.split("/")):
+            return None
+        sent = raw_path.decode("latin-1") if raw_path else path
+        if not sent.startswith("/") or sent.startswith("//") or "#" in sent:
+            return None
         if not (path == self._prefix or path.startswith(self._prefix + "/")):
-            path = self._prefix + path
-        url = self._origin + path
+            sent = self._prefix + sent
+        url = self._origin + sent
         return f"{url}?{query.decode('latin-1')}" if query else url
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -98,13 +131,33 @@ class ProxyApp:
                 return
 
     async def _http_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await _send_error(send, refusal[0], refusal[1], "seedcache_bad_request")
+            return
+        url = self.upstream_url(
+            scope["path"], scope.get("query_string", b""), scope.get("raw_path")
+        )
+        if url is None:
+            message = (
+                "the request target must be a path under the upstream's "
+                f"({self._prefix or '/'}), with no '.' or '..' segment"
+            )
+            await _send_error(send, 400, message, "seedcache_bad_request")
+            return
         body = await _read_body(receive)
+        if body and not _is_api_body(scope["headers"]):
+            message = (
+                "the request body must be application/json (or multipart/form-data for "
+                "uploads), as the OpenAI API takes it"
+            )
+            await _send_error(send, 415, message, "seedcache_bad_request")
+            return
         headers = [
             (name.decode("latin-1"), value.decode("latin-1"))
             for name, value in scope["headers"]
             if name.decode("latin-1").lower() not in _HOP_BY_HOP
         ]
-        url = self.upstream_url(scope["path"], scope.get("query_string", b""))
         request = self._http.Request(scope["method"], url, headers=headers, content=body)
         try:
             response = await self._transport.handle_async_request(request)
@@ -132,6 +185,63 @@ class ProxyApp:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             await response.aclose()
+
+    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+        """Why the request must not be served, as (status, message); None when it may be."""
+        if self._allowed_hosts is None:
+            return None
+        host = _header(scope, b"host")
+        name = _host_name(host) if host is not None else None
+        if name is None or not (is_loopback(name) or name in self._allowed_hosts):
+            return (
+                400,
+                f"the Host header {host!r} is not allowed: a proxy on loopback answers "
+                "requests for localhost, 127.0.0.1 and [::1] only (another name is how a "
+                "web page would reach it through DNS rebinding). Allow a name with "
+                "`seedcache serve --allow-host NAME`",
+            )
+        return None
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    for name, value in scope["headers"]:
+        if name.lower() == wanted:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _host_name(host: str) -> str | None:
+    """The name in a Host header (``[::1]:8080`` → ``::1``), lower-cased; None if malformed."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        name, bracket, rest = host[1:].partition("]")
+        if not bracket or (rest and not rest[1:].isdigit()) or (rest and rest[0] != ":"):
+            return None
+        return name
+    name, _, port = host.partition(":")
+    if port and not port.isdigit():
+        return None
+    return name or None
+
+
+def _is_api_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            media = value.split(b";")[0].strip().lower()
+            return media in (b"application/json", b"multipart/form-data") or media.endswith(
+                b"+json"
+            )
+    return False
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -10,31 +10,22 @@ at once.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import socket
 import threading
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .._core import Core
-from .._errors import ConfigurationError
-from ._app import ProxyApp, proxy_base_url
+from .._errors import ConfigurationError, ExposedProxyWarning
+from ._app import ProxyApp, is_loopback, proxy_base_url
 
 __all__ = ["Proxy", "is_loopback"]
+
 
 _START_TIMEOUT_SECONDS = 15.0
 # How long a shutdown waits for responses still streaming before it cuts them.
 _GRACEFUL_SECONDS = 30
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Proxy:
@@ -48,6 +39,7 @@ class Proxy:
         host: str = "127.0.0.1",
         port: int = 0,
         transport: Any = None,
+        allow_hosts: Iterable[str] = (),
     ) -> None:
         try:
             import uvicorn
@@ -55,7 +47,23 @@ class Proxy:
             raise ConfigurationError(
                 "the proxy needs uvicorn: install it with `pip install 'seedcache[serve]'`"
             ) from None
-        self._app = ProxyApp(core, upstream, transport)
+        allowed = frozenset(h.lower() for h in allow_hosts)
+        if not is_loopback(host):
+            warnings.warn(
+                f"the seedcache proxy listens on {host}: anyone who can reach it can spend "
+                "the API keys its clients send and read what the cache recorded",
+                ExposedProxyWarning,
+                stacklevel=3,
+            )
+        # On loopback, only loopback names (and those allowed) may be in the Host header;
+        # elsewhere the user chose who may reach it, and the names are theirs to list.
+        loopback = is_loopback(host)
+        self._app = ProxyApp(
+            core,
+            upstream,
+            transport,
+            allowed_hosts=allowed if loopback or allowed else None,
+        )
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

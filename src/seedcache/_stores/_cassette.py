@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -303,8 +305,16 @@ def parse_cassette(data: bytes, *, where: str) -> CassetteContents:
             f"{where}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
             "restore it from version control or delete it to record afresh"
         ) from None
+    except ValueError as exc:  # an integer of thousands of digits
+        found = _HUGE_INTEGER.search(text)
+        at = "" if found is None else f" at line {_line_column(text, found.start())}"
+        raise CorruptEntryError(f"{where}: not a cassette{at}: {exc}") from None
     except RecursionError:
         raise CorruptEntryError(f"{where}: JSON nested too deeply to be a cassette") from None
+    if "NaN" in text or "Infinity" in text:
+        place = _non_finite(document)
+        if place is not None:
+            raise CorruptEntryError(f"{where}: {place}: NaN and Infinity are not JSON numbers")
     if not isinstance(document, dict) or document.get("seedcache") != CASSETTE_FORMAT:
         raise CorruptEntryError(
             f"{where}: not a seedcache cassette (expected a JSON object with "
@@ -315,13 +325,41 @@ def parse_cassette(data: bytes, *, where: str) -> CassetteContents:
         raise CorruptEntryError(f"{where}: 'entries' must be a list")
     contents = CassetteContents()
     for index, raw in enumerate(raw_entries):
+        place = f"{where}: entries[{index}]"
         try:
-            contents.entries.append(entry_from_document(raw, where=f"{where}: entries[{index}]"))
+            contents.entries.append(entry_from_document(raw, where=place))
         except CorruptEntryError as exc:
             contents.broken.append(str(exc))
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # Whatever a hand-edited or hostile document holds, it is reported, not raised.
+            contents.broken.append(f"{place}: malformed entry ({exc})")
     meta = document.get("meta", {})
     contents.meta = meta if isinstance(meta, dict) else {}
     return contents
+
+
+_HUGE_INTEGER = re.compile(r"\d{4300,}")
+
+
+def _line_column(text: str, offset: int) -> str:
+    line = text.count("\n", 0, offset) + 1
+    return f"{line} column {offset - (text.rfind(chr(10), 0, offset) + 1) + 1}"
+
+
+def _non_finite(document: Any) -> str | None:
+    """Where ``document`` holds NaN or an infinity (``entries[0].takes``), if anywhere."""
+    pending: list[tuple[Any, str]] = [(document, "")]
+    while pending:
+        value, place = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return place or "the document"
+        if isinstance(value, dict):
+            pending.extend(
+                (item, f"{place}.{key}" if place else str(key)) for key, item in value.items()
+            )
+        elif isinstance(value, list):
+            pending.extend((item, f"{place}[{index}]") for index, item in enumerate(value))
+    return None
 
 
 def write_cassette(path: Path, entries: Iterable[Entry], meta: dict[str, Any]) -> bytes:

@@ -1,14 +1,15 @@
 """DiskStore: entries in a diskcache directory, as data-only frames, never pickles.
 
-diskcache pickles any value that is not bytes, str or a number, and unpickles whatever
-it finds in the database when asked. A cache directory can come from a colleague or a
-CI artifact, so :class:`_DataOnlyDisk` refuses both directions: it stores only bytes and
-str keys, and a row that claims to be a pickle raises :class:`UnsafeDataError`.
+A cache directory can come from a colleague or a CI artifact: it is opened through
+:mod:`._diskrows`, which never unpickles, applies only seedcache's own settings, and
+reads no file outside the directory. A directory seedcache may not write is opened
+read-only: it replays and lists, and refuses changes with a clear error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sqlite3
@@ -27,6 +28,7 @@ from .._errors import CorruptEntryError, StoreError, UnsafeDataError
 from .._index import Summary, parse_many, summarize
 from .._takes import Entry
 from ._base import Change, MetaChange
+from ._diskrows import ReadOnlyRows, Refused, open_rows, read_value_file
 
 __all__ = ["DiskStore"]
 
@@ -37,42 +39,6 @@ _ENTRY_PREFIX = "entry:"
 _INDEX_PREFIX = "index:"
 _LEASE_PREFIX = "lease:"
 _META_PREFIX = "meta:"
-
-
-class _Refused(Exception):  # noqa: N818 - a signal, converted at the store boundary
-    """Raised inside diskcache, which swallows OSError from ``fetch`` as a plain miss."""
-
-
-class _DataOnlyDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache is untyped
-    """A diskcache Disk that stores bytes and str keys only, and never unpickles."""
-
-    def put(self, key: Any) -> Any:
-        if not isinstance(key, str):
-            raise TypeError(f"seedcache stores only str keys, not {type(key).__name__}")
-        return super().put(key)
-
-    def get(self, key: Any, raw: bool) -> Any:
-        if not raw:
-            raise _Refused(
-                "the cache database holds a pickled key; seedcache never unpickles. "
-                "The directory was not written by seedcache: remove it or point "
-                "SEEDCACHE_DIR elsewhere"
-            )
-        return super().get(key, raw)
-
-    def store(self, value: Any, read: bool, key: Any = diskcache.UNKNOWN) -> Any:
-        if not isinstance(value, bytes) or read:
-            raise TypeError(f"seedcache stores only bytes, not {type(value).__name__}")
-        return super().store(value, read, key=key)
-
-    def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
-        if mode not in (diskcache.core.MODE_RAW, diskcache.core.MODE_BINARY):
-            raise _Refused(
-                f"the cache database holds a value of mode {mode} (pickle or text); "
-                "seedcache never unpickles and refused it. The entry was not written by "
-                "seedcache: run `seedcache verify --fix` to remove it"
-            )
-        return super().fetch(mode, filename, value, read)
 
 
 class DiskStore:
@@ -88,20 +54,17 @@ class DiskStore:
                 f"cache path {str(path)!r} is a file, not a directory; "
                 "give a directory (it is created if missing)"
             )
+        self._path = path
+        self.read_only = False
+        """True when the directory could not be written: replay and listing only."""
         try:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._cache = diskcache.Cache(
-                str(path),
-                disk=_DataOnlyDisk,
-                # A recording is not disposable: never evict, never expire.
-                eviction_policy="none",
-                size_limit=2**62,
-                cull_limit=0,
-                statistics=False,
-            )
+            self._cache: Any = open_rows(path)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open cache directory {str(path)!r}: {exc}") from exc
-        self._path = path
+            if not _is_read_only_error(exc) or not path.is_dir():
+                raise StoreError(f"cannot open cache directory {str(path)!r}: {exc}") from exc
+            self._cache = ReadOnlyRows(path)
+            self.read_only = True
         self._decoded: OrderedDict[str, tuple[bytes, Entry]] = OrderedDict()
         self._decoded_lock = threading.Lock()
         self._owner = f"{os.getpid()}-{uuid.uuid4().hex}"
@@ -294,6 +257,8 @@ class DiskStore:
             if isinstance(exc, StoreError):
                 raise
             raise StoreError(f"cannot write {what} to {self.location}: {exc}") from exc
+        except Refused as exc:
+            raise UnsafeDataError(f"{self.location}: {exc}") from None
 
     def _put(self, name: str, value: bytes | None) -> None:
         if value is None:
@@ -332,15 +297,15 @@ class DiskStore:
             return value
         if mode == diskcache.core.MODE_BINARY and filename:
             try:
-                return (self._path / filename).read_bytes()
-            except OSError:
+                return read_value_file(str(self._path), filename)
+            except Refused:
                 return None
         return None
 
     def _read(self, name: str) -> bytes | None:
         try:
             value = self._cache.get(name, default=None, retry=True)
-        except _Refused as exc:
+        except Refused as exc:
             raise UnsafeDataError(f"{self._where(name)}: {exc}") from None
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot read {name!r} from {self.location}: {exc}") from exc
@@ -350,6 +315,14 @@ class DiskStore:
 
     def _where(self, key: str) -> str:
         return f"{self.location} entry {key}"
+
+
+def _is_read_only_error(error: BaseException) -> bool:
+    """True when opening failed because the directory or database cannot be written."""
+    if isinstance(error, PermissionError) or getattr(error, "errno", None) == errno.EROFS:
+        return True
+    text = str(error).lower()
+    return "readonly" in text or "read-only" in text or "unable to open database" in text
 
 
 def _after(prefix: str) -> str:

@@ -1,0 +1,258 @@
+"""Opening a diskcache directory that may come from anyone: a colleague, a CI artifact, a PR.
+
+diskcache trusts its directory. It unpickles values, applies every ``sqlite_*`` row of
+its Settings table as a PRAGMA on every connection, hands ``disk_*`` rows to the Disk as
+arguments, and reads or deletes whatever path a row's ``filename`` names (an absolute
+path or ``../`` included, and then ``os.removedirs`` its parents). Here:
+
+- :class:`DataOnlyDisk` stores bytes and str keys only, never unpickles, and reads or
+  removes value files only inside the directory (symbolic links resolved), only regular
+  files, and at most :data:`MAX_VALUE_BYTES`;
+- :func:`open_rows` opens the cache with seedcache's settings only: rows a stranger added
+  to Settings are deleted first, and every known setting is passed explicitly;
+- :class:`ReadOnlyRows` serves reads from a directory seedcache may not write (a CI cache
+  or a mounted volume), straight from SQLite, without diskcache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import diskcache
+
+from .._errors import StoreError
+
+__all__ = ["MAX_VALUE_BYTES", "DataOnlyDisk", "ReadOnlyRows", "Refused", "open_rows"]
+
+# A take is an API response; anything larger in one value file is a mistake or an attack.
+MAX_VALUE_BYTES = 256 * 1024 * 1024
+
+_SETTINGS: dict[str, Any] = {
+    **diskcache.core.DEFAULT_SETTINGS,
+    # A recording is not disposable: never evict, never expire.
+    "eviction_policy": "none",
+    "size_limit": 2**62,
+    "cull_limit": 0,
+    "statistics": 0,
+}
+_KNOWN_SETTINGS = frozenset(_SETTINGS) | frozenset(diskcache.core.METADATA)
+
+
+class Refused(Exception):  # noqa: N818 - a signal, converted at the store boundary
+    """Raised inside diskcache, which swallows OSError from ``fetch`` as a plain miss."""
+
+
+class DataOnlyDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache is untyped
+    """A diskcache Disk that stores bytes and str keys only, and never unpickles."""
+
+    def put(self, key: Any) -> Any:
+        if not isinstance(key, str):
+            raise TypeError(f"seedcache stores only str keys, not {type(key).__name__}")
+        return super().put(key)
+
+    def get(self, key: Any, raw: bool) -> Any:
+        if not raw:
+            raise Refused(
+                "the cache database holds a pickled key; seedcache never unpickles. "
+                "The directory was not written by seedcache: remove it or point "
+                "SEEDCACHE_DIR elsewhere"
+            )
+        return super().get(key, raw)
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.UNKNOWN) -> Any:
+        if not isinstance(value, bytes) or read:
+            raise TypeError(f"seedcache stores only bytes, not {type(value).__name__}")
+        return super().store(value, read, key=key)
+
+    def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
+        if mode == diskcache.core.MODE_RAW:
+            return super().fetch(mode, filename, value, read)
+        if mode == diskcache.core.MODE_BINARY and not read:
+            return read_value_file(self._directory, filename)
+        raise Refused(
+            f"the cache database holds a value of mode {mode} (pickle or text); "
+            "seedcache never unpickles and refused it. The entry was not written by "
+            "seedcache: run `seedcache verify --fix` to remove it"
+        )
+
+    def remove(self, file_path: Any) -> None:
+        """Remove a value file, and its emptied folders up to (never above) the cache."""
+        root = os.path.realpath(self._directory)
+        full = _inside(root, file_path)
+        if full is None:
+            return  # a row naming a file outside the cache: never delete it
+        with contextlib.suppress(OSError):
+            os.remove(full)
+        folder = os.path.dirname(full)
+        while folder != root and folder.startswith(root + os.sep):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+            folder = os.path.dirname(folder)
+
+
+def read_value_file(directory: str, filename: Any) -> bytes:
+    """The bytes of a value file named by a row; refused unless safe to read."""
+    root = os.path.realpath(directory)
+    full = _inside(root, filename)
+    if full is None:
+        raise Refused(
+            f"a row names the value file {filename!r}, which is not inside the cache "
+            "directory; seedcache reads no file outside it. Run `seedcache verify --fix`"
+        )
+    try:
+        descriptor = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise Refused(f"cannot read value file {filename!r}: {exc.strerror}") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise Refused(f"value file {filename!r} is not a regular file; refused")
+        if info.st_size > MAX_VALUE_BYTES:
+            raise Refused(f"value file {filename!r} is over {MAX_VALUE_BYTES} bytes; refused")
+        data = handle.read(MAX_VALUE_BYTES + 1)
+    if len(data) > MAX_VALUE_BYTES:
+        raise Refused(f"value file {filename!r} is over {MAX_VALUE_BYTES} bytes; refused")
+    return data
+
+
+def _inside(root: str, filename: Any) -> str | None:
+    """The real path of ``filename`` under ``root``; None if it is anywhere else."""
+    if not isinstance(filename, str) or not filename or os.path.isabs(filename):
+        return None
+    full = os.path.realpath(os.path.join(root, filename))
+    if not full.startswith(root + os.sep):
+        return None
+    return full
+
+
+def open_rows(path: Path) -> Any:
+    """A diskcache Cache over ``path`` with seedcache's settings and nothing else."""
+    database = path / diskcache.core.DBNAME
+    if database.exists():
+        _forget_foreign_settings(database)
+    return diskcache.Cache(str(path), disk=DataOnlyDisk, **_SETTINGS)
+
+
+def _forget_foreign_settings(database: Path) -> None:
+    """Delete Settings rows seedcache does not know: diskcache would apply them."""
+    placeholders = ",".join("?" for _ in _KNOWN_SETTINGS)
+    with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as connection:
+        try:
+            connection.execute(
+                f"DELETE FROM Settings WHERE key NOT IN ({placeholders})",  # noqa: S608 - placeholders only
+                tuple(_KNOWN_SETTINGS),
+            )
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+
+
+class ReadOnlyRows:
+    """The reads :class:`~seedcache.DiskStore` makes, from a directory it may not write.
+
+    SQLite is opened read-only (``mode=ro``, then ``immutable=1`` for a write-ahead log
+    whose shared-memory file cannot be created); no setting of the database is applied.
+    Every change raises :class:`StoreError`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._directory = str(path)
+        database = path / diskcache.core.DBNAME
+        if not database.is_file():
+            raise StoreError(f"{path} holds no cache database and cannot be written")
+        self._lock = threading.Lock()
+        self._connection = _connect_read_only(database)
+
+    def get(self, name: str, default: Any = None, retry: bool = False) -> Any:
+        """The value of row ``name`` (a str key), or ``default``."""
+        row = self._execute(
+            "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1", (name,)
+        ).fetchone()
+        if row is None:
+            return default
+        mode, filename, value = row
+        if mode == diskcache.core.MODE_RAW:
+            return bytes(value) if isinstance(value, bytes | memoryview) else value
+        if mode == diskcache.core.MODE_BINARY:
+            return read_value_file(self._directory, filename)
+        raise Refused(
+            f"the cache database holds a value of mode {mode} (pickle or text); "
+            "seedcache never unpickles and refused it"
+        )
+
+    def _sql(self, query: str, parameters: tuple[Any, ...] = ()) -> Any:
+        return self._execute(query, parameters)
+
+    def _execute(self, query: str, parameters: tuple[Any, ...]) -> Any:
+        with self._lock:
+            rows = self._connection.execute(query, parameters).fetchall()
+        return _Rows(rows)
+
+    @contextlib.contextmanager
+    def transact(self, retry: bool = False) -> Iterator[None]:
+        """Changes are refused: the directory cannot be written."""
+        raise sqlite3.OperationalError(
+            "the cache directory is read-only; seedcache can replay and list it but not "
+            "record into it"
+        )
+        yield  # pragma: no cover - a generator for contextmanager
+
+    def set(self, name: str, value: bytes, retry: bool = False) -> None:
+        """Refused: read-only."""
+        raise sqlite3.OperationalError("the cache directory is read-only")
+
+    def delete(self, name: str, retry: bool = False) -> bool:
+        """Refused: read-only."""
+        raise sqlite3.OperationalError("the cache directory is read-only")
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._connection.close()
+
+
+class _Rows:
+    """Fetched rows with the cursor methods the store calls."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+
+def _connect_read_only(database: Path) -> sqlite3.Connection:
+    location = quote(str(database.resolve()))
+    last: sqlite3.Error | None = None
+    for flags in ("mode=ro", "immutable=1"):
+        try:
+            connection = sqlite3.connect(
+                f"file:{location}?{flags}",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            last = exc
+            continue
+        try:
+            connection.execute("SELECT count(*) FROM Cache").fetchone()
+        except sqlite3.Error as exc:
+            last = exc
+            connection.close()
+            continue
+        return connection
+    raise StoreError(f"cannot read the cache database {database}: {last}")
