@@ -248,6 +248,18 @@ def test_fingerprints_marks_the_current_ones(cache_dir, monkeypatch):
     assert re.search(r"fp_b .* yes", table)
 
 
+def test_fingerprints_reset_forgets_what_was_seen_live_and_keeps_the_takes(cache_dir):
+    before = json.loads(run("--cache-dir", cache_dir, "fingerprints", "--json").stdout)
+    assert any(s["last_seen_ms"] for s in before)
+    result = run("--cache-dir", cache_dir, "fingerprints", "--reset")
+    assert result.exit_code == 0
+    assert "forgot every fingerprint seen live" in result.stderr
+    after = json.loads(run("--cache-dir", cache_dir, "fingerprints", "--json").stdout)
+    assert {s["fingerprint"] for s in after} == {s["fingerprint"] for s in before}
+    assert all(s["last_seen_ms"] is None for s in after)
+    assert sum(s["takes"] for s in after) == sum(s["takes"] for s in before)
+
+
 def test_determinism_table_and_json(cache_dir):
     document = json.loads(run("--cache-dir", cache_dir, "determinism", "--json").stdout)
     [row] = document["models"]

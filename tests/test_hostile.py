@@ -17,12 +17,21 @@ import time
 from pathlib import Path
 
 import diskcache
+import openai
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import MESSAGES, make_client
-from seedcache import CassetteStore, CorruptEntryError, DiskStore, SeedCache, StoreError
+from conftest import MESSAGES, SENTINEL_KEY, make_client, stored_bytes
+from seedcache import (
+    CassetteStore,
+    ConfigurationError,
+    CorruptEntryError,
+    DiskStore,
+    ExposedProxyWarning,
+    SeedCache,
+    StoreError,
+)
 from seedcache._codec import decode_entry, encode_entry
 
 
@@ -459,3 +468,230 @@ def test_any_value_anywhere_in_a_cassette_loads_or_fails_clearly(
     path.write_text(text.replace('"\\u0000PLACEHOLDER\\u0000"', replacement))
     error = load_error(path)  # any exception other than CorruptEntryError fails the test
     assert error is None or str(path) in error
+
+
+# -- secrets in URLs -------------------------------------------------------------------------
+
+URL_SECRETS = {
+    "subscription-key": "SECRETsub",  # Azure API Management
+    "code": "SECRETcode",  # Azure Functions
+    "sig": "SECRETsig",  # SAS
+    "access_token": "SECRETaccess",
+    "token": "SECRETtoken",
+    "apikey": "SECRETapikey",
+    "api-key": "SECRETapi",
+    "x-team-pass": "SECRETcustom",  # a name the user adds
+}
+
+
+def test_credentials_in_query_parameters_are_never_keyed_or_stored(fake, tmp_path):
+    def ask(mode, values):
+        with SeedCache(tmp_path / "c", mode=mode, secret_params=["x-team-pass"]) as cache:
+            client = openai.OpenAI(
+                api_key=SENTINEL_KEY,
+                base_url=fake.base_url,
+                default_query={**values, "api-version": "2024-10-21"},
+                max_retries=0,
+            )
+            return cache.wrap(client).chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, seed=1
+            )
+
+    recorded = ask("auto", URL_SECRETS)
+    other = {name: value.replace("SECRET", "OTHER") for name, value in URL_SECRETS.items()}
+    assert ask("replay", other) == recorded  # the credentials are not part of the key
+    stored = stored_bytes(tmp_path / "c")
+    assert b"SECRET" not in stored
+    assert b"api-version=2024-10-21" in stored
+
+
+def test_credentials_in_the_url_userinfo_are_never_keyed_or_stored():
+    from seedcache._keys import canonicalize
+    from seedcache._wire import CapturedRequest
+
+    def canonical(url):
+        return canonicalize(CapturedRequest("POST", url, (), b'{"model": "m"}'))
+
+    with_password = canonical("http://user:SECRETpass@Gateway.example:8080/v1/chat/completions")
+    without = canonical("http://gateway.example:8080/v1/chat/completions")
+    assert with_password.key == without.key
+    assert "SECRET" not in json.dumps(with_password.summary)
+    assert with_password.summary["url"] == "http://gateway.example:8080/v1/chat/completions"
+
+
+def test_an_upstream_with_credentials_is_refused_without_echoing_them(tmp_path):
+    with SeedCache(tmp_path / "c") as cache, pytest.raises(ConfigurationError) as refused:
+        cache.proxy_server("http://gateway:SECRETpass@127.0.0.1:9/v1")
+    assert "credentials" in str(refused.value)
+    assert "SECRETpass" not in str(refused.value)
+
+
+# -- the proxy -------------------------------------------------------------------------------
+
+
+def raw_http(base_url: str, head: str, body: bytes = b"") -> tuple[int, bytes]:
+    """Send one request exactly as written (request line and headers) and read the answer."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as conn:
+        conn.sendall(head.replace("\n", "\r\n").encode("latin-1") + b"\r\n" + body)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    status_line, _, rest = received.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+def proxy_head(method: str, target: str, host: str = "127.0.0.1", extra: str = "") -> str:
+    return f"{method} {target} HTTP/1.1\nHost: {host}\nConnection: close\n{extra}"
+
+
+@pytest.fixture
+def other_host():
+    """A second server the proxy must never be tricked into calling."""
+    from seedcache.testing import FakeOpenAI
+
+    with FakeOpenAI() as server:
+        yield server
+
+
+def test_the_proxy_never_forwards_to_another_host_or_outside_the_api(fake, other_host, tmp_path):
+    victim = other_host.base_url.removeprefix("http://").removesuffix("/v1")
+    pathless = fake.base_url.removesuffix("/v1")
+    targets = [
+        f"@{victim}/v1/models",
+        f"http://{victim}/v1/models",
+        f"//{victim}/v1/models",
+        "/v1/%0d%0aX-Injected:%20yes",
+        "/v1/%2e%2e/%2e%2e/admin",
+        "/v1/../admin",
+        "*",
+    ]
+    with SeedCache(tmp_path / "c") as cache, cache.proxy(pathless) as url:
+        for target in targets:
+            status, _ = raw_http(
+                url, proxy_head("GET", target, extra=f"Authorization: Bearer {SENTINEL_KEY}\n")
+            )
+            assert status == 400, target
+    assert other_host.request_count == 0
+    assert fake.request_count == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("/.%2e0@:?#&=abv1\\~ ")) | st.characters(max_codepoint=126),
+        max_size=30,
+    )
+)
+def test_any_request_target_is_answered_without_a_server_error(fuzz_proxy, target):
+    url, upstream = fuzz_proxy
+    if any(c in target for c in " \r\n") or not target:
+        return  # not a request line at all; the HTTP parser's business
+    before = len(upstream.requests)
+    try:
+        status, _ = raw_http(url, proxy_head("GET", target))
+    except (ValueError, IndexError, ConnectionError):
+        return  # the HTTP parser closed the connection on a malformed line
+    assert status < 500 or status == 502, target
+    for request in upstream.requests[before:]:
+        assert request.path.startswith("/v1/") or request.path == "/v1", target
+
+
+@pytest.fixture(scope="module")
+def fuzz_proxy(tmp_path_factory):
+    from seedcache.testing import FakeOpenAI
+
+    with (
+        FakeOpenAI() as upstream,
+        SeedCache(tmp_path_factory.mktemp("fuzz") / "c", mode="replay") as cache,
+        cache.proxy(upstream.base_url) as url,
+    ):
+        yield url, upstream
+
+
+def test_a_loopback_proxy_answers_only_loopback_host_names(fake, tmp_path):
+    """DNS rebinding: a page on attacker.example resolving to 127.0.0.1 must get nothing."""
+    with SeedCache(tmp_path / "c") as cache:
+        with cache.proxy(fake.base_url) as url:
+            with openai.OpenAI(api_key=SENTINEL_KEY, base_url=url, max_retries=0) as client:
+                client.models.list()
+            status, body = raw_http(url, proxy_head("GET", "/v1/models", "attacker.example"))
+            assert status == 400
+            assert b"gpt-4o-mini" not in body
+            for host in ("localhost", "localhost:8080", "127.0.0.1:1", "[::1]:9"):
+                assert raw_http(url, proxy_head("GET", "/v1/models", host))[0] == 200, host
+        with cache.proxy(fake.base_url, allow_hosts=["llm.internal"]) as url:
+            assert raw_http(url, proxy_head("GET", "/v1/models", "llm.internal:80"))[0] == 200
+    assert fake.request_count == 1
+
+
+def test_a_cross_site_text_plain_request_is_refused_and_nothing_is_stored(fake, tmp_path):
+    body = json.dumps({"model": "gpt-4o-mini", "messages": MESSAGES}).encode()
+    head = proxy_head(
+        "POST",
+        "/v1/chat/completions",
+        extra=f"Content-Type: text/plain\nContent-Length: {len(body)}\n",
+    )
+    with SeedCache(tmp_path / "c") as cache, cache.proxy(fake.base_url) as url:
+        status, answer = raw_http(url, head, body)
+        assert status == 415
+        assert b"application/json" in answer
+        assert cache.store.keys() == []
+    assert fake.request_count == 0
+
+
+def test_an_exposed_proxy_warns_from_python_too(tmp_path, fake):
+    with SeedCache(tmp_path / "c") as cache, pytest.warns(ExposedProxyWarning, match="0.0.0.0"):
+        proxy = cache.proxy_server(fake.base_url, host="0.0.0.0")
+    proxy.close()
+
+
+def test_recording_through_a_symlinked_cassette_writes_its_target(fake, tmp_path):
+    target = tmp_path / "shared" / "real.json"
+    target.parent.mkdir()
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    with SeedCache.cassette(link) as cache:
+        cache.wrap(make_client(fake)).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, seed=1
+        )
+    assert link.is_symlink()
+    assert len(json.loads(target.read_text())["entries"]) == 1
+
+
+def test_a_deeply_nested_body_through_the_proxy_is_keyed_and_replayed(fake, tmp_path):
+    value: dict = {"leaf": 1}
+    for _ in range(900):
+        value = {"x": value}
+    body = json.dumps({"model": "gpt-4o-mini", "messages": MESSAGES, "deep": value}).encode()
+    head = proxy_head(
+        "POST",
+        "/v1/chat/completions",
+        extra=(
+            f"Authorization: Bearer {SENTINEL_KEY}\nContent-Type: application/json\n"
+            f"Content-Length: {len(body)}\n"
+        ),
+    )
+    with SeedCache(tmp_path / "c") as cache, cache.proxy(fake.base_url) as url:
+        status, recorded = raw_http(url, head, body)
+    assert status == 200
+    fake.stop()
+    with SeedCache(tmp_path / "c", mode="replay") as cache, cache.proxy(fake.base_url) as url:
+        status, replayed = raw_http(url, head, body)
+    assert status == 200
+    assert dechunk(replayed) == dechunk(recorded)
+
+
+def dechunk(data: bytes) -> bytes:
+    """The payload of a chunked HTTP body."""
+    payload = b""
+    while data:
+        size, _, data = data.partition(b"\r\n")
+        length = int(size, 16)
+        if length == 0:
+            break
+        payload, data = payload + data[:length], data[length + 2 :]
+    return payload

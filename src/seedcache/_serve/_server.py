@@ -90,6 +90,10 @@ class Proxy:
         )
         self._server: Any = uvicorn.Server(config)
 
+    def close(self) -> None:
+        """Release the socket of a proxy that will not be run."""
+        self._socket.close()
+
     def run(self) -> None:
         """Serve until SIGINT or SIGTERM; in-flight responses finish first."""
         try:
