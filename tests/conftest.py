@@ -74,16 +74,33 @@ def make_cache(store_kind: str, tmp_path: Path) -> Iterator[CacheFactory]:
         cache.close()
 
 
+_OPEN_CLIENTS: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients() -> Iterator[None]:
+    """Clients made by :func:`make_client` are closed after each test.
+
+    ``wrap()`` sends misses through the wrapped client's own connection pool, which stays
+    the user's to close; an unclosed socket would be a ResourceWarning, and an error.
+    """
+    yield
+    while _OPEN_CLIENTS:
+        _OPEN_CLIENTS.pop().close()
+
+
 def make_client(fake: FakeOpenAI, **options: object) -> openai.OpenAI:
     """An SDK client pointed at the fake server with sentinel credentials and no retries."""
     options.setdefault("max_retries", 0)
-    return openai.OpenAI(
+    client = openai.OpenAI(
         api_key=SENTINEL_KEY,
         organization=SENTINEL_ORG,
         project=SENTINEL_PROJECT,
         base_url=fake.base_url,
         **options,  # type: ignore[arg-type]
     )
+    _OPEN_CLIENTS.append(client)
+    return client
 
 
 def stored_bytes(root: Path) -> bytes:

@@ -26,8 +26,11 @@ T0 = 1_790_000_000.0
 
 def mock_client(cache: SeedCache, handler) -> openai.OpenAI:
     """A wrapped client whose upstream is ``handler``."""
-    client = openai.OpenAI(api_key=SENTINEL_KEY, base_url="https://api.test/v1", max_retries=0)
-    return cache.wrap(client, transport=httpx2.MockTransport(handler))
+    http_client = openai.DefaultHttpxClient(transport=httpx2.MockTransport(handler))
+    client = openai.OpenAI(
+        api_key=SENTINEL_KEY, base_url="https://api.test/v1", max_retries=0, http_client=http_client
+    )
+    return cache.wrap(client)
 
 
 def sse(*documents) -> list[bytes]:

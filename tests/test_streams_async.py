@@ -21,7 +21,7 @@ import openai
 import pytest
 
 import seedcache
-from conftest import MESSAGES, SENTINEL_KEY
+from conftest import MESSAGES, SENTINEL_KEY, make_client
 from seedcache.testing import FakeOpenAI
 
 
@@ -41,6 +41,7 @@ class Combo:
         }
         if self.library == "httpx2":
             raw = (openai.AsyncOpenAI if self.is_async else openai.OpenAI)(**options)
+            opened.append(raw)  # wrap() uses its connection pool, which stays ours to close
             return cache.wrap(raw)
         if self.is_async:
             transport = cache.async_transport(httpx.AsyncHTTPTransport(), library="httpx")
@@ -256,7 +257,7 @@ def test_concurrent_identical_async_requests_make_one_upstream_call(fake, make_c
 def test_concurrent_identical_threads_make_one_upstream_call(fake, make_cache):
     """Threads that arrive while the first is being fetched wait and share its take."""
     cache = make_cache("auto")
-    client = cache.wrap(openai.OpenAI(api_key=SENTINEL_KEY, base_url=fake.base_url))
+    client = cache.wrap(make_client(fake, max_retries=2))
     fake.hold_responses = threading.Event()
     with ThreadPoolExecutor(8) as pool:
         futures = [
@@ -283,7 +284,7 @@ def test_stream_helpers_record_and_replay(fake, make_cache):
     """`chat.completions.stream()` and `responses.stream()` go through the cache too."""
 
     def texts(cache: seedcache.SeedCache) -> tuple[str, str]:
-        client = cache.wrap(openai.OpenAI(api_key=SENTINEL_KEY, base_url=fake.base_url))
+        client = cache.wrap(make_client(fake, max_retries=2))
         with client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES, seed=4) as s:
             chat = s.get_final_completion().choices[0].message.content or ""
         with client.responses.stream(model="gpt-4.1-nano", input="Tell a story") as s:

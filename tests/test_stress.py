@@ -36,17 +36,17 @@ WORKER = (
 
     with seedcache.SeedCache(directory, mode="auto") as cache:
         if kind == "sync":
-            client = cache.wrap(openai.OpenAI(api_key="k", base_url=base_url, max_retries=0))
-            for prompt in prompts:
-                if prompt % 5 == 0:
-                    list(client.chat.completions.create(**request(prompt), stream=True))
-                else:
-                    client.chat.completions.create(**request(prompt))
+            with openai.OpenAI(api_key="k", base_url=base_url, max_retries=0) as raw:
+                client = cache.wrap(raw)
+                for prompt in prompts:
+                    if prompt % 5 == 0:
+                        list(client.chat.completions.create(**request(prompt), stream=True))
+                    else:
+                        client.chat.completions.create(**request(prompt))
         else:
             async def main():
-                client = cache.wrap(
-                    openai.AsyncOpenAI(api_key="k", base_url=base_url, max_retries=0)
-                )
+                raw = openai.AsyncOpenAI(api_key="k", base_url=base_url, max_retries=0)
+                client = cache.wrap(raw)
                 for prompt in prompts:
                     if prompt % 5 == 0:
                         stream = await client.chat.completions.create(
@@ -56,6 +56,7 @@ WORKER = (
                             pass
                     else:
                         await client.chat.completions.create(**request(prompt))
+                await raw.close()
                 await cache.aclose()
 
             asyncio.run(main())

@@ -22,6 +22,7 @@ from ._lookup import find_entry
 from ._modes import Mode, resolve_mode
 from ._stores import CassetteStore, DiskStore, Store
 from ._takes import Entry
+from ._upstream import Upstreams
 
 __all__ = ["DEFAULT_DIR", "DEFAULT_UPSTREAM", "DIR_ENV_VAR", "SeedCache"]
 
@@ -106,6 +107,8 @@ class SeedCache:
         self._saved_counters: dict[str, int] = {}
         # HTTP clients made by wrap(): their connections are ours to close.
         self._http_clients: list[Any] = []
+        # Transports for live requests of clients that bring none, built on first use.
+        self._upstreams = Upstreams()
         self._core = Core(
             store,
             mode=resolved,
@@ -209,14 +212,22 @@ class SeedCache:
     def wrap(self, client: ClientT, *, transport: Any = None) -> ClientT:
         """A copy of an ``openai.OpenAI`` / ``AsyncOpenAI`` client whose calls go through the cache.
 
-        The original client is left alone. ``transport`` is the transport that does the
-        real HTTP for misses (default: the SDK's, with the SDK's connection limits).
+        The original client is left alone, and what was configured on its HTTP client is
+        kept: misses go through that client's transport (proxies, mounts, ``verify``,
+        ``cert``, limits), and its headers, params, cookies, timeout, auth, redirects and
+        event hooks apply to every call, replays included. ``transport`` replaces the
+        transport misses go through (it is closed with the copy). Nothing is built
+        upstream until a request must go live.
         """
         from ._wrap import wrap_client
 
-        wrapped, http_client = wrap_client(self._core, client, transport)
+        wrapped, http_client = wrap_client(self._core, client, transport, self._upstreams)
         self._http_clients.append(http_client)
         return wrapped
+
+    def _adopt(self, http_client: Any) -> None:
+        """Close ``http_client`` with the cache (one the pytest fixtures built on it)."""
+        self._http_clients.append(http_client)
 
     @contextlib.contextmanager
     def proxy(
@@ -270,6 +281,7 @@ class SeedCache:
         if repeats not in ("first", "takes"):
             raise ConfigurationError(f"repeats must be 'first' or 'takes', not {repeats!r}")
         core = self._core.sibling(count_repeats=repeats == "takes")
+        # Closed by the proxy when it stops, in the event loop that used it.
         return Proxy(
             core,
             upstream=upstream,
@@ -279,20 +291,34 @@ class SeedCache:
             allow_hosts=allow_hosts,
         )
 
-    def transport(self, next_transport: Any = None, *, library: str = "httpx2") -> Any:
-        """A sync transport for any httpx2 (or ``library="httpx"``) client."""
-        from ._wrap import make_transport
+    def transport(self, next_transport: Any = None, *, library: str | None = None) -> Any:
+        """A sync transport for any httpx2 (or ``library="httpx"``) client.
 
+        ``library`` defaults to the one the installed SDK uses. Misses go to
+        ``next_transport`` (closed with this transport), else to a transport the cache
+        builds on the first live request and shares.
+        """
+        return self._transport(next_transport, library=library, is_async=False)
+
+    def async_transport(self, next_transport: Any = None, *, library: str | None = None) -> Any:
+        """The async twin of :meth:`transport`."""
+        return self._transport(next_transport, library=library, is_async=True)
+
+    def _transport(
+        self, next_transport: Any, *, library: str | None, is_async: bool, keep_alive: bool = True
+    ) -> Any:
+        from ._wrap import make_transport, sdk_library
+
+        library = library or sdk_library()
+        shared = next_transport is None
+        if shared:
+            next_transport = self._upstreams.get(library, is_async=is_async, keep_alive=keep_alive)
         return make_transport(
-            self._core, library=library, is_async=False, next_transport=next_transport
-        )
-
-    def async_transport(self, next_transport: Any = None, *, library: str = "httpx2") -> Any:
-        """An async transport for any httpx2 (or ``library="httpx"``) client."""
-        from ._wrap import make_transport
-
-        return make_transport(
-            self._core, library=library, is_async=True, next_transport=next_transport
+            self._core,
+            library=library,
+            is_async=is_async,
+            next_transport=next_transport,
+            close_next=not shared,
         )
 
     def close(self) -> None:
@@ -307,6 +333,7 @@ class SeedCache:
             else:
                 http_client.close()
         self._http_clients = async_clients
+        self._upstreams.close()
         self._save_counters()
         self._store.close()
 
@@ -318,6 +345,7 @@ class SeedCache:
             else:
                 http_client.close()
         self._http_clients = []
+        await self._upstreams.aclose()
         self._save_counters()
         self._store.close()
 

@@ -1,27 +1,35 @@
-"""Putting a cache transport under an openai client, for either HTTP library family."""
+"""Putting a cache transport under an openai client, for either HTTP library family.
+
+``wrap(client)`` keeps what the user configured on the client's HTTP client: its
+transport (proxies, mounts, ``verify``/``cert``, limits) answers the misses, and its
+headers, params, cookies, timeout, auth, redirects and event hooks are carried to the
+HTTP client the copy uses, so they apply to replays too. Nothing new is built upstream.
+"""
 
 from __future__ import annotations
 
 import importlib
-import socket
 from typing import Any, TypeVar
 
 from ._core import Core
 from ._errors import ConfigurationError
+from ._upstream import Borrowed, Upstreams
 
-__all__ = ["NO_DELAY", "make_transport", "sdk_library", "sdk_transport", "wrap_client"]
-
-# Without TCP_NODELAY, a request written as headers then body on a kept-alive connection
-# waits for the server's delayed ACK: about 40 ms per call, on loopback as on the internet.
-NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+__all__ = ["client_library", "make_transport", "sdk_library", "wrap_client"]
 
 ClientT = TypeVar("ClientT")
 
 _LIBRARIES = ("httpx2", "httpx")
 
 
-def make_transport(core: Core, *, library: str, is_async: bool, next_transport: Any) -> Any:
-    """A cache transport of ``library`` (``httpx2`` or ``httpx``) over ``next_transport``."""
+def make_transport(
+    core: Core, *, library: str, is_async: bool, next_transport: Any, close_next: bool = True
+) -> Any:
+    """A cache transport of ``library`` (``httpx2`` or ``httpx``) over ``next_transport``.
+
+    ``close_next=False`` leaves the next transport open when the cache transport closes:
+    it is shared, or belongs to the user.
+    """
     if library not in _LIBRARIES:
         raise ConfigurationError(f"unknown HTTP library {library!r}; use 'httpx2' or 'httpx'")
     if library == "httpx":
@@ -35,13 +43,16 @@ def make_transport(core: Core, *, library: str, is_async: bool, next_transport: 
     else:
         from ._adapters import _httpx2 as adapter  # type: ignore[no-redef]
     cls = adapter.AsyncCacheTransport if is_async else adapter.CacheTransport
-    return cls(core, next_transport)
+    return cls(core, next_transport, close_next=close_next)
 
 
-def wrap_client(core: Core, client: ClientT, transport: Any) -> tuple[ClientT, Any]:
+def wrap_client(
+    core: Core, client: ClientT, transport: Any, upstreams: Upstreams
+) -> tuple[ClientT, Any]:
     """A copy of ``client`` whose HTTP goes through ``core``, and the HTTP client it uses.
 
-    The original client is untouched.
+    The original client is untouched. Misses go to ``transport`` when given (then owned:
+    closed with the copy), else through the client's own HTTP client.
     """
     import openai
 
@@ -51,41 +62,67 @@ def wrap_client(core: Core, client: ClientT, transport: Any) -> tuple[ClientT, A
             f"wrap() takes an openai.OpenAI or openai.AsyncOpenAI client, not "
             f"{type(client).__name__}; for other httpx clients use cache.transport()"
         )
-    library = sdk_library()
-    lib = importlib.import_module(library)
-    if transport is None:
-        # Keep the SDK's own connection limits, as its default client would.
-        transport_cls = lib.AsyncHTTPTransport if is_async else lib.HTTPTransport
-        transport = transport_cls(limits=openai.DEFAULT_CONNECTION_LIMITS, socket_options=NO_DELAY)
+    # The SDK keeps its HTTP client in `_client` and offers no public way to read it;
+    # without it, wrap() would silently drop the user's proxies, CA bundle and hooks.
+    user_http = getattr(client, "_client", None)
+    library = client_library(user_http) if user_http is not None else sdk_library()
+    if transport is not None:
+        next_transport, owned = transport, True
+    elif user_http is not None and not user_http.is_closed:
+        next_transport, owned = Borrowed(user_http), False
+    else:
+        next_transport, owned = upstreams.get(library, is_async=is_async), False
     cache_transport = make_transport(
-        core, library=library, is_async=is_async, next_transport=transport
+        core, library=library, is_async=is_async, next_transport=next_transport, close_next=owned
     )
-    # DefaultHttpxClient keeps the SDK's timeouts and redirect settings.
-    http_client_cls = openai.DefaultAsyncHttpxClient if is_async else openai.DefaultHttpxClient
-    http_client = http_client_cls(transport=cache_transport)
+    http_client = http_client_class(library, is_async=is_async)(
+        transport=cache_transport, **_client_settings(user_http)
+    )
     wrapped: ClientT = client.with_options(http_client=http_client)  # type: ignore[attr-defined]
     return wrapped, http_client
 
 
-def sdk_transport(*, is_async: bool, keep_alive: bool = True) -> Any:
-    """A transport of the installed SDK's HTTP library with the SDK's connection limits.
-
-    ``keep_alive=False`` closes every connection after its response: for async clients
-    whose event loop ends before anyone could close them (a test's ``asyncio.run``).
-    """
+def http_client_class(library: str, *, is_async: bool) -> Any:
+    """The HTTP client class to build for ``library``: the SDK's defaults where it has them."""
     import openai
 
-    lib = importlib.import_module(sdk_library())
-    limits = openai.DEFAULT_CONNECTION_LIMITS
-    if not keep_alive:
-        limits = lib.Limits(max_connections=limits.max_connections, max_keepalive_connections=0)
-    transport_cls = lib.AsyncHTTPTransport if is_async else lib.HTTPTransport
-    return transport_cls(limits=limits, socket_options=NO_DELAY)
+    if library == sdk_library():
+        return openai.DefaultAsyncHttpxClient if is_async else openai.DefaultHttpxClient
+    lib = importlib.import_module(library)
+    return lib.AsyncClient if is_async else lib.Client
+
+
+def _client_settings(http_client: Any) -> dict[str, Any]:
+    """What a user set on an HTTP client above the transport, to carry to a new one."""
+    if http_client is None:
+        return {}
+    return {
+        "headers": http_client.headers,
+        "params": http_client.params,
+        "cookies": http_client.cookies,
+        "timeout": http_client.timeout,
+        "auth": http_client.auth,
+        "event_hooks": http_client.event_hooks,
+        "follow_redirects": http_client.follow_redirects,
+        "max_redirects": http_client.max_redirects,
+        "trust_env": http_client.trust_env,
+    }
+
+
+def client_library(http_client: Any) -> str:
+    """``httpx2`` or ``httpx``: the family ``http_client`` belongs to."""
+    kind = http_client if isinstance(http_client, type) else type(http_client)
+    roots = {cls.__module__.split(".")[0] for cls in kind.__mro__}
+    for library in _LIBRARIES:
+        if library in roots:
+            return library
+    raise ConfigurationError(
+        f"the client's HTTP client is a {type(http_client).__name__}, neither httpx2 nor httpx"
+    )
 
 
 def sdk_library() -> str:
     """``httpx2`` for openai 3.x and later, ``httpx`` for 1.x and 2.x."""
     import openai
 
-    roots = {cls.__module__.split(".")[0] for cls in openai.DefaultHttpxClient.__mro__}
-    return "httpx2" if "httpx2" in roots else "httpx"
+    return client_library(openai.DefaultHttpxClient)

@@ -7,6 +7,7 @@ from typing import Any
 import httpx2
 
 from .._core import Core
+from .._upstream import AsyncLazy, Lazy
 from ._shared import (
     AsyncReplayBody,
     AsyncTeeBody,
@@ -44,12 +45,20 @@ def _build(
 class CacheTransport(httpx2.BaseTransport):
     """An httpx2 transport that replays recorded responses and records the others.
 
-    ``next_transport`` does the real HTTP (default: ``httpx2.HTTPTransport()``).
+    ``next_transport`` does the real HTTP (default: a ``httpx2.HTTPTransport`` built on the
+    first request that must go live). ``close_next=False`` leaves it open on close.
     """
 
-    def __init__(self, core: Core, next_transport: httpx2.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        core: Core,
+        next_transport: httpx2.BaseTransport | None = None,
+        *,
+        close_next: bool = True,
+    ) -> None:
         self.core = core
-        self._next = next_transport or httpx2.HTTPTransport()
+        self._next: Any = next_transport or Lazy(httpx2.HTTPTransport)
+        self._close_next = close_next
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         """Replay or record ``request``."""
@@ -59,16 +68,24 @@ class CacheTransport(httpx2.BaseTransport):
         return response
 
     def close(self) -> None:
-        """Close the next transport."""
-        self._next.close()
+        """Close the next transport, if it is this transport's to close."""
+        if self._close_next:
+            self._next.close()
 
 
 class AsyncCacheTransport(httpx2.AsyncBaseTransport):
     """The async twin of :class:`CacheTransport`."""
 
-    def __init__(self, core: Core, next_transport: httpx2.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        core: Core,
+        next_transport: httpx2.AsyncBaseTransport | None = None,
+        *,
+        close_next: bool = True,
+    ) -> None:
         self.core = core
-        self._next = next_transport or httpx2.AsyncHTTPTransport()
+        self._next: Any = next_transport or AsyncLazy(httpx2.AsyncHTTPTransport)
+        self._close_next = close_next
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         """Replay or record ``request``."""
@@ -78,5 +95,6 @@ class AsyncCacheTransport(httpx2.AsyncBaseTransport):
         return response
 
     async def aclose(self) -> None:
-        """Close the next transport."""
-        await self._next.aclose()
+        """Close the next transport, if it is this transport's to close."""
+        if self._close_next:
+            await self._next.aclose()

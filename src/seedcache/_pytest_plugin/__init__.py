@@ -186,11 +186,17 @@ def _api_key(run: CassetteRun) -> str:
 
 @pytest.fixture
 def openai_client(seedcache: SeedCache, request: pytest.FixtureRequest) -> Any:
-    """An ``openai.OpenAI`` client whose calls go through this test's cassette."""
+    """An ``openai.OpenAI`` client whose calls go through this test's cassette.
+
+    Built on the cache's transport directly: no SSL context, connection pool or socket
+    exists unless a request goes live.
+    """
     import openai
 
     run = request.node.stash[_RUN]
-    return seedcache.wrap(openai.OpenAI(api_key=_api_key(run)))
+    http_client = openai.DefaultHttpxClient(transport=seedcache.transport())
+    seedcache._adopt(http_client)
+    return openai.OpenAI(api_key=_api_key(run), http_client=http_client)
 
 
 @pytest.fixture
@@ -198,13 +204,13 @@ def async_openai_client(seedcache: SeedCache, request: pytest.FixtureRequest) ->
     """An ``openai.AsyncOpenAI`` client whose calls go through this test's cassette."""
     import openai
 
-    from .. import _wrap
-
     run = request.node.stash[_RUN]
     # The test's event loop is usually gone by teardown, so pooled connections could not
     # be closed; without keep-alive none stays open.
-    transport = _wrap.sdk_transport(is_async=True, keep_alive=False)
-    return seedcache.wrap(openai.AsyncOpenAI(api_key=_api_key(run)), transport=transport)
+    transport = seedcache._transport(None, library=None, is_async=True, keep_alive=False)
+    http_client = openai.DefaultAsyncHttpxClient(transport=transport)
+    seedcache._adopt(http_client)
+    return openai.AsyncOpenAI(api_key=_api_key(run), http_client=http_client)
 
 
 @pytest.fixture

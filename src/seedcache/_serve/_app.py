@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 from .._core import Core
 from .._errors import CacheMiss, ConfigurationError
 from .._outcome import OUTCOME_HEADER
-from .._wrap import make_transport, sdk_library, sdk_transport
+from .._upstream import AsyncLazy, sdk_transport
+from .._wrap import make_transport, sdk_library
 
 __all__ = ["ProxyApp", "proxy_base_url"]
 
@@ -85,11 +86,10 @@ class ProxyApp:
         # The same HTTP library, limits and socket options as a wrapped SDK client.
         library = sdk_library()
         self._http = importlib.import_module(library)
+        # Built on the first miss, not now: a replaying proxy never goes upstream.
+        upstream_transport = transport or AsyncLazy(lambda: sdk_transport(library, is_async=True))
         self._transport = make_transport(
-            core,
-            library=library,
-            is_async=True,
-            next_transport=transport or sdk_transport(is_async=True),
+            core, library=library, is_async=True, next_transport=upstream_transport
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
