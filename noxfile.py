@@ -10,9 +10,9 @@ nox.options.reuse_existing_virtualenvs = True
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite, two workers."""
+    """The whole test suite, one worker per core."""
     session.install("-e", ".[test]")
-    session.run("pytest", "-n", "2", *session.posargs)
+    session.run("pytest", "-n", "auto", *session.posargs)
 
 
 @nox.session
@@ -47,7 +47,7 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks, each printing ratios measured side by side in one run."""
-    session.install(".[serve]", "vcrpy>=7")
-    scripts = ("ttfc", "replay", "parallel", "listing", "proxy")
+    session.install(".[serve,test]", "vcrpy>=7", "pytest-recording>=0.13")
+    scripts = ("suite", "ttfc", "replay", "parallel", "listing", "proxy")
     for script in scripts:
         session.run("python", f"bench/{script}.py", *session.posargs)

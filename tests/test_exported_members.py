@@ -1,6 +1,11 @@
-"""The public door: every public name is listed in __all__, in ruff's isort-style order."""
+"""The public door: every public name is listed in __all__, in ruff's isort-style order,
+shows as ``seedcache.Name``, and importing the package (or its pytest plugin) is cheap."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
 
 import seedcache
 import seedcache.testing
@@ -16,11 +21,44 @@ def isort_style(name: str) -> tuple[int, str]:
 
 
 def test_all_public_names_are_exported():
+    exported = {name: getattr(seedcache, name) for name in seedcache.__all__}
     # "@py_builtins" and friends: pytest rewrites asserts in packages that ship a plugin.
-    public = {name for name in vars(seedcache) if not name.startswith(("_", "@"))}
-    assert public - {"annotations", "testing"} == set(seedcache.__all__) - {"__version__"}
+    defined = {
+        name
+        for name, value in vars(seedcache).items()
+        if not name.startswith(("_", "@"))
+        and str(getattr(value, "__module__", "")).startswith("seedcache")
+    }
+    assert defined <= set(exported)
+    assert set(exported) <= set(dir(seedcache))
+
+
+def test_public_classes_read_as_public_in_tracebacks():
+    for name in seedcache.__all__:
+        value = getattr(seedcache, name)
+        if isinstance(value, type):
+            assert value.__module__ == "seedcache", name
+    assert repr(seedcache.CacheMiss("x")).startswith("CacheMiss(")
+    assert f"{seedcache.CacheMiss.__module__}.{seedcache.CacheMiss.__qualname__}" == (
+        "seedcache.CacheMiss"
+    )
 
 
 def test_all_is_sorted():
     for module in (seedcache, seedcache.testing):
         assert module.__all__ == sorted(module.__all__, key=isort_style)
+
+
+def test_loading_the_pytest_plugin_imports_neither_openai_nor_the_core():
+    """Every pytest run in a project with seedcache installed loads the plugin."""
+    probe = textwrap.dedent(
+        """
+        import sys
+        import seedcache._pytest_plugin
+        heavy = [m for m in ("openai", "httpx2", "httpx", "diskcache", "anyio",
+                              "seedcache._core", "seedcache._cache") if m in sys.modules]
+        print(heavy)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

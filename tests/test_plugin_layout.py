@@ -280,3 +280,46 @@ def test_an_unknown_marker_option_is_a_clear_error(inner):
     result = inner.runpytest_subprocess()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*unknown seedcache option 'mach_host'*match_host*"])
+
+
+def test_a_replayed_suite_builds_no_ssl_context(inner, fake, monkeypatch):
+    """Nothing upstream exists in replay: each SSL context costs about 30 ms a test."""
+    write(
+        inner,
+        {
+            "tests/__init__.py": "",
+            "tests/conftest.py": """
+                import ssl
+
+                loads = []
+                _original = ssl.SSLContext.load_verify_locations
+
+                def _counting(self, *args, **kwargs):
+                    loads.append(1)
+                    return _original(self, *args, **kwargs)
+
+                ssl.SSLContext.load_verify_locations = _counting
+
+                def pytest_terminal_summary(terminalreporter):
+                    terminalreporter.write_line(f"ssl contexts built: {len(loads)}")
+            """,
+            "tests/test_clients.py": ASK
+            + """
+import asyncio
+
+def test_sync(openai_client):
+    assert ask(openai_client, "sync")
+
+def test_async(async_openai_client):
+    async def main():
+        reply = await async_openai_client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "async"}], seed=7
+        )
+        return reply.choices[0].message.content
+    assert asyncio.run(main())
+""",
+        },
+    )
+    inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=2)
+    result = replay_offline(inner, fake, monkeypatch, passed=2)
+    result.stdout.fnmatch_lines(["ssl contexts built: 0"])

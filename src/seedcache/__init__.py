@@ -3,13 +3,16 @@
 >>> import openai, seedcache
 >>> cache = seedcache.SeedCache(".seedcache")       # doctest: +SKIP
 >>> client = cache.wrap(openai.OpenAI())            # doctest: +SKIP
+
+Names are imported on first use: pytest loads seedcache's plugin in every project that
+has seedcache installed, and a session that uses none of it must not pay for the core.
 """
 
 from __future__ import annotations
 
-from ._cache import SeedCache
-from ._core import Stats
-from ._drift import DeterminismRow, DeterminismSummary, TakeDiff
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._errors import (
     AmbiguousKeyError,
     CacheMiss,
@@ -21,14 +24,19 @@ from ._errors import (
     StoreError,
     UnsafeDataError,
 )
-from ._fingerprints import FingerprintStatus
-from ._keys import KeyConfig
-from ._modes import Mode
-from ._outcome import OUTCOME_EXTENSION, OUTCOME_HEADER, Action, Outcome
-from ._stores import CassetteStore, DiskStore, Store
-from ._takes import Entry, Take
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from ._cache import SeedCache
+    from ._core import Stats
+    from ._drift import DeterminismRow, DeterminismSummary, TakeDiff
+    from ._fingerprints import FingerprintStatus
+    from ._keys import KeyConfig
+    from ._modes import Mode
+    from ._outcome import OUTCOME_EXTENSION, OUTCOME_HEADER, Action, Outcome
+    from ._stores import CassetteStore, DiskStore, Store
+    from ._takes import Entry, Take
+
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "OUTCOME_EXTENSION",
@@ -59,3 +67,57 @@ __all__ = [
     "UnsafeDataError",
     "__version__",
 ]
+
+_LAZY = {
+    "SeedCache": "._cache",
+    "Stats": "._core",
+    "DeterminismRow": "._drift",
+    "DeterminismSummary": "._drift",
+    "TakeDiff": "._drift",
+    "FingerprintStatus": "._fingerprints",
+    "KeyConfig": "._keys",
+    "Mode": "._modes",
+    "OUTCOME_EXTENSION": "._outcome",
+    "OUTCOME_HEADER": "._outcome",
+    "Action": "._outcome",
+    "Outcome": "._outcome",
+    "CassetteStore": "._stores",
+    "DiskStore": "._stores",
+    "Store": "._stores",
+    "Entry": "._takes",
+    "Take": "._takes",
+}
+
+
+def _public(value: Any) -> Any:
+    """Show ``value`` as ``seedcache.Name`` in reprs and tracebacks, as httpx does."""
+    if isinstance(value, type):
+        value.__module__ = __name__
+    return value
+
+
+for _error in (
+    AmbiguousKeyError,
+    CacheMiss,
+    ConfigurationError,
+    CorruptEntryError,
+    ExposedProxyWarning,
+    NotFoundError,
+    SeedCacheError,
+    StoreError,
+    UnsafeDataError,
+):
+    _public(_error)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'seedcache' has no attribute {name!r}")
+    value = _public(getattr(importlib.import_module(module, __name__), name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -225,6 +225,10 @@ class SeedCache:
         self._http_clients.append(http_client)
         return wrapped
 
+    def _has_async_clients(self) -> bool:
+        """Whether closing needs an event loop (:meth:`aclose`)."""
+        return any(hasattr(client, "aclose") for client in self._http_clients)
+
     def _adopt(self, http_client: Any) -> None:
         """Close ``http_client`` with the cache (one the pytest fixtures built on it)."""
         self._http_clients.append(http_client)
