@@ -50,6 +50,17 @@ def fake() -> Iterator[FakeOpenAI]:
         yield server
 
 
+@pytest.fixture
+def inner(
+    pytester: pytest.Pytester, fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
+    """A pytester whose inner sessions reach the fake server through OPENAI_BASE_URL."""
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", SENTINEL_KEY)
+    monkeypatch.delenv("SEEDCACHE_MODE", raising=False)
+    return pytester
+
+
 @pytest.fixture(params=["disk", "cassette"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     """Each test using it runs once per store."""

@@ -12,23 +12,12 @@ import textwrap
 
 import pytest
 
-from conftest import SENTINEL_KEY
-
 ASK = """
 def ask(client, prompt):
     return client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], seed=7
     ).choices[0].message.content
 """
-
-
-@pytest.fixture
-def inner(pytester, fake, monkeypatch):
-    """A pytester whose inner sessions reach the fake server through OPENAI_BASE_URL."""
-    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", SENTINEL_KEY)
-    monkeypatch.delenv("SEEDCACHE_MODE", raising=False)
-    return pytester
 
 
 def write(pytester, files: dict[str, str]) -> None:

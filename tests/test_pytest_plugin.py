@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-
 from conftest import SENTINEL_KEY
 
 STORY_TEST = """
@@ -36,15 +34,6 @@ def test_story(openai_client):
         )
     assert os.environ.get("FAIL") != "1"
 """
-
-
-@pytest.fixture
-def inner(pytester, fake, monkeypatch):
-    """A pytester whose inner sessions reach the fake server through OPENAI_BASE_URL."""
-    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", SENTINEL_KEY)
-    monkeypatch.delenv("SEEDCACHE_MODE", raising=False)
-    return pytester
 
 
 def cassette(pytester, module, test):

@@ -373,3 +373,34 @@ def test_calls_differing_only_in_ignored_fields_share_one_recording(fake, make_c
     # The miss names what really differs, not the ignored field.
     assert "body.seed: 3 (recorded) vs 4 (now)" in str(missed.value)
     assert "body.user" not in str(missed.value)
+
+
+def test_a_miss_recorded_with_the_host_tells_to_record_again_when_matching_is_off(
+    fake, make_cache
+):
+    make_cache("auto").wrap(make_client(fake)).chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, seed=1
+    )
+    fake.stop()
+    with pytest.raises(CacheMiss) as missed:
+        make_cache("replay", match_host=False).wrap(make_client(fake)).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, seed=1
+        )
+    assert "keyed under other matching rules" in str(missed.value)
+    assert "turn host matching off" not in str(missed.value)
+
+
+def test_a_miss_that_differs_only_in_host_under_match_host_off_says_record_again(
+    fake, make_cache, tmp_path
+):
+    make_cache("auto").wrap(make_client(fake)).chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, seed=1
+    )
+    fake.stop()
+    elsewhere = openai.OpenAI(api_key=SENTINEL_KEY, base_url="http://localhost:9/v1")
+    with pytest.raises(CacheMiss) as missed:
+        make_cache("replay", match_host=False).wrap(elsewhere).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, seed=1
+        )
+    elsewhere.close()
+    assert "recorded with host matching on" in str(missed.value)

@@ -96,18 +96,9 @@ def _public(value: Any) -> Any:
     return value
 
 
-for _error in (
-    AmbiguousKeyError,
-    CacheMiss,
-    ConfigurationError,
-    CorruptEntryError,
-    ExposedProxyWarning,
-    NotFoundError,
-    SeedCacheError,
-    StoreError,
-    UnsafeDataError,
-):
-    _public(_error)
+for _name in __all__:
+    if _name in globals():  # the errors, imported above; the rest on first use
+        _public(globals()[_name])
 
 
 def __getattr__(name: str) -> Any:

@@ -194,8 +194,9 @@ class Core:
         self._observe = observe
         self.count_repeats = True
         """Whether the n-th identical request maps to take n (else always to take 0)."""
-        self.miss_advice = DEFAULT_MISS_ADVICE
-        """The last line of every miss: how to record what was missing."""
+        self.miss_advice: Callable[[], str] = lambda: DEFAULT_MISS_ADVICE
+        """Gives the last line of every miss: how to record what was missing (asked only
+        when a miss happens; the pytest plugin's checks the file system)."""
         self.missed: list[CacheMiss] = []
         """The misses raised, oldest first (the first hundred): code under test may swallow
         the exception, and the test must still learn of it."""
@@ -398,6 +399,12 @@ class Core:
         differences: tuple[str, ...] = ()
         if found is None:
             lines.append("nothing is recorded there yet.")
+        elif not decision.recorded and not found.differences:
+            lines.append(
+                f"recorded request {found.key} is the same as sent, but was keyed under other "
+                "matching rules (host matching, ignore, match_headers or namespace), which "
+                "change keys: record it again with the rules in use."
+            )
         elif not decision.recorded:
             differences = tuple(found.differences)
             lines.append(f"nearest recorded request: {found.key}, which differs in:")
@@ -406,13 +413,20 @@ class Core:
                 lines.append(f"  … and {len(differences) - 12} more")
             origins = host_only(found.summary, canonical.summary)
             if origins is not None and len(differences) == 1:
-                lines.append(
-                    f"it differs only in its host: recorded at {origins[0]}, asked at "
-                    f"{origins[1]}. To replay across hosts, turn host matching off "
-                    "(pytest ini: seedcache_match_host = false; SeedCache(match_host=False); "
-                    "seedcache serve --no-match-host)."
-                )
-        lines.append(self.miss_advice)
+                where = f"recorded at {origins[0]}, asked at {origins[1]}"
+                if self.key_config.match_host:
+                    lines.append(
+                        f"it differs only in its host: {where}. To replay across hosts, turn "
+                        "host matching off (pytest ini: seedcache_match_host = false; "
+                        "SeedCache(match_host=False); seedcache serve --no-match-host)."
+                    )
+                else:
+                    lines.append(
+                        f"it differs only in its host ({where}), but it was recorded with host "
+                        "matching on, so its key holds the host: record it again with host "
+                        "matching off."
+                    )
+        lines.append(self.miss_advice())
         return CacheMiss(
             "\n".join(lines),
             key=canonical.key,

@@ -6,15 +6,13 @@ from typing import Any
 
 import httpx
 
-from .._core import Core
-from .._upstream import AsyncLazy, Lazy
 from ._shared import (
+    AsyncCacheTransportBase,
     AsyncReplayBody,
     AsyncTeeBody,
+    CacheTransportBase,
     SyncReplayBody,
     SyncTeeBody,
-    handle_async,
-    handle_sync,
 )
 
 __all__ = ["AsyncCacheTransport", "CacheTransport"]
@@ -42,59 +40,23 @@ def _build(
     return httpx.Response(status, headers=headers, stream=stream, extensions=extensions)
 
 
-class CacheTransport(httpx.BaseTransport):
-    """An httpx transport that replays recorded responses and records the others.
+class CacheTransport(CacheTransportBase, httpx.BaseTransport):
+    """A httpx transport that replays recorded responses and records the others.
 
     ``next_transport`` does the real HTTP (default: a ``httpx.HTTPTransport`` built on the
-    first request that must go live). ``close_next=False`` leaves it open on close.
+    first request that must go live).
     """
 
-    def __init__(
-        self,
-        core: Core,
-        next_transport: httpx.BaseTransport | None = None,
-        *,
-        close_next: bool = True,
-    ) -> None:
-        self.core = core
-        self._next: Any = next_transport or Lazy(httpx.HTTPTransport)
-        self._close_next = close_next
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        """Replay or record ``request``."""
-        response: httpx.Response = handle_sync(
-            self.core, request, self._next.handle_request, _build, _SyncTee, _SyncReplay
-        )
-        return response
-
-    def close(self) -> None:
-        """Close the next transport, if it is this transport's to close."""
-        if self._close_next:
-            self._next.close()
+    build = staticmethod(_build)
+    tee = _SyncTee
+    replay = _SyncReplay
+    default_next = httpx.HTTPTransport
 
 
-class AsyncCacheTransport(httpx.AsyncBaseTransport):
+class AsyncCacheTransport(AsyncCacheTransportBase, httpx.AsyncBaseTransport):
     """The async twin of :class:`CacheTransport`."""
 
-    def __init__(
-        self,
-        core: Core,
-        next_transport: httpx.AsyncBaseTransport | None = None,
-        *,
-        close_next: bool = True,
-    ) -> None:
-        self.core = core
-        self._next: Any = next_transport or AsyncLazy(httpx.AsyncHTTPTransport)
-        self._close_next = close_next
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Replay or record ``request``."""
-        response: httpx.Response = await handle_async(
-            self.core, request, self._next.handle_async_request, _build, _AsyncTee, _AsyncReplay
-        )
-        return response
-
-    async def aclose(self) -> None:
-        """Close the next transport, if it is this transport's to close."""
-        if self._close_next:
-            await self._next.aclose()
+    build = staticmethod(_build)
+    tee = _AsyncTee
+    replay = _AsyncReplay
+    default_next = httpx.AsyncHTTPTransport

@@ -6,15 +6,13 @@ from typing import Any
 
 import httpx2
 
-from .._core import Core
-from .._upstream import AsyncLazy, Lazy
 from ._shared import (
+    AsyncCacheTransportBase,
     AsyncReplayBody,
     AsyncTeeBody,
+    CacheTransportBase,
     SyncReplayBody,
     SyncTeeBody,
-    handle_async,
-    handle_sync,
 )
 
 __all__ = ["AsyncCacheTransport", "CacheTransport"]
@@ -42,59 +40,23 @@ def _build(
     return httpx2.Response(status, headers=headers, stream=stream, extensions=extensions)
 
 
-class CacheTransport(httpx2.BaseTransport):
-    """An httpx2 transport that replays recorded responses and records the others.
+class CacheTransport(CacheTransportBase, httpx2.BaseTransport):
+    """A httpx2 transport that replays recorded responses and records the others.
 
     ``next_transport`` does the real HTTP (default: a ``httpx2.HTTPTransport`` built on the
-    first request that must go live). ``close_next=False`` leaves it open on close.
+    first request that must go live).
     """
 
-    def __init__(
-        self,
-        core: Core,
-        next_transport: httpx2.BaseTransport | None = None,
-        *,
-        close_next: bool = True,
-    ) -> None:
-        self.core = core
-        self._next: Any = next_transport or Lazy(httpx2.HTTPTransport)
-        self._close_next = close_next
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        """Replay or record ``request``."""
-        response: httpx2.Response = handle_sync(
-            self.core, request, self._next.handle_request, _build, _SyncTee, _SyncReplay
-        )
-        return response
-
-    def close(self) -> None:
-        """Close the next transport, if it is this transport's to close."""
-        if self._close_next:
-            self._next.close()
+    build = staticmethod(_build)
+    tee = _SyncTee
+    replay = _SyncReplay
+    default_next = httpx2.HTTPTransport
 
 
-class AsyncCacheTransport(httpx2.AsyncBaseTransport):
+class AsyncCacheTransport(AsyncCacheTransportBase, httpx2.AsyncBaseTransport):
     """The async twin of :class:`CacheTransport`."""
 
-    def __init__(
-        self,
-        core: Core,
-        next_transport: httpx2.AsyncBaseTransport | None = None,
-        *,
-        close_next: bool = True,
-    ) -> None:
-        self.core = core
-        self._next: Any = next_transport or AsyncLazy(httpx2.AsyncHTTPTransport)
-        self._close_next = close_next
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        """Replay or record ``request``."""
-        response: httpx2.Response = await handle_async(
-            self.core, request, self._next.handle_async_request, _build, _AsyncTee, _AsyncReplay
-        )
-        return response
-
-    async def aclose(self) -> None:
-        """Close the next transport, if it is this transport's to close."""
-        if self._close_next:
-            await self._next.aclose()
+    build = staticmethod(_build)
+    tee = _AsyncTee
+    replay = _AsyncReplay
+    default_next = httpx2.AsyncHTTPTransport

@@ -15,12 +15,15 @@ import anyio
 from .._core import Core, Recording, Replayed, resolve_async, resolve_sync
 from .._outcome import OUTCOME_EXTENSION
 from .._takes import Take
+from .._upstream import AsyncLazy, Lazy
 from .._wire import CapturedRequest
 
 __all__ = [
+    "AsyncCacheTransportBase",
     "AsyncReplayBody",
     "AsyncTeeBody",
     "BuildResponse",
+    "CacheTransportBase",
     "SyncReplayBody",
     "SyncTeeBody",
     "handle_async",
@@ -211,3 +214,61 @@ class AsyncTeeBody:
             await anyio.to_thread.run_sync(lambda: self._recording.finish(exhausted=False))
         finally:
             await self._upstream.aclose()
+
+
+class CacheTransportBase:
+    """A sync transport that replays recorded responses and records the others.
+
+    A library module binds it to its own classes: ``build`` makes its Response, ``tee``
+    and ``replay`` its stream types, ``default_next`` its HTTP transport (built on the
+    first request that must go live). ``close_next=False`` leaves the next transport
+    open on close: it is shared, or the user's.
+    """
+
+    build: BuildResponse
+    tee: Callable[[Any, Recording], Any]
+    replay: Callable[[list[bytes]], Any]
+    default_next: Callable[[], Any]
+
+    def __init__(self, core: Core, next_transport: Any = None, *, close_next: bool = True) -> None:
+        self.core = core
+        self._next: Any = next_transport or Lazy(type(self).default_next)
+        self._close_next = close_next
+
+    def handle_request(self, request: Any) -> Any:
+        """Replay or record ``request``."""
+        cls = type(self)
+        return handle_sync(
+            self.core, request, self._next.handle_request, cls.build, cls.tee, cls.replay
+        )
+
+    def close(self) -> None:
+        """Close the next transport, if it is this transport's to close."""
+        if self._close_next:
+            self._next.close()
+
+
+class AsyncCacheTransportBase:
+    """The async twin of :class:`CacheTransportBase`."""
+
+    build: BuildResponse
+    tee: Callable[[Any, Recording], Any]
+    replay: Callable[[list[bytes]], Any]
+    default_next: Callable[[], Any]
+
+    def __init__(self, core: Core, next_transport: Any = None, *, close_next: bool = True) -> None:
+        self.core = core
+        self._next: Any = next_transport or AsyncLazy(type(self).default_next)
+        self._close_next = close_next
+
+    async def handle_async_request(self, request: Any) -> Any:
+        """Replay or record ``request``."""
+        cls = type(self)
+        return await handle_async(
+            self.core, request, self._next.handle_async_request, cls.build, cls.tee, cls.replay
+        )
+
+    async def aclose(self) -> None:
+        """Close the next transport, if it is this transport's to close."""
+        if self._close_next:
+            await self._next.aclose()

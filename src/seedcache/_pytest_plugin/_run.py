@@ -54,7 +54,7 @@ class CassetteRun:
                 self._scratch = Path(tempfile.mkdtemp(prefix="seedcache-record-"))
                 target = self._scratch / self.path.name
             cache = SeedCache.cassette(target, mode=self.mode, **self.options)
-            cache._core.miss_advice = self.miss_advice()
+            cache._core.miss_advice = self.miss_advice
             self.cache = cache
         return self.cache
 
