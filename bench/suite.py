@@ -2,7 +2,9 @@
 
 The same tests (one chat call each, spread over modules) in four forms:
 
-- floor: each test's client on `httpx2.MockTransport`, no cache at all;
+- floor: each test's client on `httpx2.MockTransport`, no cache at all, answering with
+  the very response that was recorded (same headers, same bytes), so the SDK does the
+  same parsing work in every form;
 - openai_client: seedcache's fixture, replaying per-test cassettes;
 - wrap: each test does `seedcache.wrap(openai.OpenAI())`, replaying;
 - vcrpy: pytest-recording, each test `openai.OpenAI()`, replaying.
@@ -14,6 +16,7 @@ count. `--quick` runs fewer rounds and skips the 1,000-test variant.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,27 +34,24 @@ MODULES = 10
 
 CALL = 'model="gpt-4o-mini", messages=[{"role": "user", "content": "Mars %d?"}], seed=%d'
 
-CANNED = """{
-  "id": "chatcmpl-bench", "object": "chat.completion", "created": 1790000000,
-  "model": "gpt-4o-mini", "system_fingerprint": "fp_bench",
-  "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
-               "message": {"role": "assistant", "content": "Red dust.", "refusal": null}}],
-  "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
-}"""
+FLOOR_CONFTEST = """
+import json, pathlib, re
 
-FLOOR_CONFTEST = f'''
 import httpx2, openai, pytest
 
-BODY = b"""{CANNED}"""
+# The responses the cache replays, by prompt number: the floor answers with the same.
+ANSWERS = json.loads((pathlib.Path(__file__).parent / "answers.json").read_text())
 
 def _answer(request):
-    return httpx2.Response(200, headers={{"content-type": "application/json"}}, content=BODY)
+    number = re.search(rb"Mars (\\d+)\\?", request.content).group(1).decode()
+    headers, body = ANSWERS[number]
+    return httpx2.Response(200, headers=headers, content=body.encode())
 
 @pytest.fixture
 def client():
     http = openai.DefaultHttpxClient(transport=httpx2.MockTransport(_answer))
     return openai.OpenAI(api_key="sk-floor", http_client=http)
-'''
+"""
 
 FORMS = {
     "floor": ("client", "client", ""),
@@ -111,6 +111,23 @@ RECORD_OPTIONS = {
 }
 
 
+def floor_answers(recorded: Path, floor: Path) -> None:
+    """Give the floor suite the responses recorded for the openai_client suite."""
+    from seedcache._stores._cassette import read_cassette
+
+    answers = {}
+    for path in recorded.glob("cassettes/**/*.json"):
+        for entry in read_cassette(path).entries:
+            content = entry.request["body"]["messages"][0]["content"]
+            number = content.removeprefix("Mars ").removesuffix("?")
+            take = entry.takes[0]
+            answers[number] = [
+                [list(pair) for pair in take.headers] + [["x-seedcache", "hit"]],
+                take.body.decode(),
+            ]
+    (floor / "tests" / "answers.json").write_text(json.dumps(answers))
+
+
 def measure(tests: int, forms: list[str], temp: Path) -> dict[str, float]:
     """Best wall time of each form over the rounds, forms alternating."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SEEDCACHE_"))}
@@ -121,6 +138,8 @@ def measure(tests: int, forms: list[str], temp: Path) -> dict[str, float]:
             write_suite(temp / f"{form}-{tests}", form, tests)
             if form in RECORD_OPTIONS:
                 pytest_run(temp / f"{form}-{tests}", *RECORD_OPTIONS[form], env=env)
+    if "floor" in forms:
+        floor_answers(temp / f"openai_client-{tests}", temp / f"floor-{tests}")
     # Replays never reach the (stopped) server; the URL stays so the keys match.
     env["OPENAI_API_KEY"] = "sk-bench-replay"
     best = {form: float("inf") for form in forms}

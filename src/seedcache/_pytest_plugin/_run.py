@@ -65,6 +65,10 @@ class CassetteRun:
         from ._closing import close_cache
 
         close_cache(self.cache)
+        # pytest keeps every item (and this run in its stash) until the session ends: a
+        # closed cache, its entries and clients kept alive per test would make every
+        # garbage collection of a large suite slower than the last.
+        self.cache = None
         if self._scratch is None:
             return
         try:
