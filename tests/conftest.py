@@ -43,6 +43,18 @@ def _no_secret_in_any_file_the_suite_wrote(
     assert leaks == [], f"a sentinel secret was written to: {leaks}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _subprocesses_cache_bytecode() -> Iterator[None]:
+    """Let the Python processes tests start (inner pytest sessions, CLI runs) reuse .pyc files.
+
+    With PYTHONDONTWRITEBYTECODE set, every one of them compiles openai from source, which
+    made those tests most of the suite's time.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+        yield
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeOpenAI]:
     """A running fake OpenAI server on loopback."""
