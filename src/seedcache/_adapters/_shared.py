@@ -216,24 +216,27 @@ class AsyncTeeBody:
             await self._upstream.aclose()
 
 
-class CacheTransportBase:
-    """A sync transport that replays recorded responses and records the others.
-
-    A library module binds it to its own classes: ``build`` makes its Response, ``tee``
-    and ``replay`` its stream types, ``default_next`` its HTTP transport (built on the
-    first request that must go live). ``close_next=False`` leaves the next transport
-    open on close: it is shared, or the user's.
+class _TransportBase:
+    """What the sync and async cache transports share: a library module binds ``build``
+    (its Response), ``tee`` and ``replay`` (its stream types) and ``default_next`` (its
+    HTTP transport, built on the first request that must go live). ``close_next=False``
+    leaves the next transport open on close: it is shared, or the user's.
     """
 
     build: BuildResponse
     tee: Callable[[Any, Recording], Any]
     replay: Callable[[list[bytes]], Any]
     default_next: Callable[[], Any]
+    lazy: type[Lazy] = Lazy
 
     def __init__(self, core: Core, next_transport: Any = None, *, close_next: bool = True) -> None:
         self.core = core
-        self._next: Any = next_transport or Lazy(type(self).default_next)
+        self._next: Any = next_transport or self.lazy(type(self).default_next)
         self._close_next = close_next
+
+
+class CacheTransportBase(_TransportBase):
+    """A sync transport that replays recorded responses and records the others."""
 
     def handle_request(self, request: Any) -> Any:
         """Replay or record ``request``."""
@@ -248,18 +251,10 @@ class CacheTransportBase:
             self._next.close()
 
 
-class AsyncCacheTransportBase:
+class AsyncCacheTransportBase(_TransportBase):
     """The async twin of :class:`CacheTransportBase`."""
 
-    build: BuildResponse
-    tee: Callable[[Any, Recording], Any]
-    replay: Callable[[list[bytes]], Any]
-    default_next: Callable[[], Any]
-
-    def __init__(self, core: Core, next_transport: Any = None, *, close_next: bool = True) -> None:
-        self.core = core
-        self._next: Any = next_transport or AsyncLazy(type(self).default_next)
-        self._close_next = close_next
+    lazy = AsyncLazy
 
     async def handle_async_request(self, request: Any) -> Any:
         """Replay or record ``request``."""
