@@ -17,7 +17,7 @@ from ._counters import COUNTERS_META, add_counters
 from ._drift import DeterminismSummary, TakeDiff, TakeRef, determinism, diff_entry
 from ._errors import CacheMiss, ConfigurationError, StoreError
 from ._fingerprints import Currency, FingerprintStatus, Registry, fingerprint_statuses, parse_pins
-from ._keys import KeyConfig, field_paths
+from ._keys import KeyConfig, field_paths, names
 from ._lookup import find_entry
 from ._modes import Mode, resolve_mode
 from ._stores import CassetteStore, DiskStore, Store
@@ -85,10 +85,6 @@ class SeedCache:
         clock: Clock = time.time,
     ) -> None:
         resolved = resolve_mode(mode)
-        if isinstance(secret_params, str):
-            raise ConfigurationError(
-                f"secret_params takes a list of names, not the string {secret_params!r}"
-            )
         if history_limit < 0:
             raise ConfigurationError(f"history_limit must be 0 or more, not {history_limit}")
         if store is None:
@@ -117,7 +113,7 @@ class SeedCache:
                 match_headers=tuple(match_headers),
                 namespace=namespace,
                 ignore=field_paths(ignore),
-                secret_params=tuple(secret_params),
+                secret_params=names(secret_params, "secret_params"),
             ),
             strict=strict,
             history_limit=history_limit,

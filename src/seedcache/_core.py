@@ -31,7 +31,7 @@ from ._nearest import host_only, nearest
 from ._outcome import OUTCOME_HEADER, Action, Outcome
 from ._policy import Fetch, Miss, Replay, Slot, decide, place
 from ._stores import Store
-from ._takes import Entry, Take, response_identity
+from ._takes import Entry, Take, media_type, response_identity
 from ._wire import CapturedRequest, keep_response_headers
 
 __all__ = ["Core", "Live", "Recording", "Replayed", "Stats", "resolve_async", "resolve_sync"]
@@ -569,7 +569,7 @@ class Recording:
 
     def _take(self, body: bytes) -> Take:
         now = self.core.clock()
-        is_stream = _media_type(self._headers) == "text/event-stream"
+        is_stream = media_type(self._headers) == "text/event-stream"
         fingerprint, model = response_identity(body, is_stream=is_stream)
         return Take(
             status=self._status,
@@ -593,7 +593,7 @@ class Recording:
         """
         if not self._storable:
             return False
-        media = _media_type(self._headers)
+        media = media_type(self._headers)
         if media == "text/event-stream":
             if b"\nevent: error" in b"\n" + body:
                 return False
@@ -613,13 +613,6 @@ class Recording:
 # The end of a chat or completions stream: a whole SSE event at a line start. The text
 # "data: [DONE]" inside a JSON string is escaped onto the line of its own event.
 _DONE_EVENT = re.compile(rb"(?:^|\n)data: ?\[DONE\]\r?(?:\n|$)")
-
-
-def _media_type(headers: Iterable[tuple[str, str]]) -> str:
-    for name, value in headers:
-        if name == "content-type":
-            return value.split(";")[0].strip().lower()
-    return ""
 
 
 def _expects_done(canonical: Canonical) -> bool:

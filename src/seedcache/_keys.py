@@ -29,6 +29,7 @@ __all__ = [
     "canonical_json",
     "canonicalize",
     "field_paths",
+    "names",
 ]
 
 # Bump when the canonical document changes shape, so old keys can never collide with new.
@@ -60,11 +61,7 @@ class KeyConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ignore", field_paths(self.ignore))
-        if isinstance(self.secret_params, str):
-            raise ConfigurationError(
-                f"secret_params takes a list of names, not the string {self.secret_params!r}"
-            )
-        object.__setattr__(self, "secret_params", tuple(self.secret_params))
+        object.__setattr__(self, "secret_params", names(self.secret_params, "secret_params"))
         lowered = tuple(sorted({h.lower() for h in self.match_headers}))
         secret = [h for h in lowered if is_secret_header(h)]
         if secret:
@@ -95,14 +92,19 @@ class Canonical:
         return model if isinstance(model, str) else None
 
 
+def names(values: str | Iterable[str], option: str, what: str = "names") -> tuple[str, ...]:
+    """``values`` as a tuple without duplicates; a lone string is refused, not split."""
+    if isinstance(values, str):
+        raise ConfigurationError(
+            f"{option} takes a list of {what}, not the string {values!r}; "
+            f"write {option}=[{values!r}]"
+        )
+    return tuple(dict.fromkeys(values))
+
+
 def field_paths(paths: str | Iterable[str]) -> tuple[str, ...]:
     """``paths`` checked as dotted body field paths, duplicates dropped."""
-    if isinstance(paths, str):
-        raise ConfigurationError(
-            f"ignore takes a list of field paths, not the string {paths!r}; "
-            f"write ignore=[{paths!r}]"
-        )
-    checked = tuple(dict.fromkeys(paths))
+    checked = names(paths, "ignore", "field paths")
     for path in checked:
         if not isinstance(path, str) or not all(path.split(".")):
             raise ConfigurationError(

@@ -8,10 +8,11 @@ takes kept as history when ``refresh`` replaced them.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Entry", "Take", "response_identity"]
+__all__ = ["Entry", "Take", "media_type", "response_identity"]
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -33,10 +34,7 @@ class Take:
     @property
     def content_type(self) -> str:
         """The media type, lowercased, without parameters."""
-        for name, value in self.headers:
-            if name == "content-type":
-                return value.split(";")[0].strip().lower()
-        return ""
+        return media_type(self.headers)
 
     @property
     def is_stream(self) -> bool:
@@ -52,6 +50,14 @@ class Entry:
     request: dict[str, Any]
     takes: list[Take] = field(default_factory=list)
     history: list[Take] = field(default_factory=list)
+
+
+def media_type(headers: Iterable[tuple[str, str]]) -> str:
+    """The media type in (lower-cased) ``headers``, without parameters; "" when none."""
+    for name, value in headers:
+        if name == "content-type":
+            return value.split(";")[0].strip().lower()
+    return ""
 
 
 def response_identity(body: bytes, *, is_stream: bool) -> tuple[str | None, str | None]:
