@@ -42,18 +42,23 @@ def test_record_restarts_the_takes_from_the_occurrence():
     """Record rewrites what this session records and drops stale later takes."""
     entry = Entry("ab", {}, takes(3))
     new = Take(200, (), b"new")
-    assert place(entry, new, Fetch(Slot.RESTART, 0), history_limit=5) == 0
+    entry, index = place(entry, new, Fetch(Slot.RESTART, 0), history_limit=5)
+    assert index == 0
     assert [t.body for t in entry.takes] == [b"new"]
 
 
 def test_refresh_keeps_the_old_take_as_bounded_history():
     entry = Entry("ab", {}, takes(1))
     for n in range(4):
-        place(entry, Take(200, (), f"r{n}".encode()), Fetch(Slot.REPLACE, 0), history_limit=2)
+        entry, _ = place(
+            entry, Take(200, (), f"r{n}".encode()), Fetch(Slot.REPLACE, 0), history_limit=2
+        )
     assert entry.takes[0].body == b"r3"
     assert [t.body for t in entry.history] == [b"r1", b"r2"]
 
 
 def test_append_goes_after_the_recorded_takes():
     entry = Entry("ab", {}, takes(1))
-    assert place(entry, Take(200, (), b"x"), Fetch(Slot.APPEND, 1), history_limit=5) == 1
+    entry, index = place(entry, Take(200, (), b"x"), Fetch(Slot.APPEND, 1), history_limit=5)
+    assert index == 1
+    assert [t.body for t in entry.takes] == [b"0", b"x"]

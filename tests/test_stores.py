@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -55,8 +56,7 @@ def test_update_sees_the_current_entry(store):
     store.update("ab12", lambda current: entry())
 
     def add_take(current):
-        current.takes.append(Take(201, (), b"second"))
-        return current
+        return dataclasses.replace(current, takes=(*current.takes, Take(201, (), b"second")))
 
     store.update("ab12", add_take)
     assert [t.status for t in store.get("ab12").takes] == [200, 201]
@@ -244,12 +244,13 @@ def test_disk_reads_see_changes_made_by_another_store_and_stay_private(tmp_path)
     first.update("ab12", lambda _: entry())
     assert [t.status for t in first.get("ab12").takes] == [200]
     given = first.get("ab12")
-    given.takes.append(Take(500, (), b"mutated by a caller"))
+    with pytest.raises(AttributeError):
+        given.takes.append(Take(500, (), b"mutated by a caller"))
     assert [t.status for t in first.get("ab12").takes] == [200]
 
     def add_take(current):
-        current.takes.append(Take(201, (), b"from another process"))
-        return current
+        more = (*current.takes, Take(201, (), b"from another process"))
+        return dataclasses.replace(current, takes=more)
 
     second.update("ab12", add_take)
     assert [t.status for t in first.get("ab12").takes] == [200, 201]
@@ -258,12 +259,13 @@ def test_disk_reads_see_changes_made_by_another_store_and_stay_private(tmp_path)
 
 
 def test_a_change_made_in_place_is_rolled_back_with_a_failed_write(store, monkeypatch):
-    """The change function may edit what it is given; a failed write must undo that too."""
+    """The change function cannot edit what it is given; a failed write leaves it as it was."""
     store.update("ab12", lambda _: entry())
 
     def add_take(current):
-        current.takes.append(Take(201, (), b"second"))
-        return current
+        with pytest.raises(AttributeError):
+            current.takes.append(Take(201, (), b"edited in place"))
+        return dataclasses.replace(current, takes=(*current.takes, Take(201, (), b"second")))
 
     def failing_write(*args, **kwargs):
         raise StoreError("cannot write: No space left on device")
@@ -274,7 +276,8 @@ def test_a_change_made_in_place_is_rolled_back_with_a_failed_write(store, monkey
         store.update("ab12", add_take)
     monkeypatch.undo()
     assert len(store.get("ab12").takes) == 1
-    store.get("ab12").takes.append(Take(202, (), b"x"))  # a copy: the store is untouched
+    with pytest.raises(AttributeError):  # immutable: the store's entry cannot change
+        store.get("ab12").takes.append(Take(202, (), b"x"))
     assert len(store.get("ab12").takes) == 1
 
 
@@ -292,8 +295,7 @@ for n in range(25):
 
     def add(current):
         current = current or Entry("ff", {"method": "POST", "url": "u"})
-        current.takes.append(shared)
-        return current
+        return Entry("ff", current.request, (*current.takes, shared))
 
     store.update("ff", add)
 """

@@ -27,9 +27,9 @@ from ._errors import (
 
 if TYPE_CHECKING:
     from ._cache import SeedCache
-    from ._core import Stats
     from ._drift import DeterminismRow, DeterminismSummary, TakeDiff
     from ._fingerprints import FingerprintStatus
+    from ._flights import Stats
     from ._keys import KeyConfig
     from ._modes import Mode
     from ._outcome import OUTCOME_EXTENSION, OUTCOME_HEADER, Action, Outcome
@@ -70,7 +70,7 @@ __all__ = [
 
 _LAZY = {
     "SeedCache": "._cache",
-    "Stats": "._core",
+    "Stats": "._flights",
     "DeterminismRow": "._drift",
     "DeterminismSummary": "._drift",
     "TakeDiff": "._drift",

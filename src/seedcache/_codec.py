@@ -65,8 +65,10 @@ def entry_from_document(document: Any, *, where: str) -> Entry:
     return Entry(
         key=key,
         request=request,
-        takes=[_take_from_document(t, f"{where}.takes[{i}]") for i, t in enumerate(takes)],
-        history=[_take_from_document(t, f"{where}.history[{i}]") for i, t in enumerate(history)],
+        takes=tuple(_take_from_document(t, f"{where}.takes[{i}]") for i, t in enumerate(takes)),
+        history=tuple(
+            _take_from_document(t, f"{where}.history[{i}]") for i, t in enumerate(history)
+        ),
     )
 
 
@@ -254,8 +256,8 @@ def decode_entry(frame: bytes, *, where: str) -> Entry:
     return Entry(
         key=_expect(doc.get("key"), str, f"{where}.key"),
         request=_expect(doc.get("request"), dict, f"{where}.request"),
-        takes=takes,
-        history=history,
+        takes=tuple(takes),
+        history=tuple(history),
     )
 
 

@@ -162,7 +162,7 @@ def select_take(entry: Entry, ref: TakeRef) -> tuple[str, Take]:
     text = str(ref).strip().lower()
     pool, label = entry.takes, text
     if text.startswith("h"):
-        pool, text = list(reversed(entry.history)), text[1:]
+        pool, text = tuple(reversed(entry.history)), text[1:]
     try:
         index = int(text)
         take = pool[index]

@@ -8,13 +8,13 @@ a few hundred bytes per key.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ._takes import Entry, Take
 
-__all__ = ["Summary", "TakeFacts", "parse_many", "summarize", "take_facts"]
+__all__ = ["Summary", "TakeFacts", "Totals", "parse_many", "summarize", "take_facts"]
 
 # The stored form is a JSON array, [format, endpoint, model, seed, takes, history], with a
 # take as [status, fingerprint, model, recorded_at_ms, size]: arrays parse faster than
@@ -174,3 +174,107 @@ def summarize(entry: Entry) -> Summary:
 def take_facts(take: Take) -> TakeFacts:
     """What listing needs of ``take``."""
     return TakeFacts(take.status, take.fingerprint, take.model, take.recorded_at_ms, len(take.body))
+
+
+class Totals:
+    """Counts and sizes over a whole store, kept up to date entry by entry.
+
+    ``seedcache stats`` on 100,000 entries must not read 100,000 summaries: stores add
+    each change's difference (:meth:`apply`) as they write it, and keep the result as
+    one small JSON document.
+    """
+
+    __slots__ = ("body_bytes", "by_fingerprint", "by_model", "entries", "history", "takes")
+
+    def __init__(self) -> None:
+        self.entries = 0
+        self.takes = 0
+        self.history = 0
+        self.body_bytes = 0
+        self.by_model: dict[str, list[int]] = {}
+        """Per model: ``[entries, takes, bytes]`` (history included in takes and bytes)."""
+        self.by_fingerprint: dict[str, dict[str, int]] = {}
+        """Per model, per fingerprint ("-" for none): takes, history included."""
+
+    def apply(self, before: Summary | None, after: Summary | None) -> Totals:
+        """Account for one entry changing from ``before`` to ``after`` (None: absent)."""
+        if before is not None:
+            self._add(before, -1)
+        if after is not None:
+            self._add(after, 1)
+        return self
+
+    def _add(self, summary: Summary, sign: int) -> None:
+        model = summary.model or "-"
+        self.entries += sign
+        self.takes += sign * summary.take_count
+        self.history += sign * summary.history_count
+        row = self.by_model.setdefault(model, [0, 0, 0])
+        row[0] += sign
+        for take in summary.all_takes:
+            size = sign * take.size
+            self.body_bytes += size
+            row[1] += sign
+            row[2] += size
+            fingerprints = self.by_fingerprint.setdefault(take.model or model, {})
+            name = take.fingerprint or "-"
+            fingerprints[name] = fingerprints.get(name, 0) + sign
+            if not fingerprints[name]:
+                del fingerprints[name]
+        if not row[0] and not row[1]:
+            del self.by_model[model]
+
+    @classmethod
+    def of(cls, summaries: Iterable[Summary]) -> Totals:
+        """Totals counted afresh."""
+        totals = cls()
+        for summary in summaries:
+            totals._add(summary, 1)
+        return totals
+
+    def to_bytes(self) -> bytes:
+        """The stored form."""
+        document = [
+            _FORMAT,
+            self.entries,
+            self.takes,
+            self.history,
+            self.body_bytes,
+            self.by_model,
+            self.by_fingerprint,
+        ]
+        encoded = json.dumps(document, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+        return encoded.encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> Totals | None:
+        """The totals in ``raw``; None when absent or not totals (then they are recounted)."""
+        if raw is None:
+            return None
+        try:
+            version, entries, takes, history, body_bytes, by_model, by_fp = json.loads(raw)
+        except (ValueError, TypeError, RecursionError):
+            return None
+        if version != _FORMAT or not isinstance(by_model, dict) or not isinstance(by_fp, dict):
+            return None
+        totals = cls()
+        try:
+            totals.entries, totals.takes = int(entries), int(takes)
+            totals.history, totals.body_bytes = int(history), int(body_bytes)
+            totals.by_model = {str(m): [int(n) for n in row] for m, row in by_model.items()}
+            totals.by_fingerprint = {
+                str(m): {str(fp): int(n) for fp, n in fps.items()} for m, fps in by_fp.items()
+            }
+        except (ValueError, TypeError, AttributeError):
+            return None
+        if any(len(row) != 3 for row in totals.by_model.values()):
+            return None
+        return totals
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Totals) and self.to_bytes() == other.to_bytes()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"Totals(entries={self.entries}, takes={self.takes}, bytes={self.body_bytes})"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ._modes import Mode
 from ._takes import Entry, Take
@@ -83,21 +83,19 @@ def decide(
     return Fetch(Slot.APPEND, occurrence)
 
 
-def place(entry: Entry, take: Take, decision: Fetch, *, history_limit: int) -> int:
-    """Put ``take`` into ``entry`` as ``decision`` says; return the index it landed at."""
-    takes = entry.takes
+def place(entry: Entry, take: Take, decision: Fetch, *, history_limit: int) -> tuple[Entry, int]:
+    """``entry`` with ``take`` put where ``decision`` says, and the index it landed at."""
+    takes = list(entry.takes)
+    history = list(entry.history)
     index = min(decision.occurrence, len(takes))
-    if decision.slot is Slot.APPEND:
+    if decision.slot is Slot.APPEND or (decision.slot is Slot.REPLACE and index == len(takes)):
         takes.append(take)
-        return len(takes) - 1
-    if decision.slot is Slot.RESTART:
+        index = len(takes) - 1
+    elif decision.slot is Slot.RESTART:
         del takes[index:]
         takes.append(take)
-        return index
-    if index < len(takes):
-        entry.history.append(takes[index])
-        del entry.history[: max(0, len(entry.history) - history_limit)]
+    else:
+        history.append(takes[index])
+        del history[: max(0, len(history) - history_limit)]
         takes[index] = take
-        return index
-    takes.append(take)
-    return len(takes) - 1
+    return replace(entry, takes=tuple(takes), history=tuple(history)), index

@@ -42,14 +42,32 @@ class Take:
         return self.content_type == "text/event-stream"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
-    """Everything recorded for one key."""
+    """Everything recorded for one key. Immutable: a change builds a new entry.
+
+    ``revision`` is set by the store an entry was read from: it changes whenever the
+    stored entry does, and a lease on the key is claimed against it. It takes no part in
+    equality; an entry built in memory has revision 0.
+    """
 
     key: str
     request: dict[str, Any]
-    takes: list[Take] = field(default_factory=list)
-    history: list[Take] = field(default_factory=list)
+    takes: tuple[Take, ...] = ()
+    history: tuple[Take, ...] = ()
+    revision: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        # Lists are accepted for convenience and frozen here, so no holder can change a
+        # take list another holder (or the store's memory) shares.
+        if type(self.takes) is not tuple:
+            object.__setattr__(self, "takes", tuple(self.takes))
+        if type(self.history) is not tuple:
+            object.__setattr__(self, "history", tuple(self.history))
+
+    def with_revision(self, revision: int) -> Entry:
+        """This entry as read from a store at ``revision``."""
+        return Entry(self.key, self.request, self.takes, self.history, revision)
 
 
 def media_type(headers: Iterable[tuple[str, str]]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import click
@@ -11,7 +12,7 @@ from .._index import Summary, summarize, take_facts
 from .._lookup import resolve_key
 from .._stores import CassetteStore, DiskStore
 from .._stores._cassette import read_cassette, write_cassette
-from .._takes import Entry
+from .._takes import Entry, Take
 from ._app import App, cli, pass_app
 from ._filters import Filters, filter_options, moment
 from ._render import emit_json, progress
@@ -135,9 +136,12 @@ def _prune(entry: Entry | None, filters: Filters) -> Entry | None:
     if entry is None or filters.empty:
         return None
     summary = summarize(entry)
-    entry.takes = [t for t in entry.takes if not filters.take_matches(summary, take_facts(t))]
-    entry.history = [t for t in entry.history if not filters.take_matches(summary, take_facts(t))]
-    return entry if entry.takes else None
+
+    def kept(takes: tuple[Take, ...]) -> tuple[Take, ...]:
+        return tuple(t for t in takes if not filters.take_matches(summary, take_facts(t)))
+
+    pruned = dataclasses.replace(entry, takes=kept(entry.takes), history=kept(entry.history))
+    return pruned if pruned.takes else None
 
 
 @cli.command("verify")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._base import Store
+from ._base import Capabilities, Lease, Store
 from ._cassette import CassetteStore
 from ._disk import DiskStore
 
-__all__ = ["CassetteStore", "DiskStore", "Store"]
+__all__ = ["Capabilities", "CassetteStore", "DiskStore", "Lease", "Store"]

@@ -1,15 +1,24 @@
-"""The protocol every store implements."""
+"""The contract every store keeps, and the parts of it most stores share.
+
+A store holds entries by key, a few named blobs beside them, and leases: who is fetching
+a key right now, so identical requests in other processes (or on other machines, for a
+networked store) wait for one upstream call instead of each making their own.
+``tests/test_store_contract.py`` runs every store through the same cases; a new store
+must pass it.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from .._index import Summary
+from .._index import Summary, Totals
 from .._takes import Entry
 
-__all__ = ["Change", "MetaChange", "Store"]
+__all__ = ["Capabilities", "Change", "Lease", "MetaChange", "Store", "poll_until_settled"]
 
 Change = Callable[[Entry | None], Entry | None]
 """Turns the stored entry (or None) into the one to store (or None to delete it)."""
@@ -18,21 +27,53 @@ MetaChange = Callable[[bytes | None], bytes | None]
 """Turns a stored blob (or None) into the one to store (or None to delete it)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """Where stores truly differ; the core and the CLI ask these, never the store's type."""
+
+    shared_leases: bool
+    """Leases exclude other processes (and machines) using the same location, not only
+    other callers of this store object."""
+    running_totals: bool
+    """Session counters are added up across sessions in the store (a cache directory
+    does; a cassette, committed to version control, stays free of such noise)."""
+    writable: bool
+    """Changes are possible; False for a directory seedcache may only read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The right to fetch one key, held until released or expired."""
+
+    key: str
+    token: str
+    """Tells this holder's lease from a later one on the same key."""
+
+
 @runtime_checkable
 class Store(Protocol):
-    """Entries by key. Implementations must make :meth:`update` atomic per key."""
+    """Entries by key. :meth:`update` is atomic per key; entries are immutable values."""
 
     @property
     def location(self) -> str:
-        """Where the data lives, for messages (a directory or a file path)."""
+        """Where the data lives, for messages (a directory, a file, a server); no secrets."""
+        ...
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this store can do beyond the common contract."""
         ...
 
     def get(self, key: str) -> Entry | None:
-        """The entry for ``key``, or None."""
+        """The entry for ``key`` with its revision, or None."""
         ...
 
     def update(self, key: str, change: Change) -> Entry | None:
-        """Apply ``change`` to the entry for ``key`` atomically; return what was stored."""
+        """Apply ``change`` to the entry as stored now, atomically; return what was stored.
+
+        Storing ends this store's lease on ``key``. When writing fails, nothing changed:
+        neither the stored entry nor what :meth:`get` returns.
+        """
         ...
 
     def delete(self, key: str) -> bool:
@@ -44,11 +85,23 @@ class Store(Protocol):
         ...
 
     def entries(self) -> Iterator[Entry]:
-        """Every entry, in the order of :meth:`keys`."""
+        """Every entry, in the order of :meth:`keys` (changes made meanwhile may show or not)."""
         ...
 
     def summaries(self) -> Iterator[Summary]:
         """A :class:`Summary` of every entry, without decoding bodies where possible."""
+        ...
+
+    def newest(self, limit: int) -> list[Summary]:
+        """The ``limit`` summaries most recently recorded, newest first."""
+        ...
+
+    def totals(self) -> Totals:
+        """Counts and sizes over every entry, kept up to date as entries are written."""
+        ...
+
+    def footprint(self) -> int:
+        """Bytes the store takes where it keeps its data."""
         ...
 
     def batch(self) -> AbstractContextManager[None]:
@@ -63,6 +116,44 @@ class Store(Protocol):
         """Apply ``change`` to the named blob atomically (None deletes it); return the result."""
         ...
 
+    def claim(self, key: str, revision: int, seconds: float) -> Lease | None:
+        """Lease ``key`` for ``seconds`` if its entry is still at ``revision`` (0: absent).
+
+        None when another live lease holds the key or the entry changed: the caller
+        decides again, usually replaying what the holder stored.
+        """
+        ...
+
+    def renew(self, lease: Lease, seconds: float) -> bool:
+        """Extend ``lease`` to ``seconds`` from now; False when it was lost meanwhile."""
+        ...
+
+    def release(self, lease: Lease) -> None:
+        """Give ``lease`` up, if it is still held (storing the entry already did)."""
+        ...
+
+    def wait(self, key: str, revision: int, timeout: float) -> None:
+        """Return once ``key`` is no longer at ``revision`` or not leased, or after ``timeout``."""
+        ...
+
     def close(self) -> None:
         """Release files and connections; the store is unusable afterwards."""
         ...
+
+
+def poll_until_settled(
+    settled: Callable[[], bool], timeout: float, *, first: float = 0.002, longest: float = 0.05
+) -> None:
+    """The default :meth:`Store.wait`: ask ``settled`` with a growing pause, up to ``timeout``.
+
+    Starts fast (a hit recorded by another process is usually a few milliseconds away)
+    and backs off, so a long stream recorded elsewhere costs a few checks a second.
+    """
+    deadline = time.monotonic() + timeout
+    pause = first
+    while not settled():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(pause, left))
+        pause = min(pause * 1.5, longest)

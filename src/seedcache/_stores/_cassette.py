@@ -13,12 +13,15 @@ Reads use the copy in memory, refreshed when the file's size, time or inode chan
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
 import re
 import tempfile
 import threading
+import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +31,9 @@ import xxhash
 
 from .._codec import entry_from_document, entry_to_document
 from .._errors import CorruptEntryError, StoreError
-from .._index import Summary, summarize
+from .._index import Summary, Totals, summarize
 from .._takes import Entry
-from ._base import Change, MetaChange
+from ._base import Capabilities, Change, Lease, MetaChange, poll_until_settled
 from ._filelock import exclusive
 
 __all__ = [
@@ -49,6 +52,9 @@ CASSETTE_FORMAT = 1
 MAX_CASSETTE_BYTES = 256 * 1024 * 1024
 
 _Signature = tuple[int, int, int, int]
+# Revisions are handed out from one counter per process: an entry read again from a file
+# another process rewrote gets a new one, so a stale revision never matches by chance.
+_revisions = itertools.count(1)
 
 
 class CassetteStore:
@@ -65,6 +71,8 @@ class CassetteStore:
         """A hash of the bytes last read or written, to tell a changed file from the same."""
         self._holding = 0
         self._batch: tuple[dict[str, Entry], dict[str, Any]] | None = None
+        self._leases: dict[str, tuple[str, float]] = {}
+        """Leases by key: (token, expiry by time.monotonic)."""
         with self._lock:
             self._refresh()
 
@@ -73,11 +81,16 @@ class CassetteStore:
         """The cassette file."""
         return str(self._path)
 
+    @property
+    def capabilities(self) -> Capabilities:
+        """Leases are this store object's only; a committed file keeps no running totals."""
+        return Capabilities(shared_leases=False, running_totals=False, writable=True)
+
     def get(self, key: str) -> Entry | None:
-        """A copy of the entry for ``key``, or None."""
+        """The entry for ``key``, or None."""
         with self._lock:
             self._refresh()
-            return _copy(self._entries.get(key))
+            return self._entries.get(key)
 
     def update(self, key: str, change: Change) -> Entry | None:
         """Apply ``change`` to the entry as it is on disk now, and rewrite the file.
@@ -86,11 +99,14 @@ class CassetteStore:
         """
         with self._lock, self._exclusive():
             self._refresh(verify=True)
-            after = change(_copy(self._entries.get(key)))
+            after = change(self._entries.get(key))
+            if after is not None:
+                after = after.with_revision(next(_revisions))
             entries = dict(self._entries)
             _assign(entries, key, after)
             self._commit(entries, self._meta)
-            return _copy(after)
+            self._leases.pop(key, None)  # storing ends the lease
+            return after
 
     def delete(self, key: str) -> bool:
         """Remove ``key`` and rewrite the file."""
@@ -111,13 +127,70 @@ class CassetteStore:
         """Entries in recording order (copies, as of the call)."""
         with self._lock:
             self._refresh()
-            snapshot = [_copy(entry) for entry in self._entries.values()]
-        yield from (entry for entry in snapshot if entry is not None)
+            snapshot = list(self._entries.values())
+        yield from snapshot
 
     def summaries(self) -> Iterator[Summary]:
         """Summaries of the entries, in recording order (a cassette is held in memory)."""
         for entry in self.entries():
             yield summarize(entry)
+
+    def newest(self, limit: int) -> list[Summary]:
+        """The newest ``limit`` summaries (a cassette is small: sorted in memory)."""
+        ordered = sorted(self.summaries(), key=lambda s: (-s.recorded_at_ms, s.key))
+        return ordered[:limit]
+
+    def totals(self) -> Totals:
+        """Counted from the entries held in memory."""
+        return Totals.of(self.summaries())
+
+    def footprint(self) -> int:
+        """The file's size."""
+        signature = _signature(self._path)
+        return 0 if signature is None else signature[3]
+
+    def claim(self, key: str, revision: int, seconds: float) -> Lease | None:
+        """Lease ``key`` among this store's callers if its entry is still at ``revision``."""
+        with self._lock:
+            self._refresh()
+            entry = self._entries.get(key)
+            if (0 if entry is None else entry.revision) != revision:
+                return None
+            held = self._leases.get(key)
+            if held is not None and held[1] > time.monotonic():
+                return None
+            lease = Lease(key, uuid.uuid4().hex)
+            self._leases[key] = (lease.token, time.monotonic() + seconds)
+            return lease
+
+    def renew(self, lease: Lease, seconds: float) -> bool:
+        """Extend ``lease``; False when it was lost."""
+        with self._lock:
+            held = self._leases.get(lease.key)
+            if held is None or held[0] != lease.token:
+                return False
+            self._leases[lease.key] = (lease.token, time.monotonic() + seconds)
+            return True
+
+    def release(self, lease: Lease) -> None:
+        """Give ``lease`` up, if it is still held."""
+        with self._lock:
+            held = self._leases.get(lease.key)
+            if held is not None and held[0] == lease.token:
+                del self._leases[lease.key]
+
+    def wait(self, key: str, revision: int, timeout: float) -> None:
+        """Poll until the entry changed or its lease ended."""
+
+        def settled() -> bool:
+            with self._lock:
+                self._refresh()
+                entry = self._entries.get(key)
+                held = self._leases.get(key)
+            changed = (0 if entry is None else entry.revision) != revision
+            return changed or held is None or held[1] <= time.monotonic()
+
+        poll_until_settled(settled, timeout)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -221,7 +294,9 @@ class CassetteStore:
                         f"{contents.broken[0]}; `seedcache --cassette {self._path} verify` "
                         "lists every damaged entry and `verify --fix` removes them"
                     )
-                self._entries = {entry.key: entry for entry in contents.entries}
+                self._entries = {
+                    entry.key: entry.with_revision(next(_revisions)) for entry in contents.entries
+                }
                 self._meta = contents.meta
                 self._digest = digest
         self._seen = signature
@@ -235,13 +310,6 @@ class CassetteStore:
         data = write_cassette(self._path, entries.values(), meta)
         self._digest = xxhash.xxh3_64_intdigest(data)
         self._seen = _signature(self._path)
-
-
-def _copy(entry: Entry | None) -> Entry | None:
-    """A copy whose lists the caller may change without touching the store's."""
-    if entry is None:
-        return None
-    return Entry(entry.key, entry.request, list(entry.takes), list(entry.history))
 
 
 def _signature(path: Path) -> _Signature | None:

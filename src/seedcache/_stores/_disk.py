@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import diskcache
+import xxhash
 
 from .._codec import decode_entry, encode_entry
 from .._errors import CorruptEntryError, StoreError, UnsafeDataError
-from .._index import Summary, parse_many, summarize
+from .._index import Summary, Totals, parse_many, summarize
 from .._takes import Entry
-from ._base import Change, MetaChange
+from ._base import Capabilities, Change, Lease, MetaChange, poll_until_settled
 from ._diskrows import ReadOnlyRows, Refused, open_rows, read_value_file
 
 __all__ = ["DiskStore"]
@@ -39,6 +40,7 @@ _ENTRY_PREFIX = "entry:"
 _INDEX_PREFIX = "index:"
 _LEASE_PREFIX = "lease:"
 _META_PREFIX = "meta:"
+_TOTALS = "totals:"
 
 
 class DiskStore:
@@ -74,11 +76,17 @@ class DiskStore:
         """The cache directory."""
         return str(self._path)
 
+    @property
+    def capabilities(self) -> Capabilities:
+        """Leases hold across processes; totals are kept; writable unless read-only."""
+        return Capabilities(shared_leases=True, running_totals=True, writable=not self.read_only)
+
     def get(self, key: str) -> Entry | None:
         """The entry for ``key``, or None.
 
         The row is always read (another process may have changed it); decoding is skipped
         when the bytes are the ones decoded last time for this key, as on repeated hits.
+        Entries are immutable, so the decoded one is handed out as it is.
         """
         frame = self._read(_ENTRY_PREFIX + key)
         if frame is None:
@@ -86,40 +94,58 @@ class DiskStore:
         with self._decoded_lock:
             known = self._decoded.get(key)
         if known is not None and known[0] == frame:
-            entry = known[1]
-        else:
-            entry = decode_entry(frame, where=self._where(key))
-            if len(frame) <= _DECODED_MAX_FRAME:
-                with self._decoded_lock:
-                    self._decoded[key] = (frame, entry)
-                    self._decoded.move_to_end(key)
-                    if len(self._decoded) > _DECODED_SIZE:
-                        self._decoded.popitem(last=False)
-        # A copy of the lists: callers may change what they were given.
-        return Entry(entry.key, entry.request, list(entry.takes), list(entry.history))
+            return known[1]
+        entry = decode_entry(frame, where=self._where(key)).with_revision(_revision(frame))
+        if len(frame) <= _DECODED_MAX_FRAME:
+            with self._decoded_lock:
+                self._decoded[key] = (frame, entry)
+                self._decoded.move_to_end(key)
+                if len(self._decoded) > _DECODED_SIZE:
+                    self._decoded.popitem(last=False)
+        return entry
 
     def update(self, key: str, change: Change) -> Entry | None:
         """Read, change and write one entry in one SQLite transaction (atomic across processes).
 
-        The entry's :class:`Summary` is written in the same transaction, so the listing
-        index never disagrees with the entries.
+        The entry's :class:`Summary` and the store's :class:`Totals` are written in the
+        same transaction, so listing and ``stats`` never disagree with the entries.
         """
         with self._writing(key):
             frame = self._read(_ENTRY_PREFIX + key)
-            current = None if frame is None else decode_entry(frame, where=self._where(key))
+            current = None
+            if frame is not None:
+                current = decode_entry(frame, where=self._where(key))
+                current = current.with_revision(_revision(frame))
             updated = change(current)
-            self._put(_ENTRY_PREFIX + key, None if updated is None else encode_entry(updated))
-            summary = None if updated is None else summarize(updated).to_bytes()
-            self._put(_INDEX_PREFIX + key, summary)
-            # Storing the take ends this store's claim on the key: one transaction less.
+            before = None if current is None else self._summary_of(key, current)
+            totals = self._totals_in_transaction()  # before this change is written
+            written = None if updated is None else encode_entry(updated)
+            after = None if updated is None else summarize(updated)
+            self._put(_ENTRY_PREFIX + key, written)
+            if after is None:
+                self._put(_INDEX_PREFIX + key, None)
+            else:
+                self._put(_INDEX_PREFIX + key, after.to_bytes(), tag=after.recorded_at_ms)
+            self._put(_TOTALS, totals.apply(before, after).to_bytes())
+            # Storing the take ends this store's lease on the key: one transaction less.
             self._drop_own_lease(key)
-            return updated
+            if updated is None or written is None:
+                return None
+            return updated.with_revision(_revision(written))
 
     def delete(self, key: str) -> bool:
         """Remove ``key`` (and its summary); True when it was there."""
         with self._writing(key):
-            self._cache.delete(_INDEX_PREFIX + key, retry=True)
-            return bool(self._cache.delete(_ENTRY_PREFIX + key, retry=True))
+            try:
+                if self._read(_ENTRY_PREFIX + key) is None:
+                    return False
+                self.update(key, lambda _: None)
+            except (CorruptEntryError, UnsafeDataError):
+                # A damaged or crafted row is removed unread; the totals are counted afresh.
+                self._put(_ENTRY_PREFIX + key, None)
+                self._put(_INDEX_PREFIX + key, None)
+                self._put(_TOTALS, None)
+            return True
 
     def keys(self) -> list[str]:
         """Every key, sorted."""
@@ -157,55 +183,134 @@ class DiskStore:
         with self._writing("a batch of entries"):
             yield
 
-    def claim(self, key: str, state: list[int], seconds: float) -> bool:
-        """Become the one fetching ``key``, for ``seconds``, if its takes are still ``state``.
+    def newest(self, limit: int) -> list[Summary]:
+        """The newest ``limit`` summaries, read through the index of recording times."""
+        query = (
+            "SELECT key, mode, filename, value FROM Cache WHERE raw = 1 AND tag IS NOT NULL "
+            "AND key >= ? AND key < ? ORDER BY tag DESC, key LIMIT ?"
+        )
+        rows = self._query(query, (_INDEX_PREFIX, _after(_INDEX_PREFIX), limit))
+        if len(rows) < limit and len(rows) < self._count(_ENTRY_PREFIX):
+            # Rows written before the index was tagged: sort everything, once.
+            ordered = sorted(self.summaries(), key=lambda s: (-s.recorded_at_ms, s.key))
+            return ordered[:limit]
+        keys = [name[len(_INDEX_PREFIX) :] for name, *_ in rows]
+        raws = [self._row_value(mode, filename, value) or b"" for _, mode, filename, value in rows]
+        found = []
+        for key, summary in zip(keys, parse_many(keys, raws), strict=True):
+            summary = summary or self._rebuild_summary(key)
+            if summary is not None:
+                found.append(summary)
+        return found
 
-        ``state`` is the recording times of the takes the caller decided on. False when
-        another claim is live (in any process, or another thread of this one) or the
-        takes changed meanwhile: the caller decides again, usually replaying the take
-        the claim holder stored.
+    def totals(self) -> Totals:
+        """The totals kept with the entries; counted afresh (and kept) when missing."""
+        totals = Totals.from_bytes(self._read(_TOTALS))
+        if totals is not None:
+            return totals
+        if self.read_only:
+            return Totals.of(self.summaries())
+        with self._writing("totals"):
+            # Counted inside the transaction, so no write slips between count and save.
+            totals = self._totals_in_transaction()
+            self._put(_TOTALS, totals.to_bytes())
+        return totals
+
+    def footprint(self) -> int:
+        """The database's pages plus the value files beside it."""
+        pages = self._query("PRAGMA page_count", ())[0][0]
+        page_size = self._query("PRAGMA page_size", ())[0][0]
+        files = self._query(
+            "SELECT coalesce(sum(size), 0) FROM Cache WHERE filename IS NOT NULL", ()
+        )[0][0]
+        return int(pages) * int(page_size) + int(files)
+
+    def claim(self, key: str, revision: int, seconds: float) -> Lease | None:
+        """Lease ``key`` for ``seconds`` if its entry is still at ``revision``.
+
+        None when another lease is live (in any process, or another thread of this one)
+        or the entry changed meanwhile. Expiry is by this machine's clock, which every
+        process sharing the directory shares.
         """
         now = time.time()
         with self._writing(key):
-            if self._take_times(key) != state:
+            if self._current_revision(key) != revision:
+                return None
+            if self._lease_until(key) > now:
+                return None
+            lease = Lease(key, uuid.uuid4().hex)
+            self._write_lease(lease, now + seconds)
+            return lease
+
+    def renew(self, lease: Lease, seconds: float) -> bool:
+        """Extend ``lease``; False when it expired and another holder took the key."""
+        with self._writing(lease.key):
+            if self._lease_token(lease.key) != lease.token:
                 return False
-            held = self._read(_LEASE_PREFIX + key)
-            if held is not None:
-                try:
-                    until = float(json.loads(held)["until"])
-                except (ValueError, KeyError, TypeError):
-                    until = 0.0  # unreadable: treat as expired
-                if until > now:
-                    return False
-            lease = {"owner": self._owner, "until": now + seconds}
-            self._put(_LEASE_PREFIX + key, json.dumps(lease).encode())
+            self._write_lease(lease, time.time() + seconds)
             return True
 
-    def release(self, key: str) -> None:
-        """Give up this store's claim on ``key``, if it holds one."""
-        if self._read(_LEASE_PREFIX + key) is None:
-            return  # the usual case: storing the take already ended the claim
-        with self._writing(key):
-            self._drop_own_lease(key)
+    def release(self, lease: Lease) -> None:
+        """Give ``lease`` up, if it is still held."""
+        if self._read(_LEASE_PREFIX + lease.key) is None:
+            return  # the usual case: storing the take already ended the lease
+        with self._writing(lease.key):
+            if self._lease_token(lease.key) == lease.token:
+                self._put(_LEASE_PREFIX + lease.key, None)
 
-    def _drop_own_lease(self, key: str) -> None:
+    def wait(self, key: str, revision: int, timeout: float) -> None:
+        """Poll (with backoff) until the entry changed or nobody holds a lease on it."""
+        poll_until_settled(
+            lambda: (
+                self._current_revision(key) != revision or self._lease_until(key) <= time.time()
+            ),
+            timeout,
+        )
+
+    def _write_lease(self, lease: Lease, until: float) -> None:
+        record = {"owner": self._owner, "token": lease.token, "until": until}
+        self._put(_LEASE_PREFIX + lease.key, json.dumps(record).encode())
+
+    def _lease_record(self, key: str) -> dict[str, Any]:
         held = self._read(_LEASE_PREFIX + key)
         if held is None:
-            return
+            return {}
         try:
-            owner = json.loads(held).get("owner")
-        except (ValueError, AttributeError):
-            owner = self._owner  # unreadable: nobody can rely on it, remove it
+            record = json.loads(held)
+        except ValueError:
+            return {}  # unreadable: nobody can rely on it
+        return record if isinstance(record, dict) else {}
+
+    def _lease_until(self, key: str) -> float:
+        until = self._lease_record(key).get("until")
+        return float(until) if isinstance(until, int | float) else 0.0
+
+    def _lease_token(self, key: str) -> object:
+        return self._lease_record(key).get("token")
+
+    def _drop_own_lease(self, key: str) -> None:
+        if self._read(_LEASE_PREFIX + key) is None:
+            return
+        owner = self._lease_record(key).get("owner", self._owner)
         if owner == self._owner:
             self._put(_LEASE_PREFIX + key, None)
 
-    def _take_times(self, key: str) -> list[int]:
-        # As the core sees them: a corrupt entry counts as no takes (it is re-recorded).
+    def _current_revision(self, key: str) -> int:
+        # As the core sees it: a corrupt entry counts as absent (it is re-recorded).
         try:
             entry = self.get(key)
         except CorruptEntryError:
-            return []
-        return [] if entry is None else [t.recorded_at_ms for t in entry.takes]
+            return 0
+        return 0 if entry is None else entry.revision
+
+    def _summary_of(self, key: str, entry: Entry) -> Summary:
+        raw = self._read(_INDEX_PREFIX + key)
+        found = None if raw is None else Summary.from_bytes(key, raw)
+        return found if found is not None else summarize(entry)
+
+    def _totals_in_transaction(self) -> Totals:
+        found = Totals.from_bytes(self._read(_TOTALS))
+        return found if found is not None else Totals.of(self.summaries())
 
     def get_meta(self, name: str) -> bytes | None:
         """A named blob kept beside the entries."""
@@ -223,7 +328,7 @@ class DiskStore:
         query = (
             "SELECT count(*) FROM Cache WHERE raw = 0 OR mode NOT IN (?, ?) "
             "OR NOT (key LIKE 'entry:%' OR key LIKE 'index:%' OR key LIKE 'meta:%' "
-            "OR key LIKE 'lease:%')"
+            "OR key LIKE 'lease:%' OR key = 'totals:')"
         )
         modes = (diskcache.core.MODE_RAW, diskcache.core.MODE_BINARY)
         try:
@@ -243,7 +348,7 @@ class DiskStore:
         summary = summarize(entry)
         try:
             with self._writing(key):
-                self._put(_INDEX_PREFIX + key, summary.to_bytes())
+                self._put(_INDEX_PREFIX + key, summary.to_bytes(), tag=summary.recorded_at_ms)
         except StoreError:
             pass  # a read-only cache still lists; it just rebuilds next time
         return summary
@@ -260,11 +365,11 @@ class DiskStore:
         except Refused as exc:
             raise UnsafeDataError(f"{self.location}: {exc}") from None
 
-    def _put(self, name: str, value: bytes | None) -> None:
+    def _put(self, name: str, value: bytes | None, *, tag: int | None = None) -> None:
         if value is None:
             self._cache.delete(name, retry=True)
         else:
-            self._cache.set(name, value, retry=True)
+            self._cache.set(name, value, tag=tag, retry=True)
 
     def _scan(self, prefix: str, *, values: bool) -> list[tuple[str, bytes | None]]:
         """Rows whose key starts with ``prefix``, sorted, straight from SQLite.
@@ -276,19 +381,18 @@ class DiskStore:
         upper = _after(prefix)
         columns = "key, mode, filename, value" if values else "key, NULL, NULL, NULL"
         query = f"SELECT {columns} FROM Cache WHERE raw = 1 AND key >= ? AND key < ? ORDER BY key"  # noqa: S608 - fixed columns
-        try:
-            rows = self._cache._sql(query, (prefix, upper)).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read {self.location}: {exc}") from exc
+        rows = self._query(query, (prefix, upper))
         return [
             (name, self._row_value(mode, filename, value)) for name, mode, filename, value in rows
         ]
 
     def _count(self, prefix: str) -> int:
-        upper = _after(prefix)
         query = "SELECT count(*) FROM Cache WHERE raw = 1 AND key >= ? AND key < ?"
+        return int(self._query(query, (prefix, _after(prefix)))[0][0])
+
+    def _query(self, query: str, parameters: tuple[Any, ...]) -> list[Any]:
         try:
-            return int(self._cache._sql(query, (prefix, upper)).fetchone()[0])
+            return list(self._cache._sql(query, parameters).fetchall())
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.location}: {exc}") from exc
 
@@ -323,6 +427,11 @@ def _is_read_only_error(error: BaseException) -> bool:
         return True
     text = str(error).lower()
     return "readonly" in text or "read-only" in text or "unable to open database" in text
+
+
+def _revision(frame: bytes) -> int:
+    """An entry's revision: a hash of its stored bytes (never 0, which means absent)."""
+    return xxhash.xxh3_64_intdigest(frame) or 1
 
 
 def _after(prefix: str) -> str:

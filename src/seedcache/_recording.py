@@ -1,0 +1,152 @@
+"""A live response on its way to the caller, kept to become a take if it completes."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+
+from ._keys import Canonical
+from ._outcome import OUTCOME_HEADER, Action, Outcome
+from ._policy import Fetch, Slot
+from ._takes import Take, media_type, response_identity
+from ._wire import keep_response_headers
+
+__all__ = ["UNSTORED_STATUSES", "Recording"]
+
+# Statuses never stored (nor any 5xx). The SDK retries 408, 409 and 429: storing them
+# would replay a transient failure forever. 401, 403 and 407 depend on the credentials,
+# not on the request: replaying one after the key is fixed would be a wrong answer.
+UNSTORED_STATUSES = frozenset({401, 403, 407, 408, 409, 429})
+# Headers that describe the encoded transfer; takes hold decoded bodies.
+_TRANSFER_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+Settle = Callable[["Recording", Take | None], None]
+"""Called once when a recording ends: with its take when complete and storable, else None."""
+
+
+class Recording:
+    """A live response on its way to the caller, stored as a take if it completes.
+
+    Adapters call :meth:`accept` with the status and headers, :meth:`feed` with every
+    decoded chunk they pass on, then :meth:`finish` (body read to the end, or the caller
+    closed early) or :meth:`abandon` (an error). Only a complete response becomes a take:
+    the whole body, or for a stream that ends with ``data: [DONE]``, that event. What
+    happens to the take is the ``settle`` callback's business.
+    """
+
+    def __init__(
+        self,
+        canonical: Canonical,
+        decision: Fetch,
+        *,
+        started: float,
+        clock: Callable[[], float],
+        settle: Settle,
+    ) -> None:
+        self.canonical = canonical
+        self.decision = decision
+        self._started = started
+        self._clock = clock
+        self._settle = settle
+        self._status = 0
+        self._headers: tuple[tuple[str, str], ...] = ()
+        self._chunks: list[bytes] = []
+        self.storable = False
+        """Whether the status allows storing (known after :meth:`accept`)."""
+        self._closed = False
+        self.outcome = Outcome(Action.PASSTHROUGH, canonical.key, None)
+        """What the cache is doing with this response; set by :meth:`accept`."""
+
+    @property
+    def key(self) -> str:
+        """The request's key."""
+        return self.canonical.key
+
+    def accept(self, status: int, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Note the response head; return the headers to give the caller."""
+        headers = list(headers)
+        self._status = status
+        self._headers = keep_response_headers(headers)
+        self.storable = status not in UNSTORED_STATUSES and status < 500
+        action = Action.PASSTHROUGH
+        if self.storable:
+            action = Action.REFRESHED if self.decision.slot is Slot.REPLACE else Action.RECORDED
+        self.outcome = Outcome(action, self.key, None)
+        if not self.storable:
+            self._close(None)
+        kept = [(k, v) for k, v in headers if k.lower() not in _TRANSFER_HEADERS]
+        return [*kept, (OUTCOME_HEADER, self.outcome.header_value())]
+
+    def feed(self, chunk: bytes) -> None:
+        """Keep a decoded chunk that was passed on to the caller."""
+        if self.storable and not self._closed:
+            self._chunks.append(chunk)
+
+    def finish(self, *, exhausted: bool) -> None:
+        """The caller is done: settle with the take if the response is complete. Idempotent."""
+        if self._closed:
+            return
+        body = b"".join(self._chunks)
+        self._close(self._take(body) if self._complete(body, exhausted=exhausted) else None)
+
+    def abandon(self) -> None:
+        """The upstream failed or the caller went away: nothing becomes a take."""
+        if not self._closed:
+            self._close(None)
+
+    def _close(self, take: Take | None) -> None:
+        self._closed = True
+        self._chunks = []
+        self._settle(self, take)
+
+    def _take(self, body: bytes) -> Take:
+        now = self._clock()
+        is_stream = media_type(self._headers) == "text/event-stream"
+        fingerprint, model = response_identity(body, is_stream=is_stream)
+        return Take(
+            status=self._status,
+            headers=self._headers,
+            body=body,
+            fingerprint=fingerprint,
+            model=model or self.canonical.model,
+            recorded_at_ms=round(now * 1000),
+            latency_ms=max(0, round((now - self._started) * 1000)),
+        )
+
+    def _complete(self, body: bytes, *, exhausted: bool) -> bool:
+        """Whether ``body`` is a whole answer that replays as it was received.
+
+        A stream is whole at its ``data: [DONE]`` event (the sync SDK stops reading right
+        there) or, for streams that have none (the Responses API), at the end of the
+        body; never with an ``event: error``. Any other body is whole when it was read to
+        the end and parses as its media type: a truncated gzip body or a connection cut
+        short decodes to broken JSON, which the caller could not use either. An HTML page
+        is never an API answer (a gateway's login or error page).
+        """
+        if not self.storable:
+            return False
+        media = media_type(self._headers)
+        if media == "text/event-stream":
+            if b"\nevent: error" in b"\n" + body:
+                return False
+            if _DONE_EVENT.search(body):
+                return True
+            return exhausted and not _expects_done(self.canonical)
+        if not exhausted or media == "text/html":
+            return False
+        if media == "application/json" or media.endswith("+json"):
+            try:
+                json.loads(body)
+            except (ValueError, RecursionError):
+                return False
+        return True
+
+
+# The end of a chat or completions stream: a whole SSE event at a line start. The text
+# "data: [DONE]" inside a JSON string is escaped onto the line of its own event.
+_DONE_EVENT = re.compile(rb"(?:^|\n)data: ?\[DONE\]\r?(?:\n|$)")
+
+
+def _expects_done(canonical: Canonical) -> bool:
+    return canonical.endpoint.endswith(("/chat/completions", "/completions"))
