@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from seedcache import ConfigurationError, KeyConfig
+from seedcache import ConfigurationError
+from seedcache._keys import KeyConfig
 from seedcache._keys import canonicalize
 from seedcache._wire import CapturedRequest
 

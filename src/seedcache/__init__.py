@@ -27,13 +27,15 @@ from ._errors import (
 
 if TYPE_CHECKING:
     from ._cache import SeedCache
-    from ._drift import DeterminismRow, DeterminismSummary, TakeDiff
+    from ._catalog import StoreStats
+    from ._drift import DeterminismRow, DeterminismSummary, TakeDiff, TakeRef
     from ._fingerprints import FingerprintStatus
     from ._flights import Stats
-    from ._keys import KeyConfig
+    from ._index import Summary, TakeFacts, Totals
     from ._modes import Mode
     from ._outcome import OUTCOME_EXTENSION, OUTCOME_HEADER, Action, Outcome
-    from ._stores import CassetteStore, DiskStore, Store
+    from ._serve import Proxy
+    from ._stores import Capabilities, CassetteStore, Check, DiskStore, Lease, Store
     from ._takes import Entry, Take
 
 __version__ = "0.2.0.dev0"
@@ -44,7 +46,9 @@ __all__ = [
     "Action",
     "AmbiguousKeyError",
     "CacheMiss",
+    "Capabilities",
     "CassetteStore",
+    "Check",
     "ConfigurationError",
     "CorruptEntryError",
     "DeterminismRow",
@@ -53,17 +57,23 @@ __all__ = [
     "Entry",
     "ExposedProxyWarning",
     "FingerprintStatus",
-    "KeyConfig",
+    "Lease",
     "Mode",
     "NotFoundError",
     "Outcome",
+    "Proxy",
     "SeedCache",
     "SeedCacheError",
     "Stats",
     "Store",
     "StoreError",
+    "StoreStats",
+    "Summary",
     "Take",
     "TakeDiff",
+    "TakeFacts",
+    "TakeRef",
+    "Totals",
     "UnsafeDataError",
     "__version__",
 ]
@@ -74,8 +84,16 @@ _LAZY = {
     "DeterminismRow": "._drift",
     "DeterminismSummary": "._drift",
     "TakeDiff": "._drift",
+    "TakeRef": "._drift",
     "FingerprintStatus": "._fingerprints",
-    "KeyConfig": "._keys",
+    "Summary": "._index",
+    "TakeFacts": "._index",
+    "Totals": "._index",
+    "StoreStats": "._catalog",
+    "Proxy": "._serve",
+    "Capabilities": "._stores",
+    "Check": "._stores",
+    "Lease": "._stores",
     "Mode": "._modes",
     "OUTCOME_EXTENSION": "._outcome",
     "OUTCOME_HEADER": "._outcome",

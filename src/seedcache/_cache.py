@@ -12,11 +12,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
+from . import _settings as settings
+from ._catalog import Catalog
 from ._core import Clock, Core, Stats
 from ._counters import COUNTERS_META, add_counters
-from ._drift import DeterminismSummary, TakeDiff, TakeRef, determinism, diff_entry
+from ._drift import DeterminismSummary, TakeDiff, TakeRef, diff_entry
 from ._errors import CacheMiss, ConfigurationError, StoreError
-from ._fingerprints import Currency, FingerprintStatus, Registry, fingerprint_statuses, parse_pins
+from ._fingerprints import Currency, FingerprintStatus, Registry, parse_pins
 from ._keys import KeyConfig, field_paths, names
 from ._lookup import find_entry
 from ._modes import Mode, resolve_mode
@@ -24,9 +26,8 @@ from ._stores import CassetteStore, DiskStore, Store
 from ._takes import Entry
 from ._upstream import Upstreams
 
-__all__ = ["DEFAULT_DIR", "DEFAULT_UPSTREAM", "DIR_ENV_VAR", "SeedCache"]
+__all__ = ["DEFAULT_DIR", "DEFAULT_UPSTREAM", "SeedCache"]
 
-DIR_ENV_VAR = "SEEDCACHE_DIR"
 DEFAULT_DIR = ".seedcache"
 DEFAULT_UPSTREAM = "https://api.openai.com/v1"
 
@@ -88,7 +89,7 @@ class SeedCache:
         if history_limit < 0:
             raise ConfigurationError(f"history_limit must be 0 or more, not {history_limit}")
         if store is None:
-            store = DiskStore(directory or os.environ.get(DIR_ENV_VAR) or DEFAULT_DIR)
+            store = DiskStore(directory or settings.directory() or DEFAULT_DIR)
         elif directory is not None:
             raise ConfigurationError("give either a directory or a store, not both")
         self._store = store
@@ -162,13 +163,7 @@ class SeedCache:
 
         After a test ran its course, these are what it no longer uses.
         """
-        consumed = self._core.consumed()
-        unused = []
-        for entry in self._store.entries():
-            used = consumed.get(entry.key, 0)
-            if used < len(entry.takes):
-                unused.append((entry.key, list(range(used, len(entry.takes)))))
-        return unused
+        return Catalog(self._store).unused(self._core.consumed())
 
     def entry(self, key: str) -> Entry:
         """The entry for ``key`` or a unique prefix of it.
@@ -189,16 +184,11 @@ class SeedCache:
 
     def determinism(self) -> DeterminismSummary:
         """For seeded requests recorded more than once: how often the outputs agreed."""
-        return determinism(self._store.entries())
+        return Catalog(self._store).determinism()
 
     def fingerprints(self) -> list[FingerprintStatus]:
         """Per model, each fingerprint seen live or recorded, and whether it is current."""
-        recorded = (
-            (take.model, take.fingerprint)
-            for entry in self._store.entries()
-            for take in [*entry.takes, *entry.history]
-        )
-        return fingerprint_statuses(self._currency, recorded)
+        return Catalog(self._store).fingerprints(self._currency)
 
     @property
     def location(self) -> str:
@@ -351,7 +341,8 @@ class SeedCache:
 
     def _save_counters(self) -> None:
         """Add what this cache did since the last save to the store's running totals."""
-        if not isinstance(self._store, DiskStore) or self._store.read_only:
+        capabilities = self._store.capabilities
+        if not capabilities.running_totals or not capabilities.writable:
             return
         current = self._core.stats.as_dict()
         delta = {name: value - self._saved_counters.get(name, 0) for name, value in current.items()}

@@ -171,13 +171,23 @@ class Core:
         with self._session.lock:
             return self._session.occurrences.used()
 
+    def arrive(self) -> int:
+        """Number a request as it arrives (see :meth:`begin`)."""
+        return self._session.arrive()
+
     def begin(
-        self, request: CapturedRequest, *, may_join: bool = True, may_lease: bool = True
+        self,
+        request: CapturedRequest,
+        *,
+        arrived: int | None = None,
+        may_join: bool = True,
+        may_lease: bool = True,
     ) -> Step:
         """Decide what to do with ``request``; raises :class:`CacheMiss` when nothing can serve it.
 
-        ``may_join=False`` and ``may_lease=False`` go live rather than wait again, after a
-        wait for another request timed out.
+        ``arrived`` (from :meth:`arrive`) makes a request that arrived while an identical
+        one was in the air share its take, however late this call comes. ``may_join=False``
+        and ``may_lease=False`` go live rather than wait again, after a wait timed out.
         """
         canonical = canonicalize(request, self.key_config)
         key = canonical.key
@@ -207,6 +217,8 @@ class Core:
                         entry.takes[decision.index], Outcome(Action.HIT, key, decision.index)
                     )
                 flight = session.flights.get(key)
+                if flight is None and joins and arrived is not None:
+                    flight = session.flights.landed(key, arrived)
                 if flight is not None and joins:
                     # Concurrent duplicates share the take being fetched and do not
                     # count as a repeat of their own.
@@ -248,7 +260,7 @@ class Core:
     def _ground(self, key: str, flight: Flight, occurrence: int) -> None:
         """Call off ``flight`` before it left: the occurrence and the key are free again."""
         with self._session.lock:
-            self._session.flights.end(key, flight)
+            self._session.flights.end(key, flight, 0)
             if self.count_repeats:
                 self._session.occurrences.give_back(key, occurrence)
         flight.land(None, None)
@@ -304,8 +316,9 @@ class Core:
                 session.keeper.drop(lease)
                 if landing is None:
                     session.keeper.release(self.store, lease)
+            landed_at = session.arrive()
             with session.lock:
-                session.flights.end(recording.key, flight)
+                session.flights.end(recording.key, flight, landed_at)
                 if landing is None:
                     session.stats.passthrough += not recording.storable
                     if self.count_repeats:
@@ -407,10 +420,11 @@ class Core:
 
 def resolve_sync(core: Core, request: CapturedRequest) -> Replayed | Live:
     """:meth:`Core.begin`, waiting in this thread for an identical request in the air."""
+    arrived = core.arrive()
     may_join = may_lease = True
     awaiting_until: float | None = None
     while True:
-        step = core.begin(request, may_join=may_join, may_lease=may_lease)
+        step = core.begin(request, arrived=arrived, may_join=may_join, may_lease=may_lease)
         if isinstance(step, Replayed | Live):
             return step
         if isinstance(step, Await):
@@ -431,10 +445,13 @@ _AWAIT_SLICE_SECONDS = 0.25
 
 async def resolve_async(core: Core, request: CapturedRequest) -> Replayed | Live:
     """:meth:`Core.begin` in a worker thread; waiting is awaited, never blocking the loop."""
+    arrived = core.arrive()
     may_join = may_lease = True
     awaiting_until: float | None = None
     while True:
-        begin = functools.partial(core.begin, request, may_join=may_join, may_lease=may_lease)
+        begin = functools.partial(
+            core.begin, request, arrived=arrived, may_join=may_join, may_lease=may_lease
+        )
         step = await anyio.to_thread.run_sync(begin)
         if isinstance(step, Replayed | Live):
             return step

@@ -16,20 +16,18 @@ its age alone.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from . import _settings as settings
 from ._durations import parse_duration
 from ._errors import ConfigurationError
 from ._stores import Store
 from ._takes import Take
 
 __all__ = [
-    "FINGERPRINTS_ENV_VAR",
-    "MAX_AGE_ENV_VAR",
     "REGISTRY_META",
     "Currency",
     "FingerprintStatus",
@@ -41,8 +39,6 @@ __all__ = [
     "parse_pins",
 ]
 
-FINGERPRINTS_ENV_VAR = "SEEDCACHE_FINGERPRINTS"
-MAX_AGE_ENV_VAR = "SEEDCACHE_MAX_AGE"
 REGISTRY_META = "fingerprints"
 _FORMAT = 1
 # A registry write per live response would double the writes of a busy recording run;
@@ -203,7 +199,7 @@ def _is_int(value: Any) -> bool:
 def parse_pins(pins: str | Iterable[str] | None) -> frozenset[str]:
     """Pinned fingerprints from an argument or ``$SEEDCACHE_FINGERPRINTS`` (comma separated)."""
     if pins is None:
-        pins = os.environ.get(FINGERPRINTS_ENV_VAR) or ()
+        pins = settings.fingerprints() or ()
     if isinstance(pins, str):
         pins = pins.replace(",", " ").split()
     given = list(pins)
@@ -232,7 +228,7 @@ class Currency:
         self.window = parse_duration(window, name="fingerprint_window")
         self.unseen_after = parse_duration(unseen_after, name="fingerprint_max_age")
         if max_age is None:
-            max_age = os.environ.get(MAX_AGE_ENV_VAR) or None
+            max_age = settings.max_age()
         self.max_age = None if max_age is None else parse_duration(max_age, name="max_age")
         self._clock = clock
 

@@ -16,10 +16,11 @@ import asyncio
 import contextlib
 import dataclasses
 import heapq
+import itertools
 import logging
 import threading
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import anyio
@@ -31,6 +32,8 @@ from ._takes import Take
 __all__ = ["Flight", "Flights", "LeaseKeeper", "Occurrences", "Session", "Stats"]
 
 _log = logging.getLogger("seedcache")
+# Landed flights remembered for late-deciding duplicates; they hold takes, so a bound.
+_LANDED_KEPT = 1024
 
 
 @dataclass(slots=True)
@@ -63,13 +66,16 @@ _STATS_FIELDS = tuple(f.name for f in dataclasses.fields(Stats))
 class Flight:
     """An identical request being fetched in this process; others wait for its take."""
 
-    __slots__ = ("_callbacks", "_done", "index", "take")
+    __slots__ = ("_callbacks", "_done", "index", "landed_at", "take")
 
     def __init__(self) -> None:
         self._done = threading.Event()
         self._callbacks: list[Callable[[], None]] = []
         self.take: Take | None = None
         self.index: int | None = None
+        self.landed_at = 0
+        """The session's arrival number when it landed: requests that arrived before
+        were in the air with it, and share its take."""
 
     def land(self, take: Take | None, index: int | None) -> None:
         """The fetch ended: ``take`` stored at ``index``, or None when nothing was stored."""
@@ -154,17 +160,35 @@ class Flights:
 
     def __init__(self) -> None:
         self._by_key: dict[str, Flight] = {}
+        self._landed: OrderedDict[str, Flight] = OrderedDict()
 
     def get(self, key: str) -> Flight | None:
         """The flight fetching ``key``, if any."""
         return self._by_key.get(key)
 
+    def landed(self, key: str, arrived: int) -> Flight | None:
+        """The last flight for ``key`` if it stored a take and landed after ``arrived``.
+
+        A request that arrived while that flight was in the air is one of its concurrent
+        duplicates, even if a busy thread pool let it start deciding only after the
+        landing: it shares the take rather than counting as a repeat.
+        """
+        flight = self._landed.get(key)
+        if flight is None or flight.take is None or flight.landed_at <= arrived:
+            return None
+        return flight
+
     def start(self, key: str) -> Flight:
         """A new flight for ``key`` (the first one stays the one others join)."""
         return self._by_key.setdefault(key, Flight())
 
-    def end(self, key: str, flight: Flight) -> None:
-        """``flight`` is over: later requests decide afresh."""
+    def end(self, key: str, flight: Flight, landed_at: int) -> None:
+        """``flight`` is over: requests arriving from ``landed_at`` on decide afresh."""
+        flight.landed_at = landed_at
+        self._landed[key] = flight
+        self._landed.move_to_end(key)
+        if len(self._landed) > _LANDED_KEPT:
+            self._landed.popitem(last=False)
         if self._by_key.get(key) is flight:
             del self._by_key[key]
 
@@ -257,6 +281,11 @@ class Session:
     the exception, and the test must still learn of it."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     keeper: LeaseKeeper = field(init=False)
+    _arrivals: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
         self.keeper = LeaseKeeper(self.lease_seconds)
+
+    def arrive(self) -> int:
+        """A number for a request as it arrives, increasing (``next`` on a count is atomic)."""
+        return next(self._arrivals)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import enum
-import os
 
+from . import _settings as settings
 from ._errors import ConfigurationError
+from ._settings import MODE_ENV_VAR
 
-__all__ = ["MODE_ENV_VAR", "Mode", "resolve_mode"]
-
-MODE_ENV_VAR = "SEEDCACHE_MODE"
+__all__ = ["Mode", "resolve_mode"]
 
 
 class Mode(enum.StrEnum):
@@ -42,7 +41,7 @@ def resolve_mode(explicit: str | Mode | None) -> Mode:
     """Pick the mode: the one given in code, else ``$SEEDCACHE_MODE``, else ``auto``."""
     if explicit is not None:
         return Mode.parse(explicit)
-    from_env = os.environ.get(MODE_ENV_VAR, "").strip()
+    from_env = settings.mode()
     if from_env:
         return Mode.parse(from_env, source=f"{MODE_ENV_VAR} value")
     return Mode.AUTO

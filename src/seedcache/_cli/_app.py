@@ -10,14 +10,15 @@ from typing import Any
 
 import click
 
-from .._cache import DEFAULT_DIR, DIR_ENV_VAR
+from .. import _settings as settings
+from .._cache import DEFAULT_DIR
 from .._errors import SeedCacheError
+from .._settings import DEBUG_ENV_VAR, DIR_ENV_VAR
 from .._stores import CassetteStore, DiskStore, Store
 from ._render import Painter
 
 __all__ = ["App", "cli", "open_location", "pass_app"]
 
-DEBUG_ENV_VAR = "SEEDCACHE_DEBUG"
 _DISK_DATABASE = "cache.db"
 
 
@@ -35,10 +36,15 @@ class App:
         """The cache directory or cassette file, as given."""
         return str(self.cassette or self.cache_dir)
 
-    def store(self, *, create: bool = False) -> Store:
-        """The store, opened once; missing ones are an error unless ``create``."""
+    def store(self, *, create: bool = False, tolerate_broken: bool = False) -> Store:
+        """The store, opened once; missing ones are an error unless ``create``.
+
+        ``tolerate_broken`` opens a cassette whose entries do not all decode (for verify).
+        """
         if self._store is None:
-            self._store = open_location(self.cassette or self.cache_dir, create=create)
+            self._store = open_location(
+                self.cassette or self.cache_dir, create=create, tolerate_broken=tolerate_broken
+            )
         return self._store
 
     def close(self) -> None:
@@ -48,7 +54,9 @@ class App:
             self._store = None
 
 
-def open_location(path: Path | None, *, create: bool = False) -> Store:
+def open_location(
+    path: Path | None, *, create: bool = False, tolerate_broken: bool = False
+) -> Store:
     """A store for ``path``: a ``.json`` file is a cassette, anything else a cache directory.
 
     Reading commands never create anything: a mistyped path is an error, not a new empty
@@ -62,7 +70,7 @@ def open_location(path: Path | None, *, create: bool = False) -> Store:
             raise SeedCacheError(f"{path} is a directory; a cassette is a .json file")
         if not path.exists() and not create:
             raise SeedCacheError(f"no cassette at {path}")
-        return CassetteStore(path)
+        return CassetteStore(path, tolerate_broken=tolerate_broken)
     if not create:
         if not path.exists():
             raise SeedCacheError(
@@ -101,7 +109,7 @@ class _Group(click.Group):
             click.echo("interrupted; nothing half-written was kept", err=True)
             sys.exit(130)
         except Exception as exc:
-            if os.environ.get(DEBUG_ENV_VAR):
+            if settings.debug():
                 raise
             raise click.ClickException(
                 f"unexpected error: {type(exc).__name__}: {_one_line(exc)} "

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from .._catalog import Catalog
 from .._content import content_of
 from .._drift import diff_entry, format_time, select_take, take_labels
 from .._index import Summary
@@ -20,6 +21,9 @@ from ._render import emit_json, human_bytes, short_time, table
 __all__: list[str] = []
 
 _SHORT_KEY = 12
+# Rows the table shows unless asked for more: a terminal's worth, read without sorting
+# the whole store.
+_NEWEST = 50
 _SORTS = {
     "recorded": lambda s: (s.recorded_at_ms, s.key),
     "key": lambda s: s.key,
@@ -41,7 +45,15 @@ _SORTS = {
 )
 @click.option("--reverse", is_flag=True, help="Reverse the order.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many rows.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help=f"Show every entry (the table shows the newest {_NEWEST} by default).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON (every entry) instead of a table."
+)
 @pass_app
 def ls_command(
     app: App,
@@ -52,19 +64,27 @@ def ls_command(
     sort: str,
     reverse: bool,
     limit: int | None,
+    show_all: bool,
     as_json: bool,
 ) -> None:
-    """One row per recorded request: endpoint, model, seed, takes, fingerprints, size."""
+    """One row per recorded request: endpoint, model, seed, takes, fingerprints, size.
+
+    The table shows the newest entries; --all, --limit or --json show more.
+    """
     filters = Filters(
         models=models,
         fingerprints=fingerprints,
         endpoint=endpoint,
         since_ms=None if since is None else moment(since, option="--since"),
     )
-    rows = [s for s in app.store().summaries() if filters.entry_matches(s)]
-    rows.sort(key=_SORTS[sort], reverse=reverse)
-    if limit is not None:
-        rows = rows[:limit]
+    newest = None if show_all or as_json or limit is not None else _NEWEST
+    listing = Catalog(app.store()).listing(
+        matches=None if filters.empty else filters.entry_matches,
+        sort=_SORTS[sort],
+        reverse=reverse,
+        newest=newest,
+    )
+    rows = listing.rows if limit is None else listing.rows[:limit]
     if as_json:
         emit_json([_summary_dict(s) for s in rows])
         return
@@ -79,6 +99,10 @@ def ls_command(
         right=(3, 4, 7),
     )
     app.paint.echo("\n".join(lines))
+    if listing.total is not None:
+        click.echo(
+            f"the newest {len(rows)} of {listing.total} entries; --all shows every one", err=True
+        )
 
 
 def _summary_row(summary: Summary) -> list[str]:

@@ -7,11 +7,9 @@ from dataclasses import dataclass
 
 import click
 
-from .._errors import CorruptEntryError, StoreError, UnsafeDataError
+from .._catalog import Catalog
 from .._index import Summary, summarize, take_facts
 from .._lookup import resolve_key
-from .._stores import CassetteStore, DiskStore
-from .._stores._cassette import read_cassette, write_cassette
 from .._takes import Entry, Take
 from ._app import App, cli, pass_app
 from ._filters import Filters, filter_options, moment
@@ -150,11 +148,9 @@ def _prune(entry: Entry | None, filters: Filters) -> Entry | None:
 @pass_app
 def verify_command(app: App, fix: bool, as_json: bool) -> None:
     """Decode every take; report the ones that fail. Exit 1 when any is left broken."""
-    if app.cassette is not None:
-        checked, broken, foreign = _verify_cassette(app, fix=fix)
-    else:
-        checked, broken, foreign = _verify_disk(app, fix=fix)
-    fixed = fix and bool(broken)
+    check = Catalog(app.store(tolerate_broken=True)).verify(fix=fix)
+    checked, broken, foreign = check.checked, check.broken, check.foreign
+    fixed = check.fixed
     if as_json:
         emit_json(
             {
@@ -179,38 +175,3 @@ def verify_command(app: App, fix: bool, as_json: bool) -> None:
         )
     if broken and not fix:
         raise SystemExit(1)
-
-
-def _verify_disk(app: App, *, fix: bool) -> tuple[int, list[tuple[str, str]], int]:
-    store = app.store()
-    assert isinstance(store, DiskStore)
-    keys = store.keys()
-    broken: list[tuple[str, str]] = []
-    for key in progress(keys, "verifying"):
-        try:
-            store.get(key)
-        except (CorruptEntryError, UnsafeDataError) as exc:
-            broken.append((key, _reason(exc, key)))
-    if fix:
-        for key, _ in broken:
-            store.delete(key)
-    return len(keys), broken, store.foreign_rows()
-
-
-def _verify_cassette(app: App, *, fix: bool) -> tuple[int, list[tuple[str, str]], int]:
-    path = app.cassette
-    assert path is not None
-    if not path.is_file():
-        raise StoreError(f"no cassette at {path}")
-    contents = read_cassette(path)
-    broken = [(str(path), message.split(": ", 1)[-1]) for message in contents.broken]
-    if fix and broken:
-        write_cassette(path, contents.entries, contents.meta)
-        CassetteStore(path).close()  # proves the repaired file loads
-    return len(contents.entries) + len(broken), broken, 0
-
-
-def _reason(exc: Exception, key: str) -> str:
-    text = str(exc)
-    marker = f"entry {key}: "
-    return text.split(marker, 1)[-1] if marker in text else text

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
-from pathlib import Path
 
 import click
 
-from .._counters import COUNTERS_META, read_counters
-from .._drift import DeterminismRow, determinism
-from .._fingerprints import Currency, Registry, fingerprint_statuses, parse_pins
-from .._stores import DiskStore
+from .._catalog import Catalog
+from .._drift import DeterminismRow
+from .._fingerprints import Currency, Registry, parse_pins
 from ._app import App, cli, pass_app
 from ._render import emit_json, human_bytes, progress, short_time, table
 
@@ -23,80 +20,38 @@ __all__: list[str] = []
 @pass_app
 def stats_command(app: App, as_json: bool) -> None:
     """Entries, takes and bytes, by model and fingerprint; hit and miss totals."""
-    store = app.store()
-    entries = takes = history = body_bytes = 0
-    by_model: Counter[tuple[str, str]] = Counter()
-    by_fingerprint: Counter[tuple[str, str]] = Counter()
-    model_entries: Counter[str] = Counter()
-    for summary in store.summaries():
-        entries += 1
-        takes += summary.take_count
-        history += summary.history_count
-        body_bytes += summary.size
-        model = summary.model or "-"
-        model_entries[model] += 1
-        for take in summary.all_takes:
-            by_model[model, "takes"] += 1
-            by_model[model, "bytes"] += take.size
-            by_fingerprint[take.model or model, take.fingerprint or "-"] += 1
-    counters = read_counters(store.get_meta(COUNTERS_META))
-    disk_bytes = _disk_bytes(Path(store.location))
+    report = Catalog(app.store()).stats()
     if as_json:
-        emit_json(
-            {
-                "location": store.location,
-                "entries": entries,
-                "takes": takes,
-                "history": history,
-                "body_bytes": body_bytes,
-                "disk_bytes": disk_bytes,
-                "models": [
-                    {
-                        "model": m,
-                        "entries": n,
-                        "takes": by_model[m, "takes"],
-                        "bytes": by_model[m, "bytes"],
-                    }
-                    for m, n in sorted(model_entries.items())
-                ],
-                "fingerprints": [
-                    {"model": m, "fingerprint": fp, "takes": n}
-                    for (m, fp), n in sorted(by_fingerprint.items())
-                ],
-                "counters": counters,
-            }
-        )
+        emit_json(report.as_dict())
         return
+    totals = report.totals
     paint = app.paint
-    kind = "cache directory" if isinstance(store, DiskStore) else "cassette"
-    paint.echo(f"{paint('store', bold=True)}    {store.location} ({kind})")
-    paint.echo(f"{paint('entries', bold=True)}  {entries}")
-    paint.echo(f"{paint('takes', bold=True)}    {takes} (+{history} in history)")
+    paint.echo(f"{paint('store', bold=True)}    {report.location} ({report.kind})")
+    paint.echo(f"{paint('entries', bold=True)}  {totals.entries}")
+    paint.echo(f"{paint('takes', bold=True)}    {totals.takes} (+{totals.history} in history)")
     paint.echo(
-        f"{paint('bytes', bold=True)}    {human_bytes(body_bytes)} of bodies, "
-        f"{human_bytes(disk_bytes)} on disk"
+        f"{paint('bytes', bold=True)}    {human_bytes(totals.body_bytes)} of bodies, "
+        f"{human_bytes(report.footprint)} on disk"
     )
-    if counters:
-        totals = ", ".join(f"{name} {value}" for name, value in sorted(counters.items()))
-        paint.echo(f"{paint('counters', bold=True)} {totals} (all sessions)")
-    if model_entries:
+    if report.counters:
+        counted = ", ".join(f"{name} {value}" for name, value in sorted(report.counters.items()))
+        paint.echo(f"{paint('counters', bold=True)} {counted} (all sessions)")
+    if totals.by_model:
         paint.echo()
         rows = [
-            [m, str(n), str(by_model[m, "takes"]), human_bytes(by_model[m, "bytes"])]
-            for m, n in sorted(model_entries.items())
+            [model, str(row[0]), str(row[1]), human_bytes(row[2])]
+            for model, row in sorted(totals.by_model.items())
         ]
         for line in table(paint, ["MODEL", "ENTRIES", "TAKES", "BYTES"], rows, right=(1, 2, 3)):
             paint.echo(line)
         paint.echo()
-        rows = [[m, fp, str(n)] for (m, fp), n in sorted(by_fingerprint.items())]
+        rows = [
+            [model, fingerprint, str(count)]
+            for model, counts in sorted(totals.by_fingerprint.items())
+            for fingerprint, count in sorted(counts.items())
+        ]
         for line in table(paint, ["MODEL", "FINGERPRINT", "TAKES"], rows, right=(2,)):
             paint.echo(line)
-
-
-def _disk_bytes(location: Path) -> int:
-    if location.is_file():
-        return location.stat().st_size
-    return sum(p.stat().st_size for p in location.rglob("*") if p.is_file())
 
 
 @cli.command("fingerprints")
@@ -122,12 +77,7 @@ def fingerprints_command(app: App, pins: tuple[str, ...], as_json: bool, reset: 
         click.echo(f"forgot every fingerprint seen live in {store.location}", err=True)
         return
     currency = Currency(Registry(store), clock=time.time, pins=parse_pins(pins or None))
-    recorded = (
-        (take.model or summary.model, take.fingerprint)
-        for summary in store.summaries()
-        for take in summary.all_takes
-    )
-    statuses = fingerprint_statuses(currency, recorded)
+    statuses = Catalog(store).fingerprints(currency)
     if as_json:
         emit_json([s.as_dict() for s in statuses])
         return
@@ -159,16 +109,7 @@ def determinism_command(app: App, as_json: bool) -> None:
     Every pair of takes of a key counts once: under the same fingerprint, under different
     ones, or unknown (a side without a fingerprint).
     """
-    store = app.store()
-    keys = [
-        s.key
-        for s in store.summaries()
-        if s.seed is not None and s.take_count + s.history_count > 1
-    ]
-    entries = (
-        entry for key in progress(keys, "comparing takes") if (entry := store.get(key)) is not None
-    )
-    summary = determinism(entries)
+    summary = Catalog(app.store()).determinism(lambda keys: progress(keys, "comparing takes"))
     if as_json:
         emit_json(summary.as_dict())
         return

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._base import Capabilities, Lease, Store
+from ._base import Capabilities, Check, Lease, Store
 from ._cassette import CassetteStore
 from ._disk import DiskStore
 
-__all__ = ["Capabilities", "CassetteStore", "DiskStore", "Lease", "Store"]
+__all__ = ["Capabilities", "CassetteStore", "Check", "DiskStore", "Lease", "Store"]

@@ -18,7 +18,15 @@ from typing import Protocol, runtime_checkable
 from .._index import Summary, Totals
 from .._takes import Entry
 
-__all__ = ["Capabilities", "Change", "Lease", "MetaChange", "Store", "poll_until_settled"]
+__all__ = [
+    "Capabilities",
+    "Change",
+    "Check",
+    "Lease",
+    "MetaChange",
+    "Store",
+    "poll_until_settled",
+]
 
 Change = Callable[[Entry | None], Entry | None]
 """Turns the stored entry (or None) into the one to store (or None to delete it)."""
@@ -50,6 +58,20 @@ class Lease:
     """Tells this holder's lease from a later one on the same key."""
 
 
+@dataclass(frozen=True, slots=True)
+class Check:
+    """What :meth:`Store.check` found."""
+
+    checked: int
+    """Entries looked at."""
+    broken: list[tuple[str, str]]
+    """``(where, what is wrong)`` for every entry that cannot be decoded."""
+    foreign: int = 0
+    """Rows seedcache did not write (they are never read)."""
+    fixed: bool = False
+    """True when the broken entries were removed."""
+
+
 @runtime_checkable
 class Store(Protocol):
     """Entries by key. :meth:`update` is atomic per key; entries are immutable values."""
@@ -57,6 +79,11 @@ class Store(Protocol):
     @property
     def location(self) -> str:
         """Where the data lives, for messages (a directory, a file, a server); no secrets."""
+        ...
+
+    @property
+    def kind(self) -> str:
+        """What the location is, for people: "cache directory", "cassette" …"""
         ...
 
     @property
@@ -102,6 +129,10 @@ class Store(Protocol):
 
     def footprint(self) -> int:
         """Bytes the store takes where it keeps its data."""
+        ...
+
+    def check(self, *, fix: bool = False) -> Check:
+        """Decode every entry; report (and with ``fix``, remove) those that fail."""
         ...
 
     def batch(self) -> AbstractContextManager[None]:

@@ -33,7 +33,7 @@ from .._codec import entry_from_document, entry_to_document
 from .._errors import CorruptEntryError, StoreError
 from .._index import Summary, Totals, summarize
 from .._takes import Entry
-from ._base import Capabilities, Change, Lease, MetaChange, poll_until_settled
+from ._base import Capabilities, Change, Check, Lease, MetaChange, poll_until_settled
 from ._filelock import exclusive
 
 __all__ = [
@@ -60,8 +60,12 @@ _revisions = itertools.count(1)
 class CassetteStore:
     """Entries in one JSON file. Missing file: an empty cassette, created on first write."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, tolerate_broken: bool = False) -> None:
+        """Open ``path``; entries that do not decode are an error unless ``tolerate_broken``
+        (for :meth:`check`, which reports and removes them)."""
         self._path = Path(path)
+        self._tolerate_broken = tolerate_broken
+        self._broken: list[str] = []
         self._lock = threading.RLock()
         self._entries: dict[str, Entry] = {}
         self._meta: dict[str, Any] = {}
@@ -80,6 +84,11 @@ class CassetteStore:
     def location(self) -> str:
         """The cassette file."""
         return str(self._path)
+
+    @property
+    def kind(self) -> str:
+        """A cassette file."""
+        return "cassette"
 
     @property
     def capabilities(self) -> Capabilities:
@@ -148,6 +157,25 @@ class CassetteStore:
         """The file's size."""
         signature = _signature(self._path)
         return 0 if signature is None else signature[3]
+
+    def check(self, *, fix: bool = False) -> Check:
+        """The entries that do not decode; ``fix`` rewrites the file without them."""
+        with self._lock, self._exclusive() if fix else contextlib.nullcontext():
+            if not self._path.exists():
+                raise StoreError(f"no cassette at {self._path}")
+            self._tolerate_broken, tolerated = True, self._tolerate_broken
+            try:
+                self._refresh(verify=True)
+            finally:
+                self._tolerate_broken = tolerated
+            broken = [(str(self._path), message.split(": ", 1)[-1]) for message in self._broken]
+            checked = len(self._entries) + len(broken)
+            if fix and broken:
+                self._broken = []
+                self._write(self._entries, self._meta)
+            elif broken and not self._tolerate_broken:
+                self._seen = self._digest = None  # read (and refuse) it again next time
+        return Check(checked, broken, 0, fixed=fix and bool(broken))
 
     def claim(self, key: str, revision: int, seconds: float) -> Lease | None:
         """Lease ``key`` among this store's callers if its entry is still at ``revision``."""
@@ -289,7 +317,8 @@ class CassetteStore:
             digest = xxhash.xxh3_64_intdigest(data)
             if digest != self._digest:
                 contents = parse_cassette(data, where=str(self._path))
-                if contents.broken:
+                self._broken = contents.broken
+                if contents.broken and not self._tolerate_broken:
                     raise CorruptEntryError(
                         f"{contents.broken[0]}; `seedcache --cassette {self._path} verify` "
                         "lists every damaged entry and `verify --fix` removes them"
@@ -307,6 +336,12 @@ class CassetteStore:
         self._entries, self._meta = entries, meta
 
     def _write(self, entries: dict[str, Entry], meta: dict[str, Any]) -> None:
+        if self._broken:
+            # Rewriting would drop the entries that did not decode, unasked.
+            raise CorruptEntryError(
+                f"{self._path} holds entries that do not decode; "
+                f"`seedcache --cassette {self._path} verify --fix` removes them first"
+            )
         data = write_cassette(self._path, entries.values(), meta)
         self._digest = xxhash.xxh3_64_intdigest(data)
         self._seen = _signature(self._path)

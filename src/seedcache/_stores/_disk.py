@@ -28,7 +28,7 @@ from .._codec import decode_entry, encode_entry
 from .._errors import CorruptEntryError, StoreError, UnsafeDataError
 from .._index import Summary, Totals, parse_many, summarize
 from .._takes import Entry
-from ._base import Capabilities, Change, Lease, MetaChange, poll_until_settled
+from ._base import Capabilities, Change, Check, Lease, MetaChange, poll_until_settled
 from ._diskrows import ReadOnlyRows, Refused, open_rows, read_value_file
 
 __all__ = ["DiskStore"]
@@ -75,6 +75,11 @@ class DiskStore:
     def location(self) -> str:
         """The cache directory."""
         return str(self._path)
+
+    @property
+    def kind(self) -> str:
+        """A cache directory."""
+        return "cache directory"
 
     @property
     def capabilities(self) -> Capabilities:
@@ -323,6 +328,20 @@ class DiskStore:
             self._put(_META_PREFIX + name, updated)
             return updated
 
+    def check(self, *, fix: bool = False) -> Check:
+        """Decode every entry; with ``fix``, remove those that fail (crafted rows unread)."""
+        broken: list[tuple[str, str]] = []
+        keys = self.keys()
+        for key in keys:
+            try:
+                self.get(key)
+            except (CorruptEntryError, UnsafeDataError) as exc:
+                broken.append((key, _reason(exc, key)))
+        if fix:
+            for key, _ in broken:
+                self.delete(key)
+        return Check(len(keys), broken, self.foreign_rows(), fixed=fix and bool(broken))
+
     def foreign_rows(self) -> int:
         """Rows seedcache did not write (pickled keys or values); they are never read."""
         query = (
@@ -427,6 +446,13 @@ def _is_read_only_error(error: BaseException) -> bool:
         return True
     text = str(error).lower()
     return "readonly" in text or "read-only" in text or "unable to open database" in text
+
+
+def _reason(exc: Exception, key: str) -> str:
+    """The error without the location and key the report already shows."""
+    text = str(exc)
+    marker = f"entry {key}: "
+    return text.split(marker, 1)[1] if marker in text else text
 
 
 def _revision(frame: bytes) -> int:
