@@ -89,11 +89,14 @@ def test_entries_round_trip_and_are_immutable(store: Store) -> None:
 
 def test_a_revision_changes_with_the_entry_and_only_then(store: Store) -> None:
     first = store.update("ab12", lambda _: entry())
-    assert first is not None and first.revision != 0
+    assert first is not None
+    assert first.revision != 0
     read = store.get("ab12")
-    assert read is not None and read.revision == first.revision
+    assert read is not None
+    assert read.revision == first.revision
     second = store.update("ab12", appending(take(b"2")))
-    assert second is not None and second.revision not in (0, first.revision)
+    assert second is not None
+    assert second.revision not in (0, first.revision)
     assert store.get("ab12").revision == second.revision  # type: ignore[union-attr]
 
 
@@ -119,7 +122,7 @@ def test_concurrent_updates_from_many_stores_lose_nothing(open_store: OpenStore)
                 store.update(
                     f"{worker:02x}{n:02x}", lambda _, w=worker, n=n: entry(f"{w:02x}{n:02x}")
                 )
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(i, s)) for i, s in enumerate(stores)]
@@ -145,10 +148,15 @@ def test_a_failed_write_changes_nothing(store: Store, monkeypatch: pytest.Monkey
 
     with pytest.raises(StoreError):
         store.update("ab12", failing)
-    with pytest.raises(StoreError), store.batch():
-        store.update("cd34", lambda _: entry("cd34"))
-        store.update("ab12", appending(take(b"2")))
-        raise StoreError("the batch failed half way")
+
+    def half_a_batch() -> None:
+        with store.batch():
+            store.update("cd34", lambda _: entry("cd34"))
+            store.update("ab12", appending(take(b"2")))
+            raise StoreError("the batch failed half way")
+
+    with pytest.raises(StoreError):
+        half_a_batch()
     assert store.get("cd34") is None
     assert [t.body for t in store.get("ab12").takes] == [b'{"ok": true}']  # type: ignore[union-attr]
 
@@ -234,7 +242,8 @@ def test_one_lease_per_key_until_released(store: Store) -> None:
     assert store.claim("cd34", 0, 30) is not None  # leases are per key
     store.release(lease)
     again = store.claim("ab12", 0, 30)
-    assert again is not None and again != lease
+    assert again is not None
+    assert again != lease
     store.release(lease)  # a stale lease releases nothing
     assert store.claim("ab12", 0, 30) is None
 

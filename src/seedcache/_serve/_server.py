@@ -83,6 +83,10 @@ class Proxy:
             self._app,
             log_level="warning",
             lifespan="on",
+            # h11, not httptools: httptools turns an absolute-form target
+            # (`GET http://elsewhere/v1/x`) into its path before the app sees it, and the
+            # proxy refuses anything but origin-form requests.
+            http="h11",
             timeout_graceful_shutdown=_GRACEFUL_SECONDS,
             # Live responses carry the upstream's own; replays are not "from" anywhere.
             server_header=False,

@@ -190,9 +190,11 @@ class DiskStore:
 
     def newest(self, limit: int) -> list[Summary]:
         """The newest ``limit`` summaries, read through the index of recording times."""
+        # `+key` keeps SQLite off the key index: walking the tag index from the newest
+        # reads 50 rows; ranging over the keys and sorting reads all of them (0.25 s).
         query = (
             "SELECT key, mode, filename, value FROM Cache WHERE raw = 1 AND tag IS NOT NULL "
-            "AND key >= ? AND key < ? ORDER BY tag DESC, key LIMIT ?"
+            "AND +key >= ? AND +key < ? ORDER BY tag DESC LIMIT ?"
         )
         rows = self._query(query, (_INDEX_PREFIX, _after(_INDEX_PREFIX), limit))
         if len(rows) < limit and len(rows) < self._count(_ENTRY_PREFIX):
