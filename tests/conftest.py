@@ -9,6 +9,7 @@ import openai
 import pytest
 
 import seedcache
+from redis_servers import RedisServer, namespace_for
 from seedcache.testing import FakeOpenAI
 
 # A key shaped like a real one; tests scan every stored byte for it.
@@ -73,20 +74,39 @@ def inner(
     return pytester
 
 
-@pytest.fixture(params=["disk", "cassette"])
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server on loopback for this test process; tests take a namespace each."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer, request: pytest.FixtureRequest) -> str:
+    """A Redis location of this test's own (a fresh namespace on the shared server)."""
+    return f"{redis_server.url}?namespace={namespace_for(request.node.name)}"
+
+
+@pytest.fixture(params=["disk", "cassette", "redis"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     """Each test using it runs once per store."""
     return str(request.param)
 
 
 @pytest.fixture
-def make_cache(store_kind: str, tmp_path: Path) -> Iterator[CacheFactory]:
+def make_cache(
+    store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[CacheFactory]:
     """Opens caches (any mode) over one store location per test; closes them after."""
     opened: list[seedcache.SeedCache] = []
+    location = request.getfixturevalue("redis_url") if store_kind == "redis" else None
 
     def factory(mode: str = "auto", **options: object) -> seedcache.SeedCache:
         if store_kind == "disk":
             cache = seedcache.SeedCache(tmp_path / "cache", mode=mode, **options)  # type: ignore[arg-type]
+        elif location is not None:
+            cache = seedcache.SeedCache(location, mode=mode, **options)  # type: ignore[arg-type]
         else:
             cache = seedcache.SeedCache.cassette(tmp_path / "cassette.json", mode=mode, **options)
         opened.append(cache)

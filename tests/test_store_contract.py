@@ -18,6 +18,7 @@ import pytest
 from seedcache import CassetteStore, DiskStore, Entry, StoreError, Take
 from seedcache._index import Totals, summarize
 from seedcache._stores import Store
+from seedcache._stores._redis import RedisStore
 
 OpenStore = Callable[[], Store]
 
@@ -30,13 +31,22 @@ def _cassette(tmp_path: Path) -> OpenStore:
     return lambda: CassetteStore(tmp_path / "cassette.json")
 
 
-STORES: dict[str, Callable[[Path], OpenStore]] = {"disk": _disk, "cassette": _cassette}
+def _redis(request: pytest.FixtureRequest) -> OpenStore:
+    url = request.getfixturevalue("redis_url")
+    return lambda: RedisStore(url)
+
+
+STORES: dict[str, Callable[[pytest.FixtureRequest], OpenStore]] = {
+    "disk": lambda request: _disk(request.getfixturevalue("tmp_path")),
+    "cassette": lambda request: _cassette(request.getfixturevalue("tmp_path")),
+    "redis": _redis,
+}
 
 
 @pytest.fixture(params=sorted(STORES))
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
+def open_store(request: pytest.FixtureRequest) -> Iterator[OpenStore]:
     opened: list[Store] = []
-    make = STORES[request.param](tmp_path)
+    make = STORES[request.param](request)
 
     def open_one() -> Store:
         opened.append(make())

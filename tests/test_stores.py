@@ -23,6 +23,12 @@ from seedcache import (
 )
 
 
+@pytest.fixture(params=["disk", "cassette"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """The two local stores (the contract module covers every store)."""
+    return str(request.param)
+
+
 @pytest.fixture
 def store(store_kind: str, tmp_path: Path):
     opened = (

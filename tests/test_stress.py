@@ -1,4 +1,4 @@
-"""Many processes on one disk store: nothing lost, nothing duplicated, each miss fetched once.
+"""Many processes on one store: nothing lost, nothing duplicated, each miss fetched once.
 
 Marked ``stress``: run with the suite, and alone by ``nox -s stress``.
 """
@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 
 from seedcache import DiskStore
+from seedcache._stores import open_store
 
 PROCESSES = 8
 REQUESTS = 300
@@ -67,10 +68,17 @@ WORKER = (
 )
 
 
+@pytest.fixture(params=["disk", "redis"])
+def shared_location(request: pytest.FixtureRequest, tmp_path) -> str:
+    """One location every worker process opens: a directory, or a Redis namespace."""
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    DiskStore(tmp_path / "cache").close()
+    return str(tmp_path / "cache")
+
+
 @pytest.mark.stress
-def test_eight_processes_share_one_store(fake, tmp_path):
-    directory = tmp_path / "cache"
-    DiskStore(directory).close()
+def test_eight_processes_share_one_store(fake, shared_location):
     workers = [
         subprocess.Popen(
             [
@@ -78,7 +86,7 @@ def test_eight_processes_share_one_store(fake, tmp_path):
                 "-c",
                 WORKER,
                 "sync" if n % 2 else "async",
-                str(directory),
+                shared_location,
                 fake.base_url,
                 str(n),
             ],
@@ -95,7 +103,7 @@ def test_eight_processes_share_one_store(fake, tmp_path):
     wanted = set()
     for n in range(PROCESSES):
         wanted.update(random.Random(n).sample(range(PROMPTS), REQUESTS))
-    store = DiskStore(directory)
+    store = open_store(shared_location)
     try:
         entries = list(store.entries())
     finally:

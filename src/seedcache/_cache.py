@@ -22,7 +22,7 @@ from ._fingerprints import Currency, FingerprintStatus, Registry, parse_pins
 from ._keys import KeyConfig, field_paths, names
 from ._lookup import find_entry
 from ._modes import Mode, resolve_mode
-from ._stores import CassetteStore, DiskStore, Store
+from ._stores import CassetteStore, Store, open_store
 from ._takes import Entry
 from ._upstream import Upstreams
 
@@ -46,7 +46,9 @@ class SeedCache:
     >>> cache = seedcache.SeedCache(".seedcache")             # doctest: +SKIP
     >>> client = cache.wrap(openai.OpenAI())                  # doctest: +SKIP
 
-    ``directory`` defaults to ``$SEEDCACHE_DIR``, else ``.seedcache``. ``mode`` defaults
+    ``directory`` is a cache directory or a Redis URL (``redis://host:6379/0``, shared by
+    every machine that can reach it); it defaults to ``$SEEDCACHE_DIR``, else
+    ``.seedcache``. ``mode`` defaults
     to ``$SEEDCACHE_MODE``, else ``"auto"``. A ``store`` given explicitly replaces the
     directory. ``match_host=False`` ignores scheme and host in keys, so recordings made
     against one base URL replay against another; ``ignore`` leaves body fields out of the
@@ -89,7 +91,7 @@ class SeedCache:
         if history_limit < 0:
             raise ConfigurationError(f"history_limit must be 0 or more, not {history_limit}")
         if store is None:
-            store = DiskStore(directory or settings.directory() or DEFAULT_DIR)
+            store = open_store(directory or settings.directory() or DEFAULT_DIR)
         elif directory is not None:
             raise ConfigurationError("give either a directory or a store, not both")
         self._store = store

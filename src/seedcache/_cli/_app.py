@@ -14,7 +14,7 @@ from .. import _settings as settings
 from .._cache import DEFAULT_DIR
 from .._errors import SeedCacheError
 from .._settings import DEBUG_ENV_VAR, DIR_ENV_VAR
-from .._stores import CassetteStore, DiskStore, Store
+from .._stores import CassetteStore, DiskStore, Store, is_redis_location, open_store
 from ._render import Painter
 
 __all__ = ["App", "cli", "open_location", "pass_app"]
@@ -26,7 +26,7 @@ _DISK_DATABASE = "cache.db"
 class App:
     """What every command gets: where the store is, how to print."""
 
-    cache_dir: Path | None
+    cache_dir: str | None
     cassette: Path | None
     paint: Painter
     _store: Store | None = field(default=None, init=False)
@@ -55,15 +55,18 @@ class App:
 
 
 def open_location(
-    path: Path | None, *, create: bool = False, tolerate_broken: bool = False
+    location: str | Path | None, *, create: bool = False, tolerate_broken: bool = False
 ) -> Store:
-    """A store for ``path``: a ``.json`` file is a cassette, anything else a cache directory.
+    """A store for ``location``: a Redis URL, a ``.json`` cassette, else a cache directory.
 
     Reading commands never create anything: a mistyped path is an error, not a new empty
     cache.
     """
-    if path is None:
+    if location is None:
         raise click.UsageError("no store given")
+    if is_redis_location(str(location)):
+        return open_store(str(location))
+    path = Path(location)
     is_cassette = path.suffix.lower() == ".json" or path.is_file()
     if is_cassette:
         if path.is_dir():
@@ -126,10 +129,10 @@ def _one_line(exc: BaseException) -> str:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--cache-dir",
-    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR|URL",
     envvar=DIR_ENV_VAR,
     show_envvar=True,
-    help=f"The cache directory [default: {DEFAULT_DIR}].",
+    help=f"The cache directory, or a redis:// URL [default: {DEFAULT_DIR}].",
 )
 @click.option(
     "--cassette",
@@ -145,7 +148,7 @@ def _one_line(exc: BaseException) -> str:
 )
 @click.version_option(package_name="seedcache")
 @click.pass_context
-def cli(ctx: click.Context, cache_dir: Path | None, cassette: Path | None, color: str) -> None:
+def cli(ctx: click.Context, cache_dir: str | None, cassette: Path | None, color: str) -> None:
     """See, compare and manage what seedcache recorded.
 
     Works on the cache directory (--cache-dir, $SEEDCACHE_DIR, else .seedcache) or on one
@@ -158,7 +161,7 @@ def cli(ctx: click.Context, cache_dir: Path | None, cassette: Path | None, color
     ):
         raise click.UsageError("give --cache-dir or --cassette, not both")
     app = App(
-        cache_dir=None if cassette is not None else (cache_dir or Path(DEFAULT_DIR)),
+        cache_dir=None if cassette is not None else (cache_dir or DEFAULT_DIR),
         cassette=cassette,
         paint=Painter(color),
     )

@@ -13,7 +13,7 @@ import click
 
 from .._fingerprints import REGISTRY_META, merge_registries
 from .._lookup import resolve_key
-from .._stores import Store
+from .._stores import Store, is_redis_location, redact
 from .._stores._base import Change
 from .._takes import Entry
 from ._app import App, cli, open_location, pass_app
@@ -47,6 +47,8 @@ def _replace_with(entry: Entry) -> Change:
 
 
 def _same_place(a: str, b: str) -> bool:
+    if is_redis_location(a) or is_redis_location(b):
+        return redact(a) == redact(b)
     return Path(a).resolve() == Path(b).resolve()
 
 
@@ -60,15 +62,15 @@ def _report(copied: int, skipped: int, destination: str) -> None:
 
 
 @cli.command("export")
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target", metavar="TARGET")
 @click.option("--model", "models", multiple=True, metavar="MODEL", help="Only this model.")
 @click.option("--key", "keys", multiple=True, metavar="KEY", help="Only this key (prefix).")
 @click.option("--replace", is_flag=True, help="Overwrite entries the target already has.")
 @pass_app
 def export_command(
-    app: App, target: Path, models: tuple[str, ...], keys: tuple[str, ...], replace: bool
+    app: App, target: str, models: tuple[str, ...], keys: tuple[str, ...], replace: bool
 ) -> None:
-    """Copy recordings to TARGET: a .json cassette file or a cache directory."""
+    """Copy recordings to TARGET: a .json cassette file, a cache directory or a redis:// URL."""
     source = app.store()
     if _same_place(source.location, str(target)):
         raise click.UsageError("TARGET is the store being exported")
@@ -82,15 +84,15 @@ def export_command(
         copied, skipped = _copy(source, destination, chosen, replace=replace)
     finally:
         destination.close()
-    _report(copied, skipped, str(target))
+    _report(copied, skipped, destination.location)
 
 
 @cli.command("import")
-@click.argument("source", type=click.Path(path_type=Path, exists=True))
+@click.argument("source", metavar="SOURCE")
 @click.option("--replace", is_flag=True, help="Overwrite entries this store already has.")
 @pass_app
-def import_command(app: App, source: Path, replace: bool) -> None:
-    """Copy recordings from SOURCE (a .json cassette or a cache directory) into this store."""
+def import_command(app: App, source: str, replace: bool) -> None:
+    """Copy recordings from SOURCE (a .json cassette, a cache directory or a redis:// URL)."""
     origin = open_location(source)
     try:
         target = app.store(create=True)
