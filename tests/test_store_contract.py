@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from seedcache import CassetteStore, DiskStore, Entry, StoreError, Take
+from seedcache._flights import LeaseKeeper
 from seedcache._index import Totals, summarize
 from seedcache._stores import Store
 from seedcache._stores._redis import RedisStore
@@ -321,3 +322,28 @@ def test_wait_gives_up_at_its_timeout(store: Store) -> None:
     started = time.monotonic()
     store.wait("ab12", 0, 0.2)
     assert time.monotonic() - started >= 0.2
+
+
+def test_a_held_lease_is_renewed_until_dropped(open_store: OpenStore) -> None:
+    """A response streaming in longer than a lease lasts keeps its lease."""
+    holder = open_store()
+    other = open_store() if holder.capabilities.shared_leases else holder
+    keeper = LeaseKeeper(0.3)
+    lease = holder.claim("ab12", 0, keeper.seconds)
+    assert lease is not None
+    keeper.hold(holder, lease)
+    time.sleep(0.9)  # three lease lengths
+    assert other.claim("ab12", 0, 30) is None
+    keeper.drop(lease)
+    time.sleep(0.5)
+    assert other.claim("ab12", 0, 30) is not None
+
+
+def test_a_crashed_holders_lease_lapses_and_a_waiter_takes_over(open_store: OpenStore) -> None:
+    holder = open_store()
+    waiter = open_store() if holder.capabilities.shared_leases else holder
+    assert holder.claim("ab12", 0, 0.3) is not None  # and the holder is never heard of again
+    started = time.monotonic()
+    waiter.wait("ab12", 0, 20)
+    assert time.monotonic() - started < 10
+    assert waiter.claim("ab12", 0, 30) is not None
