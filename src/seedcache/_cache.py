@@ -22,6 +22,7 @@ from ._fingerprints import Currency, FingerprintStatus, Registry, parse_pins
 from ._keys import KeyConfig, field_paths, names
 from ._lookup import find_entry
 from ._modes import Mode, resolve_mode
+from ._savings import Savings, as_counters
 from ._stores import CassetteStore, Store, open_store
 from ._takes import Entry
 from ._upstream import Upstreams
@@ -152,8 +153,17 @@ class SeedCache:
         return self._store
 
     def stats(self) -> Stats:
-        """A snapshot of what the cache did since it was opened."""
-        return Stats(**self._core.stats.as_dict())
+        """A snapshot of what the cache did since it was opened, with what replays saved."""
+        saved = self._core.savings()
+        return Stats(
+            **self._core.stats.as_dict(),
+            tokens_saved=saved.tokens,
+            cost_saved_usd=saved.cost_usd,
+        )
+
+    def savings(self) -> Savings:
+        """What this cache's replays saved, per model, and which models have no known price."""
+        return self._core.savings()
 
     @property
     def missed(self) -> tuple[CacheMiss, ...]:
@@ -346,7 +356,7 @@ class SeedCache:
         capabilities = self._store.capabilities
         if not capabilities.running_totals or not capabilities.writable:
             return
-        current = self._core.stats.as_dict()
+        current = {**self._core.stats.as_dict(), **as_counters(self._core.savings())}
         delta = {name: value - self._saved_counters.get(name, 0) for name, value in current.items()}
         if not any(delta.values()):
             return

@@ -16,6 +16,7 @@ from ._counters import COUNTERS_META, read_counters
 from ._drift import DeterminismSummary, determinism
 from ._fingerprints import Currency, FingerprintStatus, fingerprint_statuses
 from ._index import Summary, Totals
+from ._savings import Savings, from_counters, is_saving_counter
 from ._stores import Check, Store
 
 __all__ = ["Catalog", "Listing", "StoreStats"]
@@ -50,7 +51,8 @@ class StoreStats:
                 for model, counts in sorted(totals.by_fingerprint.items())
                 for fingerprint, count in sorted(counts.items())
             ],
-            "counters": self.counters,
+            "counters": {k: v for k, v in self.counters.items() if not is_saving_counter(k)},
+            "saved": from_counters(self.counters).as_dict(),
         }
 
 
@@ -104,6 +106,10 @@ class Catalog:
             footprint=store.footprint(),
             counters=read_counters(store.get_meta(COUNTERS_META)),
         )
+
+    def savings(self) -> Savings:
+        """What replays saved over every session that closed a cache on this store."""
+        return from_counters(read_counters(self.store.get_meta(COUNTERS_META)))
 
     def fingerprints(self, currency: Currency) -> list[FingerprintStatus]:
         """Per model, each fingerprint seen live or recorded, and whether it is current."""

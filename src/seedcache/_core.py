@@ -32,6 +32,7 @@ from ._modes import Mode
 from ._outcome import OUTCOME_HEADER, Action, Outcome
 from ._policy import Miss, Replay, Slot, decide, place
 from ._recording import Recording
+from ._savings import Savings, savings_of
 from ._stores import Lease, Store
 from ._takes import Entry, Take
 from ._wire import CapturedRequest
@@ -139,6 +140,12 @@ class Core:
         """The session's counters (shared with :meth:`sibling` cores)."""
         return self._session.stats
 
+    def savings(self) -> Savings:
+        """Tokens and dollars the session's replays saved."""
+        with self._session.lock:
+            replayed = list(self._session.replayed.values())
+        return savings_of(replayed)
+
     @property
     def missed(self) -> list[CacheMiss]:
         """The misses raised in this session, oldest first (the first hundred)."""
@@ -213,6 +220,7 @@ class Core:
                     self._use(key)
                     session.stats.hits += 1
                     assert entry is not None  # a replay needs a take
+                    session.count_replay(entry.takes[decision.index])
                     return Replayed(
                         entry.takes[decision.index], Outcome(Action.HIT, key, decision.index)
                     )
@@ -272,6 +280,7 @@ class Core:
             return None
         with self._session.lock:
             self._session.stats.joined += 1
+            self._session.count_replay(flight.take)
         return Replayed(flight.take, Outcome(Action.JOINED, step.key, flight.index))
 
     def _next_occurrence(self, key: str, *, locked: bool = False) -> int:

@@ -53,14 +53,20 @@ class Stats:
     misses: int = 0
     write_errors: int = 0
     """Live responses returned to the caller that the store failed to record (disk full)."""
+    tokens_saved: int = 0
+    """Tokens the replayed takes had used (input and output): what live calls would use."""
+    cost_saved_usd: float | None = None
+    """Their price in US dollars (``genai-prices``); None when no replayed model is priced."""
 
     def as_dict(self) -> dict[str, int]:
-        """The counters as a plain dict."""
+        """The counters (not the savings) as a plain dict."""
         # Not dataclasses.asdict: it deep-copies, and the pytest plugin asks once per test.
         return {name: getattr(self, name) for name in _STATS_FIELDS}
 
 
-_STATS_FIELDS = tuple(f.name for f in dataclasses.fields(Stats))
+_STATS_FIELDS = tuple(
+    f.name for f in dataclasses.fields(Stats) if f.name not in ("tokens_saved", "cost_saved_usd")
+)
 
 
 class Flight:
@@ -280,11 +286,19 @@ class Session:
     """The misses raised, oldest first (the first hundred): code under test may swallow
     the exception, and the test must still learn of it."""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    replayed: dict[int, tuple[Take, int]] = field(default_factory=dict)
+    """Each take replayed (by identity, held so the identity stays its own) and how often:
+    what :mod:`._savings` prices when asked."""
     keeper: LeaseKeeper = field(init=False)
     _arrivals: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
         self.keeper = LeaseKeeper(self.lease_seconds)
+
+    def count_replay(self, take: Take) -> None:
+        """Note a replay of ``take``; the caller holds :attr:`lock`."""
+        seen = self.replayed.get(id(take))
+        self.replayed[id(take)] = (take, 1 if seen is None else seen[1] + 1)
 
     def arrive(self) -> int:
         """A number for a request as it arrives, increasing (``next`` on a count is atomic)."""

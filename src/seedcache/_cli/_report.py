@@ -9,6 +9,7 @@ import click
 from .._catalog import Catalog
 from .._drift import DeterminismRow
 from .._fingerprints import Currency, Registry, parse_pins
+from .._savings import describe_saved, from_counters, is_saving_counter, short_count
 from ._app import App, cli, pass_app
 from ._render import emit_json, human_bytes, progress, short_time, table
 
@@ -33,9 +34,17 @@ def stats_command(app: App, as_json: bool) -> None:
         f"{paint('bytes', bold=True)}    {human_bytes(totals.body_bytes)} of bodies, "
         f"{human_bytes(report.footprint)} on disk"
     )
-    if report.counters:
-        counted = ", ".join(f"{name} {value}" for name, value in sorted(report.counters.items()))
+    plain = {k: v for k, v in report.counters.items() if not is_saving_counter(k)}
+    if plain:
+        counted = ", ".join(f"{name} {value}" for name, value in sorted(plain.items()))
         paint.echo(f"{paint('counters', bold=True)} {counted} (all sessions)")
+    saved = from_counters(report.counters)
+    if saved.tokens:
+        paint.echo(
+            f"{paint('saved', bold=True)}    "
+            + describe_saved(saved.tokens, saved.cost_usd, unpriced=bool(saved.unpriced))
+            + " (all sessions)"
+        )
     if totals.by_model:
         paint.echo()
         rows = [
@@ -51,6 +60,18 @@ def stats_command(app: App, as_json: bool) -> None:
             for fingerprint, count in sorted(counts.items())
         ]
         for line in table(paint, ["MODEL", "FINGERPRINT", "TAKES"], rows, right=(2,)):
+            paint.echo(line)
+    if saved.models:
+        paint.echo()
+        rows = [
+            [
+                m.model,
+                short_count(m.tokens),
+                "price unknown" if m.cost_usd is None else f"${m.cost_usd:,.4f}",
+            ]
+            for m in saved.models
+        ]
+        for line in table(paint, ["MODEL", "TOKENS SAVED", "COST SAVED"], rows, right=(1, 2)):
             paint.echo(line)
 
 

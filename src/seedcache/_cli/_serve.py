@@ -9,6 +9,7 @@ import click
 from .._cache import DEFAULT_UPSTREAM, SeedCache
 from .._errors import ExposedProxyWarning
 from .._modes import Mode
+from .._savings import describe_saved
 from .._serve import is_loopback
 from ._app import App, cli, pass_app
 
@@ -103,7 +104,10 @@ def serve_command(
     finally:
         cache.close()
     stats = cache.stats()
-    click.echo(
-        f"stopped: {stats.hits} hit(s), {stats.recorded} recorded, {stats.misses} miss(es)",
-        err=True,
-    )
+    saved = cache.savings()
+    summary = f"stopped: {stats.hits} hit(s), {stats.recorded} recorded, {stats.misses} miss(es)"
+    if saved.tokens:
+        summary += "; " + describe_saved(
+            saved.tokens, saved.cost_usd, unpriced=bool(saved.unpriced)
+        )
+    click.echo(summary, err=True)

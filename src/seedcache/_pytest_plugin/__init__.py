@@ -156,13 +156,23 @@ def seedcache(
     _after_test(request, run)
 
 
+def _counters_with_savings(cache: SeedCache) -> dict[str, int]:
+    """The test's counters and what its replays saved, as integers (they cross processes)."""
+    saved = cache.savings()
+    counters = cache.stats().as_dict()
+    counters["tokens_saved"] = saved.tokens
+    counters["micro_usd_saved"] = round((saved.cost_usd or 0) * 1_000_000)
+    counters["unpriced_tokens"] = sum(m.tokens for m in saved.models if m.cost_usd is None)
+    return counters
+
+
 def _after_test(request: pytest.FixtureRequest, run: CassetteRun) -> None:
     item = request.node
     call_report = item.stash.get(_CALL_REPORT, None)
     passed = call_report is not None and call_report.passed
     cache = run.cache
     assert cache is not None
-    item.user_properties.append((STATS_PROPERTY, cache.stats().as_dict()))
+    item.user_properties.append((STATS_PROPERTY, _counters_with_savings(cache)))
     if request.config.getoption("--seedcache-report-unused") and run.mode is Mode.REPLAY:
         consumed = {"path": str(run.path), "consumed": cache._core.consumed()}
         item.user_properties.append((CONSUMED_PROPERTY, consumed))

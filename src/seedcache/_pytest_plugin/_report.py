@@ -95,11 +95,21 @@ class Reporter:
             return
         counts = self.counts
         mode = self.config.getoption("--seedcache-mode") or self.config.getini("seedcache_mode")
-        terminalreporter.write_line(
+        line = (
             f"seedcache: {counts.get('hits', 0)} hits, {counts.get('recorded', 0)} recorded, "
             f"{counts.get('refreshed', 0)} refreshed, {counts.get('misses', 0)} misses "
             f"in {self.tests} test(s) (mode {mode})"
         )
+        tokens = counts.get("tokens_saved", 0)
+        if tokens:
+            from .._savings import describe_saved
+
+            priced = tokens > counts.get("unpriced_tokens", 0)
+            cost = counts.get("micro_usd_saved", 0) / 1_000_000 if priced else None
+            line += "; " + describe_saved(
+                tokens, cost, unpriced=bool(counts.get("unpriced_tokens"))
+            )
+        terminalreporter.write_line(line)
         if self.consumed:
             unused = list(_unused(self.consumed))
             terminalreporter.write_line(f"seedcache: {len(unused)} unused recording(s):")

@@ -1,0 +1,239 @@
+"""What replaying saved: the tokens a live call would have used, and their price.
+
+Every hit replays a take that recorded its usage (chat and completions bodies, streams
+sent with ``include_usage``, embeddings, the Responses API). Prices come from the
+``genai-prices`` library, which follows providers' price lists (cached input included);
+a model it does not know is listed as unpriced, never counted as free.
+
+The hit path only counts which take was replayed (a dict increment): usage is read and
+priced once per distinct take, when someone asks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from ._takes import Take
+
+__all__ = [
+    "ModelSavings",
+    "Savings",
+    "TokenUsage",
+    "as_counters",
+    "describe_saved",
+    "from_counters",
+    "is_saving_counter",
+    "price_usd",
+    "savings_of",
+    "short_count",
+    "usage_of",
+]
+
+_log = logging.getLogger("seedcache")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Token counts one response reported."""
+
+    input: int = 0
+    output: int = 0
+    cached_input: int = 0
+    """Part of ``input`` the provider served from its prompt cache (cheaper)."""
+
+    @property
+    def total(self) -> int:
+        """Input and output tokens together."""
+        return self.input + self.output
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSavings:
+    """What replays of one model saved."""
+
+    model: str
+    hits: int
+    tokens: int
+    cost_usd: float | None
+    """None when the price library does not know the model."""
+
+
+@dataclass(frozen=True, slots=True)
+class Savings:
+    """Tokens and money not spent, over the hits counted."""
+
+    tokens: int = 0
+    cost_usd: float | None = None
+    """None when no replayed take had a known price."""
+    models: tuple[ModelSavings, ...] = field(default=())
+
+    @property
+    def unpriced(self) -> list[str]:
+        """Models replayed whose price is unknown."""
+        return [m.model for m in self.models if m.cost_usd is None and m.tokens]
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "tokens_saved": self.tokens,
+            "cost_saved_usd": self.cost_usd,
+            "models": [
+                {"model": m.model, "hits": m.hits, "tokens": m.tokens, "cost_usd": m.cost_usd}
+                for m in self.models
+            ],
+            "unpriced_models": self.unpriced,
+        }
+
+
+def usage_of(take: Take) -> TokenUsage | None:
+    """The usage ``take`` reported, or None when it reported none."""
+    if take.status >= 400:
+        return None
+    if not take.is_stream:
+        return _usage_in(_loads(take.body))
+    found = None
+    for line in take.body.split(b"\n"):
+        if line.startswith(b"data:") and b'"usage"' in line:
+            found = _usage_in(_loads(line[5:])) or found
+    return found
+
+
+def _usage_in(document: Any) -> TokenUsage | None:
+    if not isinstance(document, dict):
+        return None
+    usage = document.get("usage")
+    if not isinstance(usage, dict) and isinstance(document.get("response"), dict):
+        usage = document["response"].get("usage")  # Responses API stream events
+    if not isinstance(usage, dict):
+        return None
+    details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+    return TokenUsage(
+        input=_count(usage.get("prompt_tokens", usage.get("input_tokens"))),
+        output=_count(usage.get("completion_tokens", usage.get("output_tokens"))),
+        cached_input=_count(details.get("cached_tokens") if isinstance(details, dict) else 0),
+    )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+@lru_cache(maxsize=4096)
+def price_usd(model: str, usage: TokenUsage) -> Decimal | None:
+    """The price of ``usage`` on OpenAI's ``model``; None when the model is not known."""
+    try:
+        from genai_prices import Usage, calc_price
+    except ImportError:  # pragma: no cover - a dependency; a broken install prices nothing
+        return None
+    try:
+        priced = calc_price(
+            Usage(
+                input_tokens=usage.input,
+                output_tokens=usage.output,
+                cache_read_tokens=usage.cached_input or None,
+            ),
+            model_ref=model,
+            provider_id="openai",
+        )
+    except LookupError:
+        return None
+    except Exception as exc:
+        _log.debug("no price for %s: %s", model, exc)
+        return None
+    return Decimal(priced.total_price)
+
+
+def savings_of(replayed: Iterable[tuple[Take, int]]) -> Savings:
+    """What replaying each take ``count`` times saved."""
+    per_model: dict[str, list[Any]] = {}
+    for take, count in replayed:
+        usage = usage_of(take)
+        if usage is None:
+            continue
+        model = take.model or "?"
+        row = per_model.setdefault(model, [0, 0, Decimal(0), True])
+        row[0] += count
+        row[1] += usage.total * count
+        price = price_usd(model, usage)
+        if price is None:
+            row[3] = False
+        else:
+            row[2] += price * count
+    models = tuple(
+        ModelSavings(model, hits, tokens, float(cost) if priced else None)
+        for model, (hits, tokens, cost, priced) in sorted(per_model.items())
+    )
+    priced_costs = [m.cost_usd for m in models if m.cost_usd is not None]
+    return Savings(
+        tokens=sum(m.tokens for m in models),
+        cost_usd=float(sum(priced_costs)) if priced_costs else None,
+        models=models,
+    )
+
+
+def describe_saved(tokens: int, cost_usd: float | None, *, unpriced: bool = False) -> str:
+    """``saved 1.2M tokens ≈ $0.84`` for summaries; says when a price is unknown."""
+    text = f"saved {short_count(tokens)} tokens"
+    if cost_usd is not None:
+        text += f" ≈ ${cost_usd:,.2f}" if cost_usd >= 0.01 else f" ≈ ${cost_usd:.4f}"
+    if unpriced or cost_usd is None:
+        text += " (price unknown for some models)" if cost_usd is not None else " (price unknown)"
+    return text
+
+
+def short_count(number: int) -> str:
+    """950, 12.3k, 1.2M."""
+    for limit, suffix in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
+        if number >= limit:
+            return f"{number / limit:.1f}{suffix}"
+    return str(number)
+
+
+_TOKENS = "saved_tokens:"
+_MICRO_USD = "saved_micro_usd:"
+
+
+def as_counters(saved: Savings) -> dict[str, int]:
+    """``saved`` as the integer counters a store keeps across sessions, per model."""
+    counters = {}
+    for row in saved.models:
+        counters[_TOKENS + row.model] = row.tokens
+        if row.cost_usd is not None:
+            counters[_MICRO_USD + row.model] = round(row.cost_usd * 1_000_000)
+    return counters
+
+
+def from_counters(counters: dict[str, int]) -> Savings:
+    """The savings kept in a store's counters (see :func:`as_counters`)."""
+    models = tuple(
+        ModelSavings(
+            name[len(_TOKENS) :],
+            0,
+            tokens,
+            counters[_MICRO_USD + name[len(_TOKENS) :]] / 1_000_000
+            if _MICRO_USD + name[len(_TOKENS) :] in counters
+            else None,
+        )
+        for name, tokens in sorted(counters.items())
+        if name.startswith(_TOKENS)
+    )
+    costs = [m.cost_usd for m in models if m.cost_usd is not None]
+    return Savings(sum(m.tokens for m in models), round(sum(costs), 6) if costs else None, models)
+
+
+def is_saving_counter(name: str) -> bool:
+    """Whether counter ``name`` is one of :func:`as_counters`'s."""
+    return name.startswith((_TOKENS, _MICRO_USD))

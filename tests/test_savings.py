@@ -1,0 +1,104 @@
+"""What replays saved: tokens from the recorded usage, dollars from genai-prices."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from click.testing import CliRunner
+from genai_prices import Usage, calc_price
+
+import seedcache
+from conftest import MESSAGES, make_client
+from seedcache._cli import cli
+from seedcache._savings import TokenUsage, describe_saved, usage_of
+
+
+def price(model: str, usage: TokenUsage) -> Decimal:
+    calculated = calc_price(
+        Usage(input_tokens=usage.input, output_tokens=usage.output),
+        model_ref=model,
+        provider_id="openai",
+    )
+    return Decimal(calculated.total_price)
+
+
+def record_and_replay(fake, location, *, hits: int, chat_model: str = "gpt-4o-mini"):
+    with seedcache.SeedCache(location, mode="auto") as cache:
+        client = cache.wrap(make_client(fake))
+        client.chat.completions.create(model=chat_model, messages=MESSAGES, seed=1)
+        list(
+            client.chat.completions.create(
+                model=chat_model,
+                messages=MESSAGES,
+                seed=2,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+        client.embeddings.create(model="text-embedding-3-small", input="red dust")
+    with seedcache.SeedCache(location, mode="replay") as cache:
+        client = cache.wrap(make_client(fake))
+        for _ in range(hits):
+            client.chat.completions.create(model=chat_model, messages=MESSAGES, seed=1)
+            list(
+                client.chat.completions.create(
+                    model=chat_model,
+                    messages=MESSAGES,
+                    seed=2,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+            )
+            client.embeddings.create(model="text-embedding-3-small", input="red dust")
+        takes = [t for e in cache.store.entries() for t in e.takes]
+        return cache.stats(), cache.savings(), takes
+
+
+def test_hits_count_the_tokens_and_price_of_their_takes(fake, tmp_path):
+    stats, saved, takes = record_and_replay(fake, tmp_path / "c", hits=3)
+    usages = [(t.model, usage_of(t)) for t in takes]
+    assert all(u is not None and u.input > 0 for _, u in usages)  # streams and embeddings too
+    assert stats.hits == 9
+    assert stats.tokens_saved == 3 * sum(u.total for _, u in usages)
+    expected = 3 * sum(price(m, u) for m, u in usages)
+    assert stats.cost_saved_usd == pytest.approx(float(expected), rel=1e-6)
+    assert stats.cost_saved_usd > 0
+    assert saved.unpriced == []
+    assert {m.model for m in saved.models} == {t.model for t in takes}
+
+
+def test_an_unknown_model_is_price_unknown_never_free(fake, tmp_path):
+    stats, saved, _ = record_and_replay(fake, tmp_path / "c", hits=1, chat_model="house-model-7")
+    assert "house-model-7" in saved.unpriced
+    by_model = {m.model: m for m in saved.models}
+    assert by_model["house-model-7"].cost_usd is None
+    assert by_model["house-model-7"].tokens > 0
+    assert stats.cost_saved_usd is not None  # the embeddings model is priced
+    assert "price unknown" in describe_saved(100, None)
+    assert "$0" not in describe_saved(100, None)
+
+
+def test_stats_and_the_pytest_summary_show_what_was_saved(fake, tmp_path, inner):
+    record_and_replay(fake, tmp_path / "c", hits=2)
+    result = CliRunner().invoke(cli, ["--cache-dir", str(tmp_path / "c"), "stats", "--json"])
+    document = json.loads(result.stdout)
+    assert document["saved"]["tokens_saved"] > 0
+    assert document["saved"]["cost_saved_usd"] > 0
+    text = CliRunner().invoke(cli, ["--cache-dir", str(tmp_path / "c"), "stats"]).stdout
+    assert "TOKENS SAVED" in text
+    assert "saved" in text
+
+    inner.makepyfile(
+        test_saved="""
+        def test_ask(openai_client):
+            openai_client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], seed=3
+            )
+        """
+    )
+    inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=1)
+    replayed = inner.runpytest_subprocess("--seedcache-mode=replay")
+    replayed.assert_outcomes(passed=1)
+    replayed.stdout.re_match_lines([r"seedcache: 1 hits, .*; saved \d+ tokens ≈ \$\d"])
