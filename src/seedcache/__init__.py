@@ -28,12 +28,13 @@ from ._errors import (
 if TYPE_CHECKING:
     from ._cache import SeedCache
     from ._catalog import StoreStats
-    from ._drift import DeterminismRow, DeterminismSummary, TakeDiff, TakeRef
+    from ._drift import DeterminismRow, DeterminismSummary, DiffSide, TakeDiff, TakeRef
     from ._fingerprints import FingerprintStatus
     from ._flights import Stats
     from ._index import Summary, TakeFacts, Totals
     from ._modes import Mode
     from ._outcome import OUTCOME_EXTENSION, OUTCOME_HEADER, Action, Outcome
+    from ._savings import ModelSavings, Savings
     from ._serve import Proxy
     from ._stores import Capabilities, CassetteStore, Check, DiskStore, Lease, Store
     from ._takes import Entry, Take
@@ -53,15 +54,18 @@ __all__ = [
     "CorruptEntryError",
     "DeterminismRow",
     "DeterminismSummary",
+    "DiffSide",
     "DiskStore",
     "Entry",
     "ExposedProxyWarning",
     "FingerprintStatus",
     "Lease",
     "Mode",
+    "ModelSavings",
     "NotFoundError",
     "Outcome",
     "Proxy",
+    "Savings",
     "SeedCache",
     "SeedCacheError",
     "Stats",
@@ -84,12 +88,15 @@ _LAZY = {
     "DeterminismRow": "._drift",
     "DeterminismSummary": "._drift",
     "TakeDiff": "._drift",
+    "DiffSide": "._drift",
     "TakeRef": "._drift",
     "FingerprintStatus": "._fingerprints",
     "Summary": "._index",
     "TakeFacts": "._index",
     "Totals": "._index",
     "StoreStats": "._catalog",
+    "Savings": "._savings",
+    "ModelSavings": "._savings",
     "Proxy": "._serve",
     "Capabilities": "._stores",
     "Check": "._stores",

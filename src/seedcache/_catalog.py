@@ -8,7 +8,7 @@ question needs them (determinism compares outputs).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,19 +120,9 @@ class Catalog:
         )
         return fingerprint_statuses(currency, recorded)
 
-    def determinism(
-        self, progress: Callable[[list[str]], Iterable[str]] = iter
-    ) -> DeterminismSummary:
-        """For seeded requests recorded more than once: how often the outputs agreed.
-
-        Only those entries are decoded; ``progress`` wraps the keys (a progress bar).
-        """
-        keys = [
-            s.key
-            for s in self.store.summaries()
-            if s.seed is not None and s.take_count + s.history_count > 1
-        ]
-        return determinism(self._entries(progress(keys)))
+    def determinism(self) -> DeterminismSummary:
+        """For seeded requests recorded more than once: how often the outputs agreed."""
+        return determinism(self.store.summaries())
 
     def verify(self, *, fix: bool = False) -> Check:
         """Every entry the store cannot decode (removed with ``fix``), and rows it did not write."""
@@ -146,9 +136,3 @@ class Catalog:
             if used < summary.take_count:
                 unused.append((summary.key, list(range(used, summary.take_count))))
         return unused
-
-    def _entries(self, keys: Iterable[str]) -> Iterator[Any]:
-        for key in keys:
-            entry = self.store.get(key)
-            if entry is not None:
-                yield entry

@@ -19,12 +19,13 @@ from typing import Any
 
 from ._content import Content, content_of
 from ._errors import NotFoundError, SeedCacheError
+from ._index import Summary
 from ._takes import Entry, Take
 
 __all__ = [
     "DeterminismRow",
     "DeterminismSummary",
-    "Side",
+    "DiffSide",
     "TakeDiff",
     "determinism",
     "diff_entry",
@@ -42,7 +43,7 @@ _RED, _GREEN, _RESET = "\x1b[31m", "\x1b[32m", "\x1b[0m"
 
 
 @dataclass(frozen=True, slots=True)
-class Side:
+class DiffSide:
     """One side of a diff: which take, and what it holds."""
 
     label: str
@@ -63,8 +64,8 @@ class TakeDiff:
     """A word-level comparison of two takes of one key."""
 
     key: str
-    a: Side
-    b: Side
+    a: DiffSide
+    b: DiffSide
     segments: tuple[tuple[str, str], ...]
     """``("equal" | "delete" | "insert", text)`` in reading order."""
 
@@ -108,7 +109,7 @@ class TakeDiff:
         }
 
 
-def _side_dict(side: Side) -> dict[str, Any]:
+def _side_dict(side: DiffSide) -> dict[str, Any]:
     return {
         "take": side.label,
         "fingerprint": side.take.fingerprint,
@@ -121,8 +122,8 @@ def _side_dict(side: Side) -> dict[str, Any]:
 
 def diff_takes(key: str, a: tuple[str, Take], b: tuple[str, Take]) -> TakeDiff:
     """Compare two labelled takes word by word."""
-    side_a = Side(a[0], a[1], content_of(a[1]))
-    side_b = Side(b[0], b[1], content_of(b[1]))
+    side_a = DiffSide(a[0], a[1], content_of(a[1]))
+    side_b = DiffSide(b[0], b[1], content_of(b[1]))
     return TakeDiff(key, side_a, side_b, _word_diff(side_a.content.text, side_b.content.text))
 
 
@@ -271,24 +272,24 @@ class DeterminismSummary:
         }
 
 
-def determinism(entries: Iterable[Entry]) -> DeterminismSummary:
-    """Compare every pair of successful takes (history included) of each seeded request."""
+def determinism(summaries: Iterable[Summary]) -> DeterminismSummary:
+    """Compare every pair of successful takes (history included) of each seeded request.
+
+    Outputs are compared by the content hash each summary keeps, so no body is decoded.
+    """
     counts: dict[str, list[int]] = {}
-    for entry in entries:
-        body = entry.request.get("body")
-        if not isinstance(body, dict) or body.get("seed") is None:
+    for summary in summaries:
+        if summary.seed is None or summary.take_count + summary.history_count < 2:
             continue
-        takes = [t for t in [*entry.takes, *entry.history] if t.status == 200]
+        takes = [t for t in summary.all_takes if t.status == 200]
         if len(takes) < 2:
             continue
-        model = body.get("model")
-        row = counts.setdefault(model if isinstance(model, str) else "?", [0] * len(_COUNTS))
+        row = counts.setdefault(summary.model or "?", [0] * len(_COUNTS))
         row[0] += 1
-        texts = [content_of(t).text for t in takes]
-        for (i, first), (j, second) in itertools.combinations(enumerate(takes), 2):
+        for first, second in itertools.combinations(takes, 2):
             column = _pair_column(first.fingerprint, second.fingerprint)
             row[column] += 1
-            row[column + 1] += texts[i] == texts[j]
+            row[column + 1] += first.content == second.content
     rows = tuple(DeterminismRow(model, *row) for model, row in sorted(counts.items()))
     return DeterminismSummary(rows)
 

@@ -12,14 +12,19 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+import xxhash
+
+from ._content import content_of
 from ._takes import Entry, Take
 
 __all__ = ["Summary", "TakeFacts", "Totals", "parse_many", "summarize", "take_facts"]
 
 # The stored form is a JSON array, [format, endpoint, model, seed, takes, history], with a
-# take as [status, fingerprint, model, recorded_at_ms, size]: arrays parse faster than
-# objects, and listing parses one per entry.
-_FORMAT = 1
+# take as [status, fingerprint, model, recorded_at_ms, size, content]: arrays parse faster
+# than objects, and listing parses one per entry. Format 2 added ``content``; rows of
+# format 1 are rebuilt from their entries when first read.
+_FORMAT = 2
+_TOTALS_FORMAT = 1
 
 
 class TakeFacts(NamedTuple):
@@ -31,6 +36,9 @@ class TakeFacts(NamedTuple):
     recorded_at_ms: int
     size: int
     """Body bytes (decoded)."""
+    content: int
+    """A hash of the take's content (text, tool calls): equal outputs, equal hashes, so
+    determinism is measured without decoding bodies."""
 
 
 class Summary:
@@ -173,7 +181,10 @@ def summarize(entry: Entry) -> Summary:
 
 def take_facts(take: Take) -> TakeFacts:
     """What listing needs of ``take``."""
-    return TakeFacts(take.status, take.fingerprint, take.model, take.recorded_at_ms, len(take.body))
+    content = xxhash.xxh3_64_intdigest(content_of(take).text.encode()) >> 11  # exact in JSON
+    return TakeFacts(
+        take.status, take.fingerprint, take.model, take.recorded_at_ms, len(take.body), content
+    )
 
 
 class Totals:
@@ -235,7 +246,7 @@ class Totals:
     def to_bytes(self) -> bytes:
         """The stored form."""
         document = [
-            _FORMAT,
+            _TOTALS_FORMAT,
             self.entries,
             self.takes,
             self.history,
@@ -255,7 +266,11 @@ class Totals:
             version, entries, takes, history, body_bytes, by_model, by_fp = json.loads(raw)
         except (ValueError, TypeError, RecursionError):
             return None
-        if version != _FORMAT or not isinstance(by_model, dict) or not isinstance(by_fp, dict):
+        if (
+            version != _TOTALS_FORMAT
+            or not isinstance(by_model, dict)
+            or not isinstance(by_fp, dict)
+        ):
             return None
         totals = cls()
         try:

@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from ._takes import Take
+from ._units import short_count
 
 __all__ = [
     "ModelSavings",
@@ -31,7 +32,6 @@ __all__ = [
     "is_saving_counter",
     "price_usd",
     "savings_of",
-    "short_count",
     "usage_of",
 ]
 
@@ -192,14 +192,6 @@ def describe_saved(tokens: int, cost_usd: float | None, *, unpriced: bool = Fals
     if unpriced or cost_usd is None:
         text += " (price unknown for some models)" if cost_usd is not None else " (price unknown)"
     return text
-
-
-def short_count(number: int) -> str:
-    """950, 12.3k, 1.2M."""
-    for limit, suffix in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
-        if number >= limit:
-            return f"{number / limit:.1f}{suffix}"
-    return str(number)
 
 
 _TOKENS = "saved_tokens:"

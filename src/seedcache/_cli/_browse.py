@@ -14,9 +14,10 @@ from .._drift import diff_entry, format_time, select_take, take_labels
 from .._index import Summary
 from .._lookup import find_entry
 from .._takes import Take
+from .._units import human_bytes
 from ._app import App, cli, pass_app
 from ._filters import Filters, filter_options, moment
-from ._render import emit_json, human_bytes, short_time, table
+from ._render import emit_json, short_time, table
 
 __all__: list[str] = []
 

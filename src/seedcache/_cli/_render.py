@@ -15,7 +15,6 @@ import click
 __all__ = [
     "Painter",
     "emit_json",
-    "human_bytes",
     "progress",
     "short_time",
     "table",
@@ -74,16 +73,6 @@ def table(
 def emit_json(document: Any) -> None:
     """Print ``document`` as indented JSON (never coloured, stable key order)."""
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
-
-
-def human_bytes(size: int) -> str:
-    """``1.5 KiB``-style sizes."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"  # pragma: no cover - the loop always returns
 
 
 def short_time(ms: int | None) -> str:

@@ -1,17 +1,22 @@
-"""Reports over the whole store: ``stats``, ``fingerprints``, ``determinism``."""
+"""Reports over the whole store: ``stats``, ``fingerprints``, ``determinism``, ``report``."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
 from .._catalog import Catalog
 from .._drift import DeterminismRow
 from .._fingerprints import Currency, Registry, parse_pins
-from .._savings import describe_saved, from_counters, is_saving_counter, short_count
+from .._overview import Overview, gather
+from .._overview_html import render_html
+from .._savings import describe_saved, from_counters, is_saving_counter
+from .._stores._cassette import write_atomically
+from .._units import human_bytes, short_count
 from ._app import App, cli, pass_app
-from ._render import emit_json, human_bytes, progress, short_time, table
+from ._render import emit_json, short_time, table
 
 __all__: list[str] = []
 
@@ -130,7 +135,7 @@ def determinism_command(app: App, as_json: bool) -> None:
     Every pair of takes of a key counts once: under the same fingerprint, under different
     ones, or unknown (a side without a fingerprint).
     """
-    summary = Catalog(app.store()).determinism(lambda keys: progress(keys, "comparing takes"))
+    summary = Catalog(app.store()).determinism()
     if as_json:
         emit_json(summary.as_dict())
         return
@@ -169,3 +174,67 @@ def _share(part: int, whole: int) -> str:
     if not whole:
         return "-"
     return f"{part} ({100 * part / whole:.0f}%)"
+
+
+@cli.command("report")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write one self-contained HTML page (no network needed to open it).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
+@pass_app
+def report_command(app: App, html_path: Path | None, as_json: bool) -> None:
+    """Fingerprints over time, determinism, outputs changed on refresh, tokens saved, size."""
+    overview = gather(Catalog(app.store()))
+    if html_path is not None:
+        page = render_html(overview).encode()
+        write_atomically(html_path, page)
+        click.echo(f"wrote {html_path} ({human_bytes(len(page))})", err=True)
+        return
+    if as_json:
+        emit_json(overview.as_dict())
+        return
+    _print_overview(app, overview)
+
+
+def _print_overview(app: App, overview: Overview) -> None:
+    paint = app.paint
+    stats, totals = overview.stats, overview.stats.totals
+    paint.echo(f"{paint('store', bold=True)}  {stats.location} ({stats.kind})")
+    paint.echo(
+        f"{totals.entries} entries, {totals.takes} takes (+{totals.history} in history), "
+        f"{human_bytes(totals.body_bytes)} of bodies"
+    )
+    saved = overview.savings
+    if saved.tokens:
+        paint.echo(describe_saved(saved.tokens, saved.cost_usd, unpriced=bool(saved.unpriced)))
+    paint.echo()
+    paint.echo(paint("fingerprints seen live", bold=True))
+    rows = [
+        [s.model, s.fingerprint, short_time(s.first_seen_ms), short_time(s.last_seen_ms),
+         str(s.takes), "yes" if s.current else "no"]
+        for s in overview.fingerprints
+    ]  # fmt: skip
+    headers = ["MODEL", "FINGERPRINT", "FIRST SEEN", "LAST SEEN", "TAKES", "CURRENT"]
+    for line in table(paint, headers, rows, right=(4,)) if rows else ["  none"]:
+        paint.echo(line)
+    paint.echo()
+    paint.echo(paint("same seed, same output", bold=True))
+    if overview.determinism.rows:
+        rows = [_determinism_row(row) for row in overview.determinism.rows]
+        headers = ["MODEL", "KEYS", "SAME FP", "IDENTICAL", "DIFFERENT FP", "IDENTICAL"]
+        for line in table(paint, headers, [r[:6] for r in rows], right=range(1, 6)):
+            paint.echo(line)
+    else:
+        paint.echo("  no seeded request was recorded more than once")
+    paint.echo()
+    paint.echo(
+        paint("changed on refresh", bold=True)
+        + f"  {overview.changed_total} of {overview.refreshed_keys} refreshed keys"
+    )
+    for diff in overview.changed[:10]:
+        paint.echo(f"  {diff.key[:12]}  {diff.a.describe()}  ->  {diff.b.describe()}")
+    if overview.changed_total > 10:
+        paint.echo(f"  … and {overview.changed_total - 10} more (seedcache diff KEY shows one)")
