@@ -48,6 +48,6 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks, each printing ratios measured side by side in one run."""
     session.install(".[serve,test]", "vcrpy>=7", "pytest-recording>=0.13")
-    scripts = ("suite", "ttfc", "replay", "parallel", "listing", "proxy")
+    scripts = ("suite", "ttfc", "replay", "parallel", "listing", "proxy", "report")
     for script in scripts:
         session.run("python", f"bench/{script}.py", *session.posargs)

@@ -98,7 +98,7 @@ def test_ls_lists_one_row_per_key(cache_dir):
         "SIZE",
     ]
     assert len(lines) == 1 + 4
-    drift = next(line for line in lines if "+1h" in line)
+    drift = next(line for line in lines if "+1 replaced" in line)
     assert "fp_b" in drift
     assert "2026-10-31" in drift  # recorded-at of the newest take
     assert "\x1b[" not in result.stdout  # piped: no colour
@@ -366,7 +366,7 @@ def test_import_leaves_existing_keys_alone_unless_replace(cache_dir, tmp_path):
     # the drift key loses its history take
     run("--cache-dir", cache_dir, "prune", "--fingerprint", "fp_a", "--model", "gpt-4o-mini", "-y")
     result = run("--cache-dir", cache_dir, "import", cassette)
-    assert "left 1 entr(y/ies) already there untouched" in result.stderr
+    assert "left 1 entry already there untouched" in result.stderr
     rows = {r["key"]: r for r in json.loads(run("--cache-dir", cache_dir, "ls", "--json").stdout)}
     assert (rows[key]["takes"], rows[key]["history"]) == (1, 0)
     result = run("--cache-dir", cache_dir, "import", cassette, "--replace")
@@ -392,7 +392,7 @@ def test_verify_reports_and_fixes_a_corrupt_entry(cache_dir):
     result = run("--cache-dir", cache_dir, "verify")
     assert result.exit_code == 1
     assert f"broken  {key}" in result.stdout
-    assert "checked 4 entr(y/ies): 1 broken" in result.stderr
+    assert "checked 4 entries: 1 broken" in result.stderr
     fixed = run("--cache-dir", cache_dir, "verify", "--fix")
     assert fixed.exit_code == 0
     assert run("--cache-dir", cache_dir, "verify").exit_code == 0
@@ -459,3 +459,45 @@ def test_the_script_entry_point_is_installed():
 
     [script] = [e for e in entry_points(group="console_scripts") if e.name == "seedcache"]
     assert script.value == "seedcache._cli:main"
+
+
+# -- papercuts found by trying the CLI as a new user ----------------------------------------
+
+
+def test_store_options_are_accepted_after_the_command_too(cache_dir):
+    before = run("--cache-dir", cache_dir, "ls", "--json").stdout
+    assert run("ls", "--cache-dir", cache_dir, "--json").stdout == before
+    assert run("ls", f"--cache-dir={cache_dir}", "--json").stdout == before
+    assert run("stats", "--json", "--cache-dir", cache_dir).exit_code == 0
+
+
+def test_export_refuses_a_target_that_is_neither_a_directory_nor_a_cassette(cache_dir, tmp_path):
+    result = run("--cache-dir", cache_dir, "export", str(tmp_path / "out.txt"))
+    assert result.exit_code == 2
+    assert "neither a cache directory nor a .json cassette" in result.stderr
+    assert not (tmp_path / "out.txt").exists()
+    assert run("--cache-dir", cache_dir, "export", str(tmp_path / "copy")).exit_code == 0
+
+
+def test_a_file_that_is_not_a_cassette_is_named_as_such(tmp_path):
+    toml = tmp_path / "pyproject.toml"
+    toml.write_text('[project]\nname = "x"\n')
+    result = run("--cassette", str(toml), "ls")
+    assert result.exit_code == 1
+    assert "not a seedcache cassette" in result.stderr
+    assert "restore" not in result.stderr
+    assert toml.read_text() == '[project]\nname = "x"\n'
+
+
+def test_messages_use_proper_plurals(cache_dir, tmp_path):
+    first = run("--cache-dir", cache_dir, "export", str(tmp_path / "all.json")).stderr
+    assert re.search(r"^copied \d+ entries to ", first)
+    again = run("--cache-dir", cache_dir, "export", str(tmp_path / "all.json")).stderr
+    assert re.search(r"left \d+ entries already there untouched", again)
+    checked = run("--cache-dir", cache_dir, "verify").stderr
+    assert re.search(r"checked \d+ entries: 0 broken", checked)
+    for text in (first, again, checked):
+        assert "(y/ies)" not in text
+    table = run("--cache-dir", cache_dir, "ls", "--all").stdout
+    assert not re.search(r"\+\d+h\b", table)
+    assert "+1 replaced" in table

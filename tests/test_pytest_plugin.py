@@ -238,7 +238,7 @@ def test_report_unused_lists_takes_no_test_asks_for(inner, monkeypatch):
     monkeypatch.setenv("TOPICS", "Mars")
     result = inner.runpytest_subprocess("--seedcache-report-unused")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["seedcache: 1 unused recording(s):", "*test_story.json: key *"])
+    result.stdout.fnmatch_lines(["seedcache: 1 unused recording:", "*test_story.json: key *"])
 
 
 def test_runs_under_xdist(inner, fake):

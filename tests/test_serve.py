@@ -228,7 +228,7 @@ def test_serve_command_prints_the_url_and_stops_gracefully(fake, tmp_path):
             reply = client.chat.completions.create(**SEEDED)
         p.send_signal(signal.SIGINT)
         assert p.wait(timeout=30) == 0, p.stderr.read()
-        assert "stopped: 0 hit(s), 1 recorded" in p.stderr.read()
+        assert "stopped: 0 hits, 1 recorded" in p.stderr.read()
     fake.stop()
     with SeedCache(tmp_path / "c", mode="replay") as cache:
         assert cache.wrap(make_client(fake)).chat.completions.create(**SEEDED) == reply

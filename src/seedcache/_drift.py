@@ -21,6 +21,7 @@ from ._content import Content, content_of
 from ._errors import NotFoundError, SeedCacheError
 from ._index import Summary
 from ._takes import Entry, Take
+from ._units import count
 
 __all__ = [
     "DeterminismRow",
@@ -154,7 +155,7 @@ def _default_pair(entry: Entry) -> tuple[TakeRef, TakeRef]:
     if len(entry.takes) >= 2:
         return 0, 1
     raise SeedCacheError(
-        f"key {entry.key} has {len(entry.takes)} take(s) and no history: nothing to compare"
+        f"key {entry.key} has {count(len(entry.takes), 'take')} and no history: nothing to compare"
     )
 
 

@@ -17,6 +17,7 @@ from ._modes import Mode
 from ._nearest import host_only, nearest
 from ._policy import Miss
 from ._stores import Store
+from ._units import count
 
 __all__ = ["explain_miss"]
 
@@ -46,7 +47,7 @@ def explain_miss(
     differences: tuple[str, ...] = ()
     if decision.recorded:
         lines.append(
-            f"the key has {decision.recorded} take(s) and this is repeat "
+            f"the key has {count(decision.recorded, 'take')} and this is repeat "
             f"#{decision.occurrence + 1}; strict replay forbids reusing the last take"
         )
     found = nearest(canonical, _likely_first(canonical, store), ignore=key_config.ignore)

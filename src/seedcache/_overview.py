@@ -14,6 +14,7 @@ from typing import Any
 from ._catalog import Catalog, StoreStats
 from ._drift import DeterminismSummary, TakeDiff, diff_entry
 from ._fingerprints import Currency, FingerprintStatus, Registry
+from ._index import Summary
 from ._savings import Savings
 
 __all__ = ["Overview", "gather"]
@@ -66,19 +67,14 @@ def gather(catalog: Catalog, *, now_ms: int | None = None) -> Overview:
     for summary in summaries:
         endpoints[summary.endpoint] += 1
         sizes[summary.endpoint] += summary.size
-    refreshed = [s.key for s in summaries if s.history_count]
+    refreshed = [s for s in summaries if s.history_count]
+    # Told apart by the content hashes the summaries keep; only the diffs shown are decoded.
+    changed_keys = [s.key for s in refreshed if _changed_on_refresh(s)]
     changed: list[TakeDiff] = []
-    changed_total = 0
-    for key in refreshed:
+    for key in changed_keys[:DIFFS_SHOWN]:
         entry = store.get(key)
-        if entry is None or not entry.history:
-            continue
-        diff = diff_entry(entry)
-        if diff.identical:
-            continue
-        changed_total += 1
-        if len(changed) < DIFFS_SHOWN:
-            changed.append(diff)
+        if entry is not None and entry.history:
+            changed.append(diff_entry(entry))
     currency = Currency(Registry(store), clock=time.time)
     return Overview(
         generated_ms=now_ms if now_ms is not None else round(time.time() * 1000),
@@ -86,8 +82,17 @@ def gather(catalog: Catalog, *, now_ms: int | None = None) -> Overview:
         fingerprints=catalog.fingerprints(currency),
         determinism=catalog.determinism(),
         changed=changed,
-        changed_total=changed_total,
+        changed_total=len(changed_keys),
         refreshed_keys=len(refreshed),
         savings=catalog.savings(),
         endpoints={name: (count, sizes[name]) for name, count in endpoints.items()},
     )
+
+
+def _changed_on_refresh(summary: Summary) -> bool:
+    """Whether the last replaced take differs from the newest take (as ``diff`` compares)."""
+    takes, history = summary.takes, summary.history
+    if not takes or not history:
+        return False
+    newest = max(range(len(takes)), key=lambda i: takes[i].recorded_at_ms)
+    return history[-1].content != takes[newest].content

@@ -14,7 +14,7 @@ from html import escape
 from ._drift import DeterminismRow, TakeDiff
 from ._fingerprints import FingerprintStatus
 from ._overview import Overview
-from ._savings import describe_saved
+from ._savings import describe_saved, dollars
 from ._units import human_bytes, short_count
 
 __all__ = ["render_html"]
@@ -83,7 +83,7 @@ def _cost(overview: Overview) -> str:
     cost = overview.savings.cost_usd
     if cost is None:
         return "price unknown" if overview.savings.tokens else "no hits recorded"
-    return f"≈ ${cost:,.2f}" + (" (some models unpriced)" if overview.savings.unpriced else "")
+    return f"≈ {dollars(cost)}" + (" (some models unpriced)" if overview.savings.unpriced else "")
 
 
 def _fingerprints_section(statuses: list[FingerprintStatus]) -> str:
@@ -117,7 +117,7 @@ def _timeline(rows: list[FingerprintStatus]) -> str:
         svg.append(f'<text x="0" y="{y + 13}">{label}</text>')
         if row.first_seen_ms is not None and row.last_seen_ms is not None:
             x = _LABEL + width * (row.first_seen_ms - start) / span
-            bar = max(3.0, width * (row.last_seen_ms - row.first_seen_ms) / span)
+            bar = max(6.0, width * (row.last_seen_ms - row.first_seen_ms) / span)
             color = "#16a34a" if row.current else "#9ca3af"
             svg.append(
                 f'<rect x="{x:.1f}" y="{y + 3}" width="{bar:.1f}" height="12" rx="3" '

@@ -28,6 +28,7 @@ __all__ = [
     "TokenUsage",
     "as_counters",
     "describe_saved",
+    "dollars",
     "from_counters",
     "is_saving_counter",
     "price_usd",
@@ -184,11 +185,16 @@ def savings_of(replayed: Iterable[tuple[Take, int]]) -> Savings:
     )
 
 
+def dollars(amount: float) -> str:
+    """$1,234.56, or $0.0019 for amounts under a cent (a test suite's savings)."""
+    return f"${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.4f}"
+
+
 def describe_saved(tokens: int, cost_usd: float | None, *, unpriced: bool = False) -> str:
     """``saved 1.2M tokens ≈ $0.84`` for summaries; says when a price is unknown."""
     text = f"saved {short_count(tokens)} tokens"
     if cost_usd is not None:
-        text += f" ≈ ${cost_usd:,.2f}" if cost_usd >= 0.01 else f" ≈ ${cost_usd:.4f}"
+        text += f" ≈ {dollars(cost_usd)}"
     if unpriced or cost_usd is None:
         text += " (price unknown for some models)" if cost_usd is not None else " (price unknown)"
     return text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["human_bytes", "short_count"]
+__all__ = ["count", "human_bytes", "short_count"]
 
 
 def human_bytes(size: int) -> str:
@@ -21,3 +21,8 @@ def short_count(number: int) -> str:
         if number >= limit:
             return f"{number / limit:.1f}{suffix}"
     return str(number)
+
+
+def count(number: int, singular: str, plural: str | None = None) -> str:
+    """``1 entry``, ``3 entries``: a number with its noun in the right form."""
+    return f"{number} {singular if number == 1 else plural or singular + 's'}"

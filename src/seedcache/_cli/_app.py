@@ -94,6 +94,9 @@ class _Group(click.Group):
     2: the command line itself was wrong (click's usage errors).
     """
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_store_options(args))
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -118,6 +121,43 @@ class _Group(click.Group):
                 f"unexpected error: {type(exc).__name__}: {_one_line(exc)} "
                 f"(set {DEBUG_ENV_VAR}=1 to see where; please report it)"
             ) from None
+
+
+# Options of the group that take a value; --cache-dir and --cassette may also follow the
+# command (`seedcache ls --cache-dir X`), as users type them.
+_VALUED = frozenset({"--cache-dir", "--cassette", "--color"})
+_STORE_OPTIONS = ("--cache-dir", "--cassette")
+
+
+def hoist_store_options(args: list[str]) -> list[str]:
+    """``args`` with any --cache-dir/--cassette after the command moved before it."""
+    position = 0
+    while position < len(args):
+        word = args[position]
+        if word == "--" or not word.startswith("-"):
+            break
+        position += 2 if word in _VALUED else 1
+    if position >= len(args) or args[position] == "--":
+        return args
+    before, command, after = args[:position], args[position], args[position + 1 :]
+    moved: list[str] = []
+    kept: list[str] = []
+    index = 0
+    while index < len(after):
+        word = after[index]
+        if word == "--":
+            kept.extend(after[index:])
+            break
+        if word in _STORE_OPTIONS and index + 1 < len(after):
+            moved.extend(after[index : index + 2])
+            index += 2
+            continue
+        if word.startswith(tuple(f"{name}=" for name in _STORE_OPTIONS)):
+            moved.append(word)
+        else:
+            kept.append(word)
+        index += 1
+    return [*before, *moved, command, *kept]
 
 
 def _one_line(exc: BaseException) -> str:

@@ -109,7 +109,7 @@ def ls_command(
 def _summary_row(summary: Summary) -> list[str]:
     takes = str(summary.take_count)
     if summary.history_count:
-        takes += f" +{summary.history_count}h"
+        takes += f" +{summary.history_count} replaced"
     return [
         summary.key[:_SHORT_KEY],
         summary.endpoint,

@@ -11,6 +11,7 @@ from .._catalog import Catalog
 from .._index import Summary, summarize, take_facts
 from .._lookup import resolve_key
 from .._takes import Entry, Take
+from .._units import count
 from ._app import App, cli, pass_app
 from ._filters import Filters, filter_options, moment
 from ._render import emit_json, progress
@@ -37,7 +38,7 @@ def rm_command(app: App, keys: tuple[str, ...], dry_run: bool, yes: bool) -> Non
         click.echo(f"{'would remove' if dry_run else 'remove'} {key}")
     if dry_run:
         return
-    _confirm(f"Remove {len(chosen)} entr{'y' if len(chosen) == 1 else 'ies'}?", yes=yes)
+    _confirm(f"Remove {count(len(chosen), 'entry', 'entries')}?", yes=yes)
     with store.batch():
         for key in chosen:
             store.delete(key)
@@ -93,7 +94,10 @@ def prune_command(
     removed_takes = sum(c.takes for c in cuts)
     whole = sum(c.whole for c in cuts)
     verb = "would remove" if dry_run else "removing"
-    report = f"{verb} {removed_takes} take(s) from {len(cuts)} entr(y/ies), {whole} entirely"
+    report = (
+        f"{verb} {count(removed_takes, 'take')} from {count(len(cuts), 'entry', 'entries')}, "
+        f"{whole} entirely"
+    )
     if as_json:
         emit_json(
             {
@@ -108,11 +112,11 @@ def prune_command(
         click.echo(report, err=True)
         if dry_run:
             for cut in cuts:
-                what = "entry" if cut.whole else f"{cut.takes} take(s)"
+                what = "entry" if cut.whole else count(cut.takes, "take")
                 click.echo(f"  {cut.key}  {what}")
     if dry_run or not cuts:
         return
-    _confirm(f"Remove {removed_takes} take(s)?", yes=yes)
+    _confirm(f"Remove {count(removed_takes, 'take')}?", yes=yes)
     with store.batch():
         for cut in progress(cuts, "pruning"):
             store.update(cut.key, lambda entry: _prune(entry, filters))
@@ -165,12 +169,13 @@ def verify_command(app: App, fix: bool, as_json: bool) -> None:
             click.echo(f"{'removed' if fix else 'broken'}  {where}: {error}")
         if foreign:
             click.echo(
-                f"{foreign} row(s) were not written by seedcache (pickled data); they are never "
+                f"{count(foreign, 'row')} not written by seedcache (pickled data); they are never "
                 "read. Remove the directory if you do not know where they came from.",
                 err=True,
             )
         click.echo(
-            f"checked {checked} entr(y/ies): {len(broken)} broken" + (", removed" if fixed else ""),
+            f"checked {count(checked, 'entry', 'entries')}: {len(broken)} broken"
+            + (", removed" if fixed else ""),
             err=True,
         )
     if broken and not fix:

@@ -11,6 +11,7 @@ from .._errors import ExposedProxyWarning
 from .._modes import Mode
 from .._savings import describe_saved
 from .._serve import is_loopback
+from .._units import count
 from ._app import App, cli, pass_app
 
 __all__: list[str] = []
@@ -105,7 +106,10 @@ def serve_command(
         cache.close()
     stats = cache.stats()
     saved = cache.savings()
-    summary = f"stopped: {stats.hits} hit(s), {stats.recorded} recorded, {stats.misses} miss(es)"
+    summary = (
+        f"stopped: {count(stats.hits, 'hit')}, {stats.recorded} recorded, "
+        f"{count(stats.misses, 'miss', 'misses')}"
+    )
     if saved.tokens:
         summary += "; " + describe_saved(
             saved.tokens, saved.cost_usd, unpriced=bool(saved.unpriced)

@@ -16,6 +16,7 @@ from .._lookup import resolve_key
 from .._stores import Store, is_redis_location, redact
 from .._stores._base import Change
 from .._takes import Entry
+from .._units import count
 from ._app import App, cli, open_location, pass_app
 from ._render import progress
 
@@ -52,11 +53,25 @@ def _same_place(a: str, b: str) -> bool:
     return Path(a).resolve() == Path(b).resolve()
 
 
+def _check_target(target: str) -> None:
+    """A target must say what it is: a directory, a ``.json`` cassette, or a Redis URL."""
+    if is_redis_location(target):
+        return
+    path = Path(target)
+    if path.is_dir() or path.suffix.lower() == ".json" or (not path.suffix and not path.exists()):
+        return
+    raise click.UsageError(
+        f"TARGET {target!r} is neither a cache directory nor a .json cassette: give a "
+        "directory (it is created if missing), a file name ending in .json, or a redis:// URL"
+    )
+
+
 def _report(copied: int, skipped: int, destination: str) -> None:
-    click.echo(f"copied {copied} entr(y/ies) to {destination}", err=True)
+    click.echo(f"copied {count(copied, 'entry', 'entries')} to {destination}", err=True)
     if skipped:
         click.echo(
-            f"left {skipped} entr(y/ies) already there untouched (--replace overwrites them)",
+            f"left {count(skipped, 'entry', 'entries')} already there untouched "
+            "(--replace overwrites them)",
             err=True,
         )
 
@@ -71,6 +86,7 @@ def export_command(
     app: App, target: str, models: tuple[str, ...], keys: tuple[str, ...], replace: bool
 ) -> None:
     """Copy recordings to TARGET: a .json cassette file, a cache directory or a redis:// URL."""
+    _check_target(target)
     source = app.store()
     if _same_place(source.location, str(target)):
         raise click.UsageError("TARGET is the store being exported")

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from .._units import count
+
 __all__ = ["CONSUMED_PROPERTY", "STATS_PROPERTY", "Reporter", "miss_text", "short_miss"]
 
 STATS_PROPERTY = "seedcache"
@@ -98,7 +100,7 @@ class Reporter:
         line = (
             f"seedcache: {counts.get('hits', 0)} hits, {counts.get('recorded', 0)} recorded, "
             f"{counts.get('refreshed', 0)} refreshed, {counts.get('misses', 0)} misses "
-            f"in {self.tests} test(s) (mode {mode})"
+            f"in {count(self.tests, 'test')} (mode {mode})"
         )
         tokens = counts.get("tokens_saved", 0)
         if tokens:
@@ -112,7 +114,7 @@ class Reporter:
         terminalreporter.write_line(line)
         if self.consumed:
             unused = list(_unused(self.consumed))
-            terminalreporter.write_line(f"seedcache: {len(unused)} unused recording(s):")
+            terminalreporter.write_line(f"seedcache: {count(len(unused), 'unused recording')}:")
             for line in unused:
                 terminalreporter.write_line(f"  {line}")
 

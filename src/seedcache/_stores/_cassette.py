@@ -404,6 +404,12 @@ def parse_cassette(data: bytes, *, where: str) -> CassetteContents:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
+        if not text.lstrip().startswith("{"):
+            # Not a damaged cassette but another file (a typo'd path, pyproject.toml).
+            raise CorruptEntryError(
+                f"{where}: not a seedcache cassette (a cassette is a JSON object with "
+                f'"seedcache": {CASSETTE_FORMAT}); check the path'
+            ) from None
         raise CorruptEntryError(
             f"{where}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
             "restore it from version control or delete it to record afresh"
