@@ -25,11 +25,16 @@ class Generated:
         document: Any = None,
         events: list[bytes] | None = None,
         indent: int | None = 2,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
     ) -> None:
         self.status = status
         self.document = document
         self.events = events
         self.indent = indent
+        self.raw = raw
+        """Bytes sent as they are (file contents, images), with ``content_type``."""
+        self.content_type = content_type
 
 
 def _rng(request: dict[str, Any], fingerprint: str | None, path: str) -> random.Random:
@@ -85,7 +90,7 @@ def _chat_content(request: dict[str, Any], rng: random.Random) -> tuple[str, str
     response_format = request.get("response_format") or {}
     if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
         schema = response_format.get("json_schema", {}).get("schema", {})
-        return json.dumps(_from_schema(schema, rng)), "stop"
+        return json.dumps(from_schema(schema, rng)), "stop"
     # Without a limit the model stops on its own, well before this.
     limit = request.get("max_tokens") or request.get("max_completion_tokens") or 4096
     text = story(rng, rng.randint(60, 260))
@@ -95,22 +100,69 @@ def _chat_content(request: dict[str, Any], rng: random.Random) -> tuple[str, str
     return text, "stop"
 
 
-def _from_schema(schema: dict[str, Any], rng: random.Random) -> Any:
+def from_schema(schema: dict[str, Any], rng: random.Random) -> Any:
+    """A value that validates against ``schema``: enough JSON Schema for pydantic models
+    (objects, arrays, enums, consts, nullable and union types, ``$defs`` references)."""
+    return _value(schema, rng, schema.get("$defs") or schema.get("definitions") or {}, 0)
+
+
+def _value(schema: Any, rng: random.Random, defs: dict[str, Any], depth: int) -> Any:
+    if not isinstance(schema, dict) or depth > 12:
+        return None
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return _value(defs.get(ref.rsplit("/", 1)[-1], {}), rng, defs, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return rng.choice(schema["enum"])
+    for union in ("anyOf", "oneOf", "allOf"):
+        options = schema.get(union)
+        if isinstance(options, list) and options:
+            concrete = [o for o in options if not (isinstance(o, dict) and o.get("type") == "null")]
+            return _value((concrete or options)[0], rng, defs, depth + 1)
     kind = schema.get("type")
-    if kind == "object":
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or "properties" in schema:
         props = schema.get("properties", {})
-        return {name: _from_schema(sub, rng) for name, sub in props.items()}
+        return {name: _value(sub, rng, defs, depth + 1) for name, sub in props.items()}
     if kind == "array":
-        return [_from_schema(schema.get("items", {}), rng) for _ in range(rng.randint(1, 3))]
+        low = int(schema.get("minItems", 1))
+        high = max(low, min(int(schema.get("maxItems", 3)), low + 2))
+        items = schema.get("items", {})
+        return [_value(items, rng, defs, depth + 1) for _ in range(rng.randint(low, high))]
     if kind == "integer":
-        return rng.randint(0, 100)
+        return rng.randint(int(schema.get("minimum", 0)), int(schema.get("maximum", 100)))
     if kind == "number":
-        return round(rng.random() * 100, 2)
+        return round(rng.uniform(schema.get("minimum", 0), schema.get("maximum", 100)), 2)
     if kind == "boolean":
         return rng.random() < 0.5
-    if "enum" in schema:
-        return rng.choice(schema["enum"])
+    if kind == "null":
+        return None
     return rng.choice(("Mars", "Odyssey", "dust", "courage", "home"))
+
+
+def _logprobs(text: str, rng: random.Random, top: int) -> list[dict[str, Any]]:
+    """Token log-probabilities for ``text``: plausible, and as seeded as the text is."""
+    entries = []
+    for index, word in enumerate(text.split(" ")):
+        token = word if index == 0 else " " + word
+        chosen = -round(rng.random() ** 2 * 2.5, 6)
+        alternatives = [{"token": token, "logprob": chosen, "bytes": list(token.encode())}]
+        for rank in range(1, top):
+            other = " " + rng.choice(("red", "dust", "stars", "home", "crew", "orbit"))
+            logprob = round(chosen - rank - rng.random(), 6)
+            alternatives.append({"token": other, "logprob": logprob, "bytes": list(other.encode())})
+        entries.append(
+            {
+                "token": token,
+                "logprob": chosen,
+                "bytes": list(token.encode()),
+                "top_logprobs": alternatives[:top],
+            }
+        )
+    return entries
 
 
 def _usage(request: dict[str, Any], completion: int) -> dict[str, Any]:
@@ -146,10 +198,59 @@ def _chat(request: dict[str, Any], fp: str | None, rng: random.Random) -> Genera
     model = str(request.get("model", "gpt-4o-mini"))
     created = int(time.time())
     ident = _ident("chatcmpl-")
+    count = max(1, int(request.get("n") or 1))
+    choices = []
+    for index in range(count):
+        # Each choice its own seeded draw; the first is the one n=1 gives.
+        choice_rng = rng if index == 0 else random.Random(rng.getrandbits(64))
+        choices.append(_choice(request, choice_rng))
+    completion = sum(choice.tokens for choice in choices)
+    if request.get("stream"):
+        return Generated(events=_chat_events(request, ident, created, model, fp, choices))
+    document = {
+        "id": ident,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": index,
+                "message": choice.message,
+                "logprobs": None
+                if choice.logprobs is None
+                else {"content": choice.logprobs, "refusal": None},
+                "finish_reason": choice.finish,
+            }
+            for index, choice in enumerate(choices)
+        ],
+        "usage": _usage(request, completion),
+        "service_tier": "default",
+        "system_fingerprint": fp,
+    }
+    return Generated(document=document)
+
+
+class _Choice:
+    """One generated choice: its message, why it ended, its tokens and log-probabilities."""
+
+    def __init__(
+        self,
+        message: dict[str, Any],
+        finish: str,
+        tokens: int,
+        logprobs: list[dict[str, Any]] | None,
+    ) -> None:
+        self.message = message
+        self.finish = finish
+        self.tokens = tokens
+        self.logprobs = logprobs
+
+
+def _choice(request: dict[str, Any], rng: random.Random) -> _Choice:
     tools = request.get("tools")
     if tools:
         function = tools[0].get("function", {})
-        arguments = json.dumps(_from_schema(function.get("parameters", {}), rng))
+        arguments = json.dumps(from_schema(function.get("parameters", {}), rng))
         message: dict[str, Any] = {
             "role": "assistant",
             "content": None,
@@ -163,26 +264,13 @@ def _chat(request: dict[str, Any], fp: str | None, rng: random.Random) -> Genera
             "refusal": None,
             "annotations": [],
         }
-        finish, completion = "tool_calls", _tokens(arguments)
-    else:
-        content, finish = _chat_content(request, rng)
-        message = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
-        completion = _tokens(content)
-    if request.get("stream"):
-        return Generated(
-            events=_chat_events(request, ident, created, model, fp, message, finish, completion)
-        )
-    document = {
-        "id": ident,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-        "usage": _usage(request, completion),
-        "service_tier": "default",
-        "system_fingerprint": fp,
-    }
-    return Generated(document=document)
+        return _Choice(message, "tool_calls", _tokens(arguments), None)
+    content, finish = _chat_content(request, rng)
+    message = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+    logprobs = None
+    if request.get("logprobs"):
+        logprobs = _logprobs(content, rng, int(request.get("top_logprobs") or 0))
+    return _Choice(message, finish, _tokens(content), logprobs)
 
 
 def _sse(document: Any) -> bytes:
@@ -203,9 +291,7 @@ def _chat_events(
     created: int,
     model: str,
     fp: str | None,
-    message: dict[str, Any],
-    finish: str,
-    completion: int,
+    choices: list[_Choice],
 ) -> list[bytes]:
     base = {
         "id": ident,
@@ -217,25 +303,38 @@ def _chat_events(
     }
     include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
 
-    def chunk(delta: dict[str, Any], reason: str | None = None) -> bytes:
+    def chunk(
+        index: int, delta: dict[str, Any], reason: str | None = None, logprobs: Any = None
+    ) -> bytes:
         doc = {
             **base,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}],
+            "choices": [
+                {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": reason}
+            ],
         }
         if include_usage:
             doc["usage"] = None
         doc["obfuscation"] = _obfuscation()
         return _sse(doc)
 
-    events = [chunk({"role": "assistant", "content": "", "refusal": None})]
-    if message.get("tool_calls"):
-        call = message["tool_calls"][0]
-        events.append(chunk({"tool_calls": [{"index": 0, **call}]}))
-    else:
-        words = str(message["content"]).split(" ")
-        events.extend(chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words))
-    events.append(chunk({}, finish))
+    events = []
+    for index, choice in enumerate(choices):
+        events.append(chunk(index, {"role": "assistant", "content": "", "refusal": None}))
+        message = choice.message
+        if message.get("tool_calls"):
+            call = message["tool_calls"][0]
+            events.append(chunk(index, {"tool_calls": [{"index": 0, **call}]}))
+        else:
+            words = str(message["content"]).split(" ")
+            for position, word in enumerate(words):
+                logprobs = None
+                if choice.logprobs is not None:
+                    logprobs = {"content": [choice.logprobs[position]], "refusal": None}
+                text = word if position == 0 else " " + word
+                events.append(chunk(index, {"content": text}, logprobs=logprobs))
+        events.append(chunk(index, {}, choice.finish))
     if include_usage:
+        completion = sum(choice.tokens for choice in choices)
         events.append(
             _sse(
                 {
@@ -318,7 +417,11 @@ def _embeddings(request: dict[str, Any], rng: random.Random) -> Generated:
 
 def _responses(request: dict[str, Any], rng: random.Random) -> Generated:
     model = str(request.get("model", "gpt-4.1-nano"))
-    text = story(rng, rng.randint(20, 60))
+    text_format = (request.get("text") or {}).get("format") or {}
+    if isinstance(text_format, dict) and text_format.get("type") == "json_schema":
+        text = json.dumps(from_schema(text_format.get("schema") or {}, rng))
+    else:
+        text = story(rng, rng.randint(20, 60))
     ident, created = _ident("resp_"), int(time.time())
     message_id = _ident("msg_")
     output = [

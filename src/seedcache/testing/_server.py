@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import random
 import secrets
 import socket
 import threading
@@ -18,9 +19,18 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlsplit
 
-from ._bodies import Generated, generate
+from ._bodies import Generated
+from ._routes import (
+    FileStore,
+    answer,
+    authorized,
+    azure_error,
+    models,
+    openai_error,
+    parse_route,
+    tiny_png,
+)
 
 __all__ = ["FakeOpenAI", "RecordedRequest"]
 
@@ -69,6 +79,7 @@ class FakeOpenAI:
         """How many streams the server sent to their very end."""
         self._rotation: list[str] = []
         self._faults: list[_Fault] = []
+        self._files = FileStore()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -84,6 +95,11 @@ class FakeOpenAI:
         if self._port is None:
             raise RuntimeError("the fake server was never started; use it as a context manager")
         return f"http://127.0.0.1:{self._port}/v1"
+
+    @property
+    def azure_endpoint(self) -> str:
+        """``http://127.0.0.1:PORT``, the value for ``AzureOpenAI(azure_endpoint=...)``."""
+        return self.base_url.removesuffix("/v1")
 
     @property
     def request_count(self) -> int:
@@ -173,30 +189,23 @@ class FakeOpenAI:
         fault = self._next_fault()
         if fault is not None:
             return Generated(fault.status, fault.document, indent=4)
-        if not request.headers.get("authorization", "").startswith("Bearer "):
-            return Generated(
-                401,
-                {
-                    "error": {
-                        "message": "You didn't provide an API key.",
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
-                indent=4,
-            )
-        path = urlsplit(request.path).path
-        if request.method == "GET" and path == "/v1/models":
-            return Generated(
-                document={
-                    "object": "list",
-                    "data": [
-                        {"id": m, "object": "model", "created": 1700000000, "owned_by": "system"}
-                        for m in ("gpt-4o-mini", "gpt-3.5-turbo-1106", *_MODELS_WITHOUT_FINGERPRINT)
-                    ],
-                }
-            )
+        target = parse_route(request.method, request.path)
+        if target is None:
+            return azure_error(404, "Resource not found")
+        if not authorized(target, request.headers):
+            if target.azure:
+                return azure_error(401, _AZURE_DENIED)
+            return openai_error(401, "You didn't provide an API key.")
+        path = target.path
+        if request.method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
+            return models(target)
+        if path == "/v1/files" or path.startswith("/v1/files/"):
+            with self._lock:
+                return self._files.handle(
+                    target, request.body, request.headers.get("content-type", "")
+                )
+        if request.method == "GET" and path.startswith("/v1/images/") and path.endswith(".png"):
+            return Generated(raw=tiny_png(random.Random(path)), content_type="image/png")
         if path == "/v1/audio/transcriptions":
             digest = secrets.token_hex(2) if b"seed" not in request.body else "fixed"
             return Generated(
@@ -205,21 +214,24 @@ class FakeOpenAI:
         try:
             payload = json.loads(request.body or b"{}")
         except ValueError:
-            return Generated(
-                400,
-                {
-                    "error": {
-                        "message": "We could not parse the JSON body of your request.",
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
-                indent=4,
-            )
-        model = str(payload.get("model", ""))
-        serves_fp = not model.startswith(_MODELS_WITHOUT_FINGERPRINT)
-        return generate(path, payload, self._serving_fingerprint(), serves_fp)
+            return openai_error(400, "We could not parse the JSON body of your request.")
+        if not isinstance(payload, dict):
+            return openai_error(400, "We could not parse the JSON body of your request.")
+        model = str(payload.get("model") or target.deployment or "")
+        return answer(
+            target,
+            payload,
+            self._serving_fingerprint(),
+            serves_fingerprint=not model.startswith(_MODELS_WITHOUT_FINGERPRINT),
+            base_url=self.base_url,
+        )
+
+
+_AZURE_DENIED = (
+    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
+    "provide a valid key for an active subscription and use a correct regional API "
+    "endpoint for your resource."
+)
 
 
 class _Listener(ThreadingHTTPServer):
@@ -279,6 +291,8 @@ class _Handler(BaseHTTPRequestHandler):
         generated = self.fake._respond(request)
         if generated.events is not None:
             self._send_stream(generated.events)
+        elif generated.raw is not None:
+            self._send_raw(generated)
         else:
             self._send_json(generated)
 
@@ -309,6 +323,13 @@ class _Handler(BaseHTTPRequestHandler):
         middle = len(payload) // 2
         for piece in (payload[:middle], payload[middle:]):
             self._chunk(piece)
+        self._chunk(b"")
+
+    def _send_raw(self, generated: Generated) -> None:
+        assert generated.raw is not None
+        self._common_headers(generated.status, generated.content_type)
+        self.end_headers()
+        self._chunk(generated.raw)
         self._chunk(b"")
 
     def _send_stream(self, events: list[bytes]) -> None:
