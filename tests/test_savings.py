@@ -24,34 +24,28 @@ def price(model: str, usage: TokenUsage) -> Decimal:
     return Decimal(calculated.total_price)
 
 
+def three_calls(client, chat_model: str) -> None:
+    """A chat, a stream that includes usage, an embedding."""
+    client.chat.completions.create(model=chat_model, messages=MESSAGES, seed=1)
+    list(
+        client.chat.completions.create(
+            model=chat_model,
+            messages=MESSAGES,
+            seed=2,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    client.embeddings.create(model="text-embedding-3-small", input="red dust")
+
+
 def record_and_replay(fake, location, *, hits: int, chat_model: str = "gpt-4o-mini"):
     with seedcache.SeedCache(location, mode="auto") as cache:
-        client = cache.wrap(make_client(fake))
-        client.chat.completions.create(model=chat_model, messages=MESSAGES, seed=1)
-        list(
-            client.chat.completions.create(
-                model=chat_model,
-                messages=MESSAGES,
-                seed=2,
-                stream=True,
-                stream_options={"include_usage": True},
-            )
-        )
-        client.embeddings.create(model="text-embedding-3-small", input="red dust")
+        three_calls(cache.wrap(make_client(fake)), chat_model)
     with seedcache.SeedCache(location, mode="replay") as cache:
         client = cache.wrap(make_client(fake))
         for _ in range(hits):
-            client.chat.completions.create(model=chat_model, messages=MESSAGES, seed=1)
-            list(
-                client.chat.completions.create(
-                    model=chat_model,
-                    messages=MESSAGES,
-                    seed=2,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                )
-            )
-            client.embeddings.create(model="text-embedding-3-small", input="red dust")
+            three_calls(client, chat_model)
         takes = [t for e in cache.store.entries() for t in e.takes]
         return cache.stats(), cache.savings(), takes
 

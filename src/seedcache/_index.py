@@ -7,6 +7,7 @@ a few hundred bytes per key.
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
@@ -17,7 +18,15 @@ import xxhash
 from ._content import content_of
 from ._takes import Entry, Take
 
-__all__ = ["Summary", "TakeFacts", "Totals", "parse_many", "summarize", "take_facts"]
+__all__ = [
+    "Summary",
+    "TakeFacts",
+    "Totals",
+    "newest_of",
+    "parse_many",
+    "summarize",
+    "take_facts",
+]
 
 # The stored form is a JSON array, [format, endpoint, model, seed, takes, history], with a
 # take as [status, fingerprint, model, recorded_at_ms, size, content]: arrays parse faster
@@ -160,6 +169,11 @@ def parse_many(keys: list[str], raws: list[bytes]) -> list[Summary | None]:
     if documents is None or len(documents) != len(keys):  # a row was not one JSON value
         return [Summary.from_bytes(k, raw) for k, raw in zip(keys, raws, strict=True)]
     return [Summary.from_document(k, d) for k, d in zip(keys, documents, strict=True)]
+
+
+def newest_of(summaries: Iterable[Summary], limit: int) -> list[Summary]:
+    """The ``limit`` most recently recorded of ``summaries``, newest first."""
+    return heapq.nsmallest(limit, summaries, key=lambda s: (-s.recorded_at_ms, s.key))
 
 
 def summarize(entry: Entry) -> Summary:

@@ -31,7 +31,7 @@ import xxhash
 
 from .._codec import entry_from_document, entry_to_document
 from .._errors import CorruptEntryError, StoreError
-from .._index import Summary, Totals, summarize
+from .._index import Summary, Totals, newest_of, summarize
 from .._takes import Entry
 from ._base import Capabilities, Change, Check, Lease, MetaChange, poll_until_settled
 from ._filelock import exclusive
@@ -146,8 +146,7 @@ class CassetteStore:
 
     def newest(self, limit: int) -> list[Summary]:
         """The newest ``limit`` summaries (a cassette is small: sorted in memory)."""
-        ordered = sorted(self.summaries(), key=lambda s: (-s.recorded_at_ms, s.key))
-        return ordered[:limit]
+        return newest_of(self.summaries(), limit)
 
     def totals(self) -> Totals:
         """Counted from the entries held in memory."""

@@ -13,23 +13,21 @@ import errno
 import json
 import os
 import sqlite3
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import diskcache
-import xxhash
 
 from .._codec import decode_entry, encode_entry
 from .._errors import CorruptEntryError, StoreError, UnsafeDataError
-from .._index import Summary, Totals, parse_many, summarize
+from .._index import Summary, Totals, newest_of, parse_many, summarize
 from .._takes import Entry
 from ._base import Capabilities, Change, Check, Lease, MetaChange, poll_until_settled
 from ._diskrows import ReadOnlyRows, Refused, open_rows, read_value_file
+from ._frames import DecodedFrames, frame_revision
 
 __all__ = ["DiskStore"]
 
@@ -67,8 +65,7 @@ class DiskStore:
                 raise StoreError(f"cannot open cache directory {str(path)!r}: {exc}") from exc
             self._cache = ReadOnlyRows(path)
             self.read_only = True
-        self._decoded: OrderedDict[str, tuple[bytes, Entry]] = OrderedDict()
-        self._decoded_lock = threading.Lock()
+        self._frames = DecodedFrames(_DECODED_SIZE, _DECODED_MAX_FRAME)
         self._owner = f"{os.getpid()}-{uuid.uuid4().hex}"
 
     @property
@@ -96,18 +93,7 @@ class DiskStore:
         frame = self._read(_ENTRY_PREFIX + key)
         if frame is None:
             return None
-        with self._decoded_lock:
-            known = self._decoded.get(key)
-        if known is not None and known[0] == frame:
-            return known[1]
-        entry = decode_entry(frame, where=self._where(key)).with_revision(_revision(frame))
-        if len(frame) <= _DECODED_MAX_FRAME:
-            with self._decoded_lock:
-                self._decoded[key] = (frame, entry)
-                self._decoded.move_to_end(key)
-                if len(self._decoded) > _DECODED_SIZE:
-                    self._decoded.popitem(last=False)
-        return entry
+        return self._frames.entry(key, frame, where=self._where(key))
 
     def update(self, key: str, change: Change) -> Entry | None:
         """Read, change and write one entry in one SQLite transaction (atomic across processes).
@@ -120,7 +106,7 @@ class DiskStore:
             current = None
             if frame is not None:
                 current = decode_entry(frame, where=self._where(key))
-                current = current.with_revision(_revision(frame))
+                current = current.with_revision(frame_revision(frame))
             updated = change(current)
             before = None if current is None else self._summary_of(key, current)
             totals = self._totals_in_transaction()  # before this change is written
@@ -136,7 +122,7 @@ class DiskStore:
             self._drop_own_lease(key)
             if updated is None or written is None:
                 return None
-            return updated.with_revision(_revision(written))
+            return updated.with_revision(frame_revision(written))
 
     def delete(self, key: str) -> bool:
         """Remove ``key`` (and its summary); True when it was there."""
@@ -199,8 +185,7 @@ class DiskStore:
         rows = self._query(query, (_INDEX_PREFIX, _after(_INDEX_PREFIX), limit))
         if len(rows) < limit and len(rows) < self._count(_ENTRY_PREFIX):
             # Rows written before the index was tagged: sort everything, once.
-            ordered = sorted(self.summaries(), key=lambda s: (-s.recorded_at_ms, s.key))
-            return ordered[:limit]
+            return newest_of(self.summaries(), limit)
         keys = [name[len(_INDEX_PREFIX) :] for name, *_ in rows]
         raws = [self._row_value(mode, filename, value) or b"" for _, mode, filename, value in rows]
         found = []
@@ -455,11 +440,6 @@ def _reason(exc: Exception, key: str) -> str:
     text = str(exc)
     marker = f"entry {key}: "
     return text.split(marker, 1)[1] if marker in text else text
-
-
-def _revision(frame: bytes) -> int:
-    """An entry's revision: a hash of its stored bytes (never 0, which means absent)."""
-    return xxhash.xxh3_64_intdigest(frame) or 1
 
 
 def _after(prefix: str) -> str:

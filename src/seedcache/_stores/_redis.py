@@ -22,21 +22,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import xxhash
-
-from .._codec import decode_entry, encode_entry
+from .._codec import encode_entry
 from .._errors import ConfigurationError, CorruptEntryError, StoreError
-from .._index import Summary, Totals, parse_many, summarize
+from .._index import Summary, Totals, newest_of, parse_many, summarize
 from .._takes import Entry
 from ._base import Capabilities, Change, Check, Lease, MetaChange
+from ._frames import DecodedFrames, frame_revision
 from ._location import redact, server_name
 
 __all__ = ["RedisStore"]
@@ -96,8 +93,7 @@ class RedisStore:
         self._location = redact(url)
         self._ns = namespace
         self._where = server_name(url)
-        self._decoded: OrderedDict[str, tuple[bytes, Entry]] = OrderedDict()
-        self._decoded_lock = threading.Lock()
+        self._frames = DecodedFrames()
         self._tokens: dict[str, str] = {}
         self._pending: list[tuple[str, Change]] | None = None
         with self._talking("connect to"):
@@ -189,8 +185,7 @@ class RedisStore:
 
     def newest(self, limit: int) -> list[Summary]:
         """The newest ``limit`` summaries (sorted from every summary)."""
-        ordered = sorted(self.summaries(), key=lambda s: (-s.recorded_at_ms, s.key))
-        return ordered[:limit]
+        return newest_of(self.summaries(), limit)
 
     def totals(self) -> Totals:
         """Counted from the summaries (a server-side running total would span slots)."""
@@ -336,7 +331,7 @@ class RedisStore:
             else:
                 written = encode_entry(updated)
                 self._check_size(written, key)
-                revision = _revision(written)
+                revision = frame_revision(written)
                 summary = summarize(updated).to_bytes()
                 pipe.delete(target)
                 pipe.hset(target, mapping={"frame": written, "summary": summary, "rev": revision})
@@ -345,7 +340,7 @@ class RedisStore:
             return (
                 None
                 if updated is None or written is None
-                else updated.with_revision(_revision(written))
+                else updated.with_revision(frame_revision(written))
             )
 
         stored: Entry | None = self._transaction(attempt, target, lease)
@@ -380,18 +375,7 @@ class RedisStore:
                 yield chunk, pipe.execute()
 
     def _decode(self, key: str, frame: bytes) -> Entry:
-        with self._decoded_lock:
-            known = self._decoded.get(key)
-        if known is not None and known[0] == frame:
-            return known[1]
-        where = f"{self._location} entry {key}"
-        entry = decode_entry(frame, where=where).with_revision(_revision(frame))
-        with self._decoded_lock:
-            self._decoded[key] = (frame, entry)
-            self._decoded.move_to_end(key)
-            if len(self._decoded) > _DECODED_SIZE:
-                self._decoded.popitem(last=False)
-        return entry
+        return self._frames.entry(key, frame, where=f"{self._location} entry {key}")
 
     def _revision_of_damaged(self, key: str) -> int:
         """0, unless the entry exists but does not decode: the core counts that as absent."""
@@ -483,12 +467,6 @@ def _split_namespace(url: str) -> tuple[str, str]:
 def _scrub(text: str) -> str:
     """Drop anything that looks like URL credentials from a client's error text."""
     return re.sub(r"//[^/@\s]*@", "//", text)
-
-
-def _revision(frame: bytes) -> int:
-    # 63 bits: stored as text on the server and compared by a script, which knows no
-    # unsigned 64-bit numbers.
-    return (xxhash.xxh3_64_intdigest(frame) >> 1) or 1
 
 
 def _ms(seconds: float) -> int:

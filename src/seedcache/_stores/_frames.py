@@ -1,0 +1,52 @@
+"""Decoding stored frames once: the entries behind frames read again and again (every hit).
+
+Stores that read a frame from a database or a server on every request (another process
+may have changed it) keep the entries decoded from the latest frames; a frame equal to
+the one decoded last time for its key gives the same immutable entry back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import xxhash
+
+from .._codec import decode_entry
+from .._takes import Entry
+
+__all__ = ["DecodedFrames", "frame_revision"]
+
+
+def frame_revision(frame: bytes) -> int:
+    """An entry's revision: 63 bits of a hash of its stored bytes, never 0 (absent).
+
+    63 bits, so that a Redis script (which knows no unsigned 64-bit numbers) compares it
+    as text exactly.
+    """
+    return (xxhash.xxh3_64_intdigest(frame) >> 1) or 1
+
+
+class DecodedFrames:
+    """The entries decoded from the last ``size`` frames, by key (bounded in count and bytes)."""
+
+    def __init__(self, size: int = 256, max_frame: int = 256 * 1024) -> None:
+        self._size = size
+        self._max_frame = max_frame
+        self._decoded: OrderedDict[str, tuple[bytes, Entry]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def entry(self, key: str, frame: bytes, *, where: str) -> Entry:
+        """The entry in ``frame``, with its revision; decoded only when the frame is new."""
+        with self._lock:
+            known = self._decoded.get(key)
+        if known is not None and known[0] == frame:
+            return known[1]
+        entry = decode_entry(frame, where=where).with_revision(frame_revision(frame))
+        if len(frame) <= self._max_frame:
+            with self._lock:
+                self._decoded[key] = (frame, entry)
+                self._decoded.move_to_end(key)
+                if len(self._decoded) > self._size:
+                    self._decoded.popitem(last=False)
+        return entry
