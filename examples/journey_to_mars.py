@@ -88,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
             previous = get_chat_response(client, SYSTEM_MESSAGE, USER_REQUEST, SEED)
             current = get_chat_response(client, SYSTEM_MESSAGE, USER_REQUEST, SEED)
             compare_responses(previous, current)
-            print(f"seedcache: {cache.stats().as_dict()}")
+            stats = cache.stats()
+            print(f"seedcache: {stats.as_dict()}")
+            saved = stats.cost_saved_usd
+            cost = "price unknown" if saved is None else f"${saved:.4f}"
+            print(f"seedcache: replays saved {stats.tokens_saved} tokens ({cost})")
     except seedcache.SeedCacheError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
