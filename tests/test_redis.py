@@ -135,6 +135,9 @@ def test_the_password_appears_nowhere(fake, guarded, tmp_path, caplog):
         result = CliRunner().invoke(cli, ["--cache-dir", location, *command])
         assert result.exit_code == 0, result.output
         seen += [result.output]
+    empty = CliRunner().invoke(cli, ["--cache-dir", f"{guarded.url}?namespace=empty", "ls"])
+    assert "nothing recorded in redis://127.0.0.1:" in empty.output
+    seen.append(empty.output)
     wrong = location.replace(PASSWORD, "not-the-" + PASSWORD[::-1])
     with pytest.raises(StoreError) as refused:
         RedisStore(wrong)

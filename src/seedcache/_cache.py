@@ -49,9 +49,8 @@ class SeedCache:
 
     ``directory`` is a cache directory or a Redis URL (``redis://host:6379/0``, shared by
     every machine that can reach it); it defaults to ``$SEEDCACHE_DIR``, else
-    ``.seedcache``. ``mode`` defaults
-    to ``$SEEDCACHE_MODE``, else ``"auto"``. A ``store`` given explicitly replaces the
-    directory. ``match_host=False`` ignores scheme and host in keys, so recordings made
+    ``.seedcache``. ``mode`` defaults to ``$SEEDCACHE_MODE``, else ``"auto"``. A ``store``
+    given explicitly replaces the directory. ``match_host=False`` ignores scheme and host in keys, so recordings made
     against one base URL replay against another; ``ignore`` leaves body fields out of the
     key (``["user", "metadata"]``; dotted paths reach nested fields, ``*`` every item),
     while takes still show the request as sent; ``secret_params`` adds query parameter

@@ -14,7 +14,7 @@ from .. import _settings as settings
 from .._cache import DEFAULT_DIR
 from .._errors import SeedCacheError
 from .._settings import DEBUG_ENV_VAR, DIR_ENV_VAR
-from .._stores import CassetteStore, DiskStore, Store, is_redis_location, open_store
+from .._stores import CassetteStore, DiskStore, Store, is_redis_location, open_store, redact
 from ._render import Painter
 
 __all__ = ["App", "cli", "open_location", "pass_app"]
@@ -33,8 +33,9 @@ class App:
 
     @property
     def location(self) -> str:
-        """The cache directory or cassette file, as given."""
-        return str(self.cassette or self.cache_dir)
+        """The cache directory, cassette file or Redis URL (without credentials), as given."""
+        location = str(self.cassette or self.cache_dir)
+        return redact(location) if is_redis_location(location) else location
 
     def store(self, *, create: bool = False, tolerate_broken: bool = False) -> Store:
         """The store, opened once; missing ones are an error unless ``create``.
