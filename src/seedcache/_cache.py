@@ -50,14 +50,15 @@ class SeedCache:
     ``directory`` is a cache directory or a Redis URL (``redis://host:6379/0``, shared by
     every machine that can reach it); it defaults to ``$SEEDCACHE_DIR``, else
     ``.seedcache``. ``mode`` defaults to ``$SEEDCACHE_MODE``, else ``"auto"``. A ``store``
-    given explicitly replaces the directory. ``match_host=False`` ignores scheme and host in keys, so recordings made
-    against one base URL replay against another; ``ignore`` leaves body fields out of the
-    key (``["user", "metadata"]``; dotted paths reach nested fields, ``*`` every item),
-    while takes still show the request as sent; ``secret_params`` adds query parameter
-    names that carry credentials to the built-in rule (``api-key``, ``code``, ``sig``,
-    ``*token``, ``*key`` …): they are never keyed or stored; ``match_headers`` lists request headers
-    that change the answer; ``namespace`` separates otherwise equal keys; ``strict`` makes
-    replay fail on a repeat beyond the recorded takes.
+    given explicitly replaces the directory. ``match_host=False`` ignores scheme and host
+    in keys, so recordings made against one base URL replay against another; ``ignore``
+    leaves body fields out of the key (``["user", "metadata"]``; dotted paths reach nested
+    fields, ``*`` every item), while takes still show the request as sent;
+    ``secret_params`` adds query parameter names that carry credentials to the built-in
+    rule (``api-key``, ``code``, ``sig``, ``*token``, ``*key`` …): they are never keyed or
+    stored; ``match_headers`` lists request headers that change the answer;
+    ``namespace`` separates otherwise equal keys; ``strict`` makes replay fail on a repeat
+    beyond the recorded takes.
 
     In ``refresh`` mode a take is replayed only while its fingerprint is current:
     ``fingerprints`` (or ``$SEEDCACHE_FINGERPRINTS``) pins the current ones; without pins,
