@@ -225,3 +225,42 @@ def test_models_and_unknown_routes_answer_as_the_api_does(fake):
         with pytest.raises(openai.NotFoundError) as unknown:
             getattr(client, method)("/nothing/here", cast_to=object)
         assert unknown.value.body["message"] == f"Invalid URL ({method.upper()} /v1/nothing/here)"
+
+
+def test_the_same_through_the_async_client_recorded_then_replayed(fake, tmp_path):
+    """n and logprobs, structured outputs, images and models, async, via wrap()."""
+
+    async def session(mode: str) -> list[object]:
+        cache = seedcache.SeedCache(tmp_path / "c", mode=mode)
+        raw = openai.AsyncOpenAI(api_key=SENTINEL_KEY, base_url=fake.base_url, max_retries=0)
+        client = cache.wrap(raw)
+        chat = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, seed=3, n=2, logprobs=True, top_logprobs=2
+        )
+        parsed = await client.chat.completions.parse(
+            model="gpt-4o-mini", messages=MESSAGES, seed=3, response_format=Trip
+        )
+        response = await client.responses.parse(
+            model="gpt-4.1-nano", input="Plan it.", text_format=Trip
+        )
+        image = await client.images.generate(model="gpt-image-1", prompt="dust")
+        model = await client.models.retrieve("gpt-4o-mini")
+        await raw.close()
+        await cache.aclose()
+        assert len(chat.choices) == 2
+        assert chat.choices[1].logprobs.content[0].top_logprobs
+        assert isinstance(parsed.choices[0].message.parsed, Trip)
+        assert is_png(base64.b64decode(image.data[0].b64_json))
+        return [
+            [c.message.content for c in chat.choices],
+            [t.logprob for t in chat.choices[0].logprobs.content],
+            parsed.choices[0].message.parsed,
+            response.output_parsed,
+            image.data[0].b64_json,
+            model.id,
+        ]
+
+    recorded = asyncio.run(session("auto"))
+    calls = fake.request_count
+    assert asyncio.run(session("replay")) == recorded
+    assert fake.request_count == calls
