@@ -316,7 +316,7 @@ _CLUSTER_WORKER = textwrap.dedent(
     """
     import random, sys, openai, seedcache
     location, base_url, number = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    prompts = random.Random(number).sample(range(120), 80)
+    prompts = random.Random(number).sample(range(400), 300)
     with seedcache.SeedCache(location, mode="auto") as cache:
         client = cache.wrap(openai.OpenAI(api_key="k", base_url=base_url, max_retries=0))
         for prompt in prompts:
@@ -345,15 +345,15 @@ def test_processes_on_different_cluster_nodes_fetch_each_prompt_once(fake, clust
             stderr=subprocess.PIPE,
             text=True,
         )
-        for n in range(6)
+        for n in range(8)
     ]
     outputs = [(w.communicate(timeout=240)[1], w.returncode) for w in workers]
     assert [err for err, code in outputs if code != 0] == []
     import random
 
     wanted = set()
-    for n in range(6):
-        wanted.update(random.Random(n).sample(range(120), 80))
+    for n in range(8):
+        wanted.update(random.Random(n).sample(range(400), 300))
     assert fake.request_count == len(wanted)
     store = open_store(f"{cluster[0].url}?namespace={namespace}")
     entries = list(store.entries())
