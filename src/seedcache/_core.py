@@ -143,7 +143,7 @@ class Core:
     def savings(self) -> Savings:
         """Tokens and dollars the session's replays saved."""
         with self._session.lock:
-            replayed = list(self._session.replayed.values())
+            replayed = [(r.model, r.usage, r.count) for r in self._session.replayed.values()]
         return savings_of(replayed)
 
     @property
@@ -219,23 +219,24 @@ class Core:
                 if isinstance(decision, Replay):
                     self._use(key)
                     session.stats.hits += 1
-                    assert entry is not None  # a replay needs a take
-                    session.count_replay(entry.takes[decision.index])
-                    return Replayed(
-                        entry.takes[decision.index], Outcome(Action.HIT, key, decision.index)
-                    )
-                flight = session.flights.get(key)
-                if flight is None and joins and arrived is not None:
-                    flight = session.flights.landed(key, arrived)
-                if flight is not None and joins:
-                    # Concurrent duplicates share the take being fetched and do not
-                    # count as a repeat of their own.
-                    return Join(flight, key)
-                # This request fetches. Its flight is up before the store's lease is
-                # asked for, so identical requests of this process join it instead of
-                # waiting on the lease as if another process held it.
-                self._use(key)
-                flight = session.flights.start(key)
+                else:
+                    in_air = session.flights.get(key)
+                    if in_air is None and joins and arrived is not None:
+                        in_air = session.flights.landed(key, arrived)
+                    if in_air is not None and joins:
+                        # Concurrent duplicates share the take being fetched and do not
+                        # count as a repeat of their own.
+                        return Join(in_air, key)
+                    # This request fetches. Its flight is up before the store's lease is
+                    # asked for, so identical requests of this process join it instead
+                    # of waiting on the lease as if another process held it.
+                    self._use(key)
+                    flight = session.flights.start(key)
+            if isinstance(decision, Replay):
+                assert entry is not None  # a replay needs a take
+                take = entry.takes[decision.index]
+                session.count_replay(key, decision.index, take)
+                return Replayed(take, Outcome(Action.HIT, key, decision.index))
             lease = None
             if may_lease and self.mode is not Mode.RECORD:
                 revision = entry.revision if entry is not None else 0
@@ -280,7 +281,7 @@ class Core:
             return None
         with self._session.lock:
             self._session.stats.joined += 1
-            self._session.count_replay(flight.take)
+        self._session.count_replay(step.key, flight.index, flight.take)
         return Replayed(flight.take, Outcome(Action.JOINED, step.key, flight.index))
 
     def _next_occurrence(self, key: str, *, locked: bool = False) -> int:

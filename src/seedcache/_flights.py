@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 import anyio
 
 from ._errors import CacheMiss, StoreError
+from ._savings import TokenUsage, usage_of
 from ._stores import Lease, Store
 from ._takes import Take
 
-__all__ = ["Flight", "Flights", "LeaseKeeper", "Occurrences", "Session", "Stats"]
+__all__ = ["Flight", "Flights", "LeaseKeeper", "Occurrences", "Replays", "Session", "Stats"]
 
 _log = logging.getLogger("seedcache")
 # Landed flights remembered for late-deciding duplicates; they hold takes, so a bound.
@@ -275,6 +276,15 @@ def _release_quietly(store: Store, lease: Lease) -> None:
 
 
 @dataclass(slots=True)
+class Replays:
+    """How often one take was replayed, with what :mod:`._savings` needs of it."""
+
+    model: str
+    usage: TokenUsage | None
+    count: int = 0
+
+
+@dataclass(slots=True)
 class Session:
     """What every core of one cache shares: counters, repeats, flights and leases."""
 
@@ -286,19 +296,26 @@ class Session:
     """The misses raised, oldest first (the first hundred): code under test may swallow
     the exception, and the test must still learn of it."""
     lock: threading.Lock = field(default_factory=threading.Lock)
-    replayed: dict[int, tuple[Take, int]] = field(default_factory=dict)
-    """Each take replayed (by identity, held so the identity stays its own) and how often:
-    what :mod:`._savings` prices when asked."""
+    replayed: dict[tuple[str, int], Replays] = field(default_factory=dict)
+    """Per replayed take, by (key, take index): its model, its usage and how often it was
+    replayed; what :mod:`._savings` prices when asked. Small, whatever the bodies."""
     keeper: LeaseKeeper = field(init=False)
     _arrivals: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
         self.keeper = LeaseKeeper(self.lease_seconds)
 
-    def count_replay(self, take: Take) -> None:
-        """Note a replay of ``take``; the caller holds :attr:`lock`."""
-        seen = self.replayed.get(id(take))
-        self.replayed[id(take)] = (take, 1 if seen is None else seen[1] + 1)
+    def count_replay(self, key: str, index: int, take: Take) -> None:
+        """Note a replay of take ``index`` of ``key``; its usage is read on the first only."""
+        slot = (key, index)
+        with self.lock:
+            seen = self.replayed.get(slot)
+            if seen is not None:
+                seen.count += 1
+                return
+        usage = usage_of(take)  # a JSON parse: outside the lock, once per take
+        with self.lock:
+            self.replayed.setdefault(slot, Replays(take.model or "?", usage)).count += 1
 
     def arrive(self) -> int:
         """A number for a request as it arrives, increasing (``next`` on a count is atomic)."""

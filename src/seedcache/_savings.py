@@ -5,8 +5,8 @@ sent with ``include_usage``, embeddings, the Responses API). Prices come from th
 ``genai-prices`` library, which follows providers' price lists (cached input included);
 a model it does not know is listed as unpriced, never counted as free.
 
-The hit path only counts which take was replayed (a dict increment): usage is read and
-priced once per distinct take, when someone asks.
+The hit path only counts which take was replayed (a dict increment); a take's usage is
+read the first time it is replayed, and priced when someone asks.
 """
 
 from __future__ import annotations
@@ -157,14 +157,12 @@ def price_usd(model: str, usage: TokenUsage) -> Decimal | None:
     return Decimal(priced.total_price)
 
 
-def savings_of(replayed: Iterable[tuple[Take, int]]) -> Savings:
-    """What replaying each take ``count`` times saved."""
+def savings_of(replayed: Iterable[tuple[str, TokenUsage | None, int]]) -> Savings:
+    """What replaying takes of ``(model, usage, times)`` saved."""
     per_model: dict[str, list[Any]] = {}
-    for take, count in replayed:
-        usage = usage_of(take)
+    for model, usage, count in replayed:
         if usage is None:
             continue
-        model = take.model or "?"
         row = per_model.setdefault(model, [0, 0, Decimal(0), True])
         row[0] += count
         row[1] += usage.total * count
