@@ -8,7 +8,7 @@ question needs them (determinism compares outputs).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,18 +111,23 @@ class Catalog:
         """What replays saved over every session that closed a cache on this store."""
         return from_counters(read_counters(self.store.get_meta(COUNTERS_META)))
 
-    def fingerprints(self, currency: Currency) -> list[FingerprintStatus]:
-        """Per model, each fingerprint seen live or recorded, and whether it is current."""
+    def fingerprints(
+        self, currency: Currency, summaries: Iterable[Summary] | None = None
+    ) -> list[FingerprintStatus]:
+        """Per model, each fingerprint seen live or recorded, and whether it is current.
+
+        ``summaries`` already read from the store saves reading them again.
+        """
         recorded = (
             (take.model or summary.model, take.fingerprint)
-            for summary in self.store.summaries()
+            for summary in (self.store.summaries() if summaries is None else summaries)
             for take in summary.all_takes
         )
         return fingerprint_statuses(currency, recorded)
 
-    def determinism(self) -> DeterminismSummary:
+    def determinism(self, summaries: Iterable[Summary] | None = None) -> DeterminismSummary:
         """For seeded requests recorded more than once: how often the outputs agreed."""
-        return determinism(self.store.summaries())
+        return determinism(self.store.summaries() if summaries is None else summaries)
 
     def verify(self, *, fix: bool = False) -> Check:
         """Every entry the store cannot decode (removed with ``fix``), and rows it did not write."""

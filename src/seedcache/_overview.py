@@ -79,8 +79,8 @@ def gather(catalog: Catalog, *, now_ms: int | None = None) -> Overview:
     return Overview(
         generated_ms=now_ms if now_ms is not None else round(time.time() * 1000),
         stats=catalog.stats(),
-        fingerprints=catalog.fingerprints(currency),
-        determinism=catalog.determinism(),
+        fingerprints=catalog.fingerprints(currency, summaries),
+        determinism=catalog.determinism(summaries),
         changed=changed,
         changed_total=len(changed_keys),
         refreshed_keys=len(refreshed),

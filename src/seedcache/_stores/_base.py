@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from .._errors import CorruptEntryError, UnsafeDataError
 from .._index import Summary, Totals
 from .._takes import Entry
 
@@ -25,6 +26,7 @@ __all__ = [
     "Lease",
     "MetaChange",
     "Store",
+    "check_by_decoding",
     "poll_until_settled",
 ]
 
@@ -170,6 +172,26 @@ class Store(Protocol):
     def close(self) -> None:
         """Release files and connections; the store is unusable afterwards."""
         ...
+
+
+def check_by_decoding(store: Store, *, fix: bool, foreign: int = 0) -> Check:
+    """:meth:`Store.check` for a store that decodes an entry on :meth:`Store.get`.
+
+    Every key is read; those that fail (damaged or crafted) are reported, and with
+    ``fix`` deleted.
+    """
+    keys = store.keys()
+    broken: list[tuple[str, str]] = []
+    for key in keys:
+        try:
+            store.get(key)
+        except (CorruptEntryError, UnsafeDataError) as exc:
+            # The report names the key already: keep only what is wrong with it.
+            broken.append((key, str(exc).split(f"entry {key}: ", 1)[-1]))
+    if fix:
+        for key, _ in broken:
+            store.delete(key)
+    return Check(len(keys), broken, foreign, fixed=fix and bool(broken))
 
 
 def poll_until_settled(

@@ -162,18 +162,14 @@ class CassetteStore:
         with self._lock, self._exclusive() if fix else contextlib.nullcontext():
             if not self._path.exists():
                 raise StoreError(f"no cassette at {self._path}")
-            self._tolerate_broken, tolerated = True, self._tolerate_broken
-            try:
-                self._refresh(verify=True)
-            finally:
-                self._tolerate_broken = tolerated
-            broken = [(str(self._path), message.split(": ", 1)[-1]) for message in self._broken]
-            checked = len(self._entries) + len(broken)
+            # Read apart from memory: memory holds only a cassette that decodes whole.
+            contents = read_cassette(self._path)
+            broken = [(str(self._path), message.split(": ", 1)[-1]) for message in contents.broken]
+            checked = len(contents.entries) + len(broken)
             if fix and broken:
                 self._broken = []
-                self._write(self._entries, self._meta)
-            elif broken and not self._tolerate_broken:
-                self._seen = self._digest = None  # read (and refuse) it again next time
+                self._write({entry.key: entry for entry in contents.entries}, contents.meta)
+                self._seen = self._digest = None  # memory is read afresh from what was written
         return Check(checked, broken, 0, fixed=fix and bool(broken))
 
     def claim(self, key: str, revision: int, seconds: float) -> Lease | None:
@@ -501,7 +497,7 @@ def write_atomically(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise StoreError(f"cannot write cassette {path}: {exc}") from exc
+        raise StoreError(f"cannot write {path}: {exc}") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -513,5 +509,5 @@ def write_atomically(path: Path, data: bytes) -> None:
     except BaseException as exc:
         Path(temp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise StoreError(f"cannot write cassette {path}: {exc}") from exc
+            raise StoreError(f"cannot write {path}: {exc}") from exc
         raise

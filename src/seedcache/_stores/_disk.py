@@ -25,7 +25,15 @@ from .._codec import decode_entry, encode_entry
 from .._errors import CorruptEntryError, StoreError, UnsafeDataError
 from .._index import Summary, Totals, newest_of, parse_many, summarize
 from .._takes import Entry
-from ._base import Capabilities, Change, Check, Lease, MetaChange, poll_until_settled
+from ._base import (
+    Capabilities,
+    Change,
+    Check,
+    Lease,
+    MetaChange,
+    check_by_decoding,
+    poll_until_settled,
+)
 from ._diskrows import ReadOnlyRows, Refused, open_rows, read_value_file
 from ._frames import DecodedFrames, frame_revision
 
@@ -317,17 +325,7 @@ class DiskStore:
 
     def check(self, *, fix: bool = False) -> Check:
         """Decode every entry; with ``fix``, remove those that fail (crafted rows unread)."""
-        broken: list[tuple[str, str]] = []
-        keys = self.keys()
-        for key in keys:
-            try:
-                self.get(key)
-            except (CorruptEntryError, UnsafeDataError) as exc:
-                broken.append((key, _reason(exc, key)))
-        if fix:
-            for key, _ in broken:
-                self.delete(key)
-        return Check(len(keys), broken, self.foreign_rows(), fixed=fix and bool(broken))
+        return check_by_decoding(self, fix=fix, foreign=self.foreign_rows())
 
     def foreign_rows(self) -> int:
         """Rows seedcache did not write (pickled keys or values); they are never read."""
@@ -433,13 +431,6 @@ def _is_read_only_error(error: BaseException) -> bool:
         return True
     text = str(error).lower()
     return "readonly" in text or "read-only" in text or "unable to open database" in text
-
-
-def _reason(exc: Exception, key: str) -> str:
-    """The error without the location and key the report already shows."""
-    text = str(exc)
-    marker = f"entry {key}: "
-    return text.split(marker, 1)[1] if marker in text else text
 
 
 def _after(prefix: str) -> str:

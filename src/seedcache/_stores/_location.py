@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._errors import ConfigurationError
 
-__all__ = ["REDIS_SCHEMES", "is_redis_location", "redact", "server_name"]
+__all__ = ["REDIS_SCHEMES", "is_redis_location", "redact", "scrub_credentials", "server_name"]
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
@@ -44,11 +45,9 @@ def _port(url: str) -> int | None:
     try:
         return urlsplit(url).port
     except ValueError:
-        raise ConfigurationError(f"{redact_userinfo(url)}: the port is not a number") from None
+        raise ConfigurationError(f"{scrub_credentials(url)}: the port is not a number") from None
 
 
-def redact_userinfo(url: str) -> str:
-    """``url`` with anything before an ``@`` in its authority removed (for errors)."""
-    scheme, _, rest = url.partition("://")
-    authority, slash, tail = rest.partition("/")
-    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{tail}"
+def scrub_credentials(text: str) -> str:
+    """``text`` with anything like URL credentials (``//user:pass@``) taken out."""
+    return re.sub(r"//[^/@\s]*@", "//", text)

@@ -32,9 +32,9 @@ from .._codec import encode_entry
 from .._errors import ConfigurationError, CorruptEntryError, StoreError
 from .._index import Summary, Totals, newest_of, parse_many, summarize
 from .._takes import Entry
-from ._base import Capabilities, Change, Check, Lease, MetaChange
+from ._base import Capabilities, Change, Check, Lease, MetaChange, check_by_decoding
 from ._frames import DecodedFrames, frame_revision
-from ._location import redact, server_name
+from ._location import redact, scrub_credentials, server_name
 
 __all__ = ["RedisStore"]
 
@@ -201,17 +201,7 @@ class RedisStore:
 
     def check(self, *, fix: bool = False) -> Check:
         """Decode every entry; with ``fix``, delete those that fail."""
-        keys = self.keys()
-        broken: list[tuple[str, str]] = []
-        for key in keys:
-            try:
-                self.get(key)
-            except CorruptEntryError as exc:
-                broken.append((key, str(exc).split(f"entry {key}: ", 1)[-1]))
-        if fix:
-            for key, _ in broken:
-                self.delete(key)
-        return Check(len(keys), broken, 0, fixed=fix and bool(broken))
+        return check_by_decoding(self, fix=fix)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -432,8 +422,9 @@ class RedisStore:
         except self._redis.RedisError as exc:
             if isinstance(exc, self._redis.WatchError):
                 raise
+            reason = scrub_credentials(str(exc))
             raise StoreError(
-                f"cannot {what} Redis at {self._where}: {type(exc).__name__}: {_scrub(str(exc))}"
+                f"cannot {what} Redis at {self._where}: {type(exc).__name__}: {reason}"
             ) from None
 
     def _entry(self, key: str) -> str:
@@ -462,11 +453,6 @@ def _split_namespace(url: str) -> tuple[str, str]:
         )
     rest = urlencode([(name, value) for name, value in query if name != "namespace"])
     return urlunsplit(parts._replace(query=rest)), namespace
-
-
-def _scrub(text: str) -> str:
-    """Drop anything that looks like URL credentials from a client's error text."""
-    return re.sub(r"//[^/@\s]*@", "//", text)
 
 
 def _ms(seconds: float) -> int:
