@@ -21,7 +21,7 @@ from typing import Any
 
 import diskcache
 
-from .._codec import decode_entry, encode_entry
+from .._codec import encode_entry
 from .._errors import CorruptEntryError, StoreError, UnsafeDataError
 from .._index import Summary, Totals, newest_of, parse_many, summarize
 from .._takes import Entry
@@ -113,8 +113,7 @@ class DiskStore:
             frame = self._read(_ENTRY_PREFIX + key)
             current = None
             if frame is not None:
-                current = decode_entry(frame, where=self._where(key))
-                current = current.with_revision(frame_revision(frame))
+                current = self._frames.entry(key, frame, where=self._where(key))
             updated = change(current)
             before = None if current is None else self._summary_of(key, current)
             totals = self._totals_in_transaction()  # before this change is written
