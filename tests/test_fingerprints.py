@@ -8,7 +8,9 @@ import pytest
 
 from seedcache import CassetteStore, ConfigurationError, DiskStore, Take
 from seedcache._durations import format_duration, parse_duration
+from seedcache._backends import Backends, Identity
 from seedcache._fingerprints import Currency, Registry, parse_pins
+from seedcache._policy import Freshness
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -84,37 +86,67 @@ def test_a_damaged_registry_reads_as_empty(tmp_path, blob):
     store.close()
 
 
-def test_current_is_the_window_before_the_latest_live_response(store):
+def test_a_take_is_current_only_when_this_run_saw_its_backend_live(store):
+    clock = Clock()
+    backends = Backends(clock=clock)
+    currency = Currency(Registry(store), clock=clock, backends=backends)
+    # Nothing learned yet: unsure, to be checked live.
+    assert currency.freshness(take("fp_a"), "gpt-4o") is Freshness.UNSURE
+    backends.learn("gpt-4o", Identity("gpt-4o", "fp_a"), now=clock())
+    assert currency.freshness(take("fp_a"), "gpt-4o") is Freshness.CURRENT
+    assert currency.freshness(take("fp_b"), "gpt-4o") is Freshness.UNSURE
+    # A fingerprint seen live again is current again: side by side.
+    backends.learn("gpt-4o", Identity("gpt-4o", "fp_b"), now=clock())
+    assert currency.freshness(take("fp_b"), "gpt-4o") is Freshness.CURRENT
+    # Another dated model behind the same alias is another backend.
+    dated = take(None, model="gpt-4o-2024-08-06")
+    assert currency.freshness(dated, "gpt-4o") is Freshness.UNSURE
+    # Errors name no backend.
+    error = Take(400, (), b"{}", model="gpt-4o", recorded_at_ms=T0_MS)
+    assert currency.freshness(error, "gpt-4o") is Freshness.CURRENT
+    # What a run learned lasts an hour, then it is learned again.
+    clock.ms += 2 * HOUR_MS
+    assert currency.freshness(take("fp_a"), "gpt-4o") is Freshness.UNSURE
+
+
+def test_the_registry_calls_current_what_the_latest_live_run_saw(store):
     clock = Clock()
     registry = Registry(store)
     currency = Currency(registry, clock=clock)
+    registry.observe("gpt-4o", "fp_a", T0_MS, run_started_ms=T0_MS)
+    registry.observe("gpt-4o", "fp_b", T0_MS + MINUTE_MS, run_started_ms=T0_MS)
+    assert currency.current("gpt-4o") == {"fp_a", "fp_b"}  # side by side in one run
+    # The next run, a minute later, saw only fp_c: only fp_c is current, however recent.
+    registry.observe("gpt-4o", "fp_c", T0_MS + 2 * MINUTE_MS, run_started_ms=T0_MS + 90_000)
+    assert currency.current("gpt-4o") == {"fp_c"}
+    assert currency.current("gpt-4o-mini") == frozenset()
+
+
+def test_a_registry_written_before_runs_were_noted_keeps_its_hour(store):
+    clock = Clock(T0_MS + 70 * MINUTE_MS)
+    registry = Registry(store)
     registry.observe("gpt-4o", "fp_a", T0_MS)
-    assert currency(take("fp_a"))
-    assert not currency(take("fp_b"))
-    assert not currency(take("fp_a", model="gpt-4o-mini"))  # never seen live: nothing current
-
-    clock.ms += 50 * MINUTE_MS
-    registry.observe("gpt-4o", "fp_b", clock.ms)
-    assert currency.current("gpt-4o") == {"fp_a", "fp_b"}  # side by side
-    clock.ms += 20 * MINUTE_MS
-    registry.observe("gpt-4o", "fp_b", clock.ms)
-    assert currency.current("gpt-4o") == {"fp_b"}  # fp_a last seen 70 minutes before
-    clock.ms += 25 * HOUR_MS
-    assert currency.current("gpt-4o") == frozenset()  # the model was not seen for a day
+    registry.observe("gpt-4o", "fp_b", T0_MS + 70 * MINUTE_MS)
+    assert Currency(registry, clock=clock).current("gpt-4o") == {"fp_b"}
 
 
-def test_takes_without_fingerprint_are_current_unless_too_old(store):
+def test_max_age_makes_any_take_stale(store):
     clock = Clock(T0_MS + 10 * HOUR_MS)
-    assert Currency(Registry(store), clock=clock)(take(None))
-    aged = Currency(Registry(store), clock=clock, max_age="9h")
-    assert not aged(take(None))
-    assert aged(take(None, at_ms=T0_MS + 2 * HOUR_MS))
+    backends = Backends(clock=clock)
+    backends.learn("gpt-4o", Identity("gpt-4o", None), now=clock())
+    assert Currency(Registry(store), clock=clock, backends=backends).freshness(
+        take(None), "gpt-4o"
+    ) is Freshness.CURRENT
+    aged = Currency(Registry(store), clock=clock, backends=backends, max_age="9h")
+    assert aged.freshness(take(None), "gpt-4o") is Freshness.STALE
+    fresh = take(None, at_ms=T0_MS + 2 * HOUR_MS)
+    assert aged.freshness(fresh, "gpt-4o") is Freshness.CURRENT
 
 
-def test_pins_replace_the_registry(store):
+def test_pins_decide_without_a_live_call(store):
     currency = Currency(Registry(store), clock=Clock(), pins=parse_pins("fp_x, fp_y"))
-    assert currency(take("fp_y"))
-    assert not currency(take("fp_a"))
+    assert currency.freshness(take("fp_y"), "gpt-4o") is Freshness.CURRENT
+    assert currency.freshness(take("fp_a"), "gpt-4o") is Freshness.STALE
     assert currency.current(None) == {"fp_x", "fp_y"}
 
 
@@ -169,3 +201,5 @@ def test_bad_options_fail_when_the_cache_is_made(tmp_path):
         SeedCache(tmp_path, max_age=30)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="fingerprint_window"):
         SeedCache(tmp_path, fingerprint_window="soon")
+    with pytest.warns(DeprecationWarning, match="fingerprint_max_age no longer"):
+        SeedCache(tmp_path, fingerprint_max_age="1d").close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from seedcache import Entry, Mode, Take
-from seedcache._policy import Fetch, Miss, Replay, Slot, decide, place
+from seedcache._policy import Freshness, Fetch, Miss, Replay, Slot, decide, place
 
 
 def takes(n: int) -> list[Take]:
@@ -32,10 +32,19 @@ def test_decide(mode, recorded, occurrence, strict, expected):
     assert decide(mode, takes(recorded), occurrence, strict=strict) == expected
 
 
-def test_refresh_refetches_a_take_that_is_not_current():
-    decision = decide(Mode.REFRESH, takes(2), 1, is_current=lambda t: t.body == b"0")
-    assert decision == Fetch(Slot.REPLACE, 1)
-    assert decide(Mode.REFRESH, takes(2), 0, is_current=lambda t: t.body == b"0") == Replay(0)
+def test_refresh_refetches_a_stale_take_and_checks_an_unsure_one():
+    judged = {b"0": Freshness.CURRENT, b"1": Freshness.STALE, b"2": Freshness.UNSURE}
+
+    def freshness(take):
+        return judged[take.body]
+
+    assert decide(Mode.REFRESH, takes(3), 0, freshness=freshness) == Replay(0)
+    assert decide(Mode.REFRESH, takes(3), 1, freshness=freshness) == Fetch(Slot.REPLACE, 1)
+    assert decide(Mode.REFRESH, takes(3), 2, freshness=freshness) == Fetch(
+        Slot.REPLACE, 2, check=True
+    )
+    # Only refresh judges takes.
+    assert decide(Mode.AUTO, takes(3), 1, freshness=freshness) == Replay(1)
 
 
 def test_record_restarts_the_takes_from_the_occurrence():

@@ -26,6 +26,7 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
+    from ._backends import BackendChange, Backends
     from ._cache import SeedCache
     from ._catalog import StoreStats
     from ._drift import DeterminismRow, DeterminismSummary, DiffSide, TakeDiff, TakeRef
@@ -46,6 +47,8 @@ __all__ = [
     "OUTCOME_HEADER",
     "Action",
     "AmbiguousKeyError",
+    "BackendChange",
+    "Backends",
     "CacheMiss",
     "Capabilities",
     "CassetteStore",
@@ -84,6 +87,8 @@ __all__ = [
 
 _LAZY = {
     "SeedCache": "._cache",
+    "BackendChange": "._backends",
+    "Backends": "._backends",
     "Stats": "._flights",
     "DeterminismRow": "._drift",
     "DeterminismSummary": "._drift",

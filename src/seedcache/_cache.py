@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -13,9 +14,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from . import _settings as settings
+from ._backends import BackendChange, Backends
 from ._catalog import Catalog
 from ._core import Clock, Core, Stats
 from ._counters import COUNTERS_META, add_counters
+from ._durations import parse_duration
 from ._drift import DeterminismSummary, TakeDiff, TakeRef, diff_entry
 from ._errors import CacheMiss, ConfigurationError, StoreError
 from ._fingerprints import Currency, FingerprintStatus, Registry, parse_pins
@@ -60,13 +63,16 @@ class SeedCache:
     ``namespace`` separates otherwise equal keys; ``strict`` makes replay fail on a repeat
     beyond the recorded takes.
 
-    In ``refresh`` mode a take is replayed only while its fingerprint is current:
-    ``fingerprints`` (or ``$SEEDCACHE_FINGERPRINTS``) pins the current ones; without pins,
-    a fingerprint is current when its model served it live within ``fingerprint_window``
-    of the model's latest live response, and that response is younger than
-    ``fingerprint_max_age``. ``max_age`` (or ``$SEEDCACHE_MAX_AGE``, e.g. ``"30d"``)
-    re-fetches any take older than that. ``history_limit`` bounds the replaced takes kept
-    per key.
+    In ``refresh`` mode a take is replayed only while the backend that answered it (its
+    dated model and fingerprint) is still served. The first request for each model in a
+    run goes live to learn what the model serves now; a recording whose backend is
+    unchanged is kept and replayed, any other is re-fetched and replaced. ``backends``
+    shares what a run learned between caches (one live call per model for all of them);
+    what was learned holds for ``fingerprint_window`` (an hour), then the next request
+    learns again. ``fingerprints`` (or ``$SEEDCACHE_FINGERPRINTS``) pins the current
+    fingerprints instead, with no live call. ``max_age`` (or ``$SEEDCACHE_MAX_AGE``, e.g.
+    ``"30d"``) re-fetches any take older than that. ``history_limit`` bounds the replaced
+    takes kept per key.
     """
 
     def __init__(
@@ -84,8 +90,9 @@ class SeedCache:
         history_limit: int = 5,
         fingerprints: str | Iterable[str] | None = None,
         fingerprint_window: str | timedelta = timedelta(hours=1),
-        fingerprint_max_age: str | timedelta = timedelta(days=1),
+        fingerprint_max_age: str | timedelta | None = None,
         max_age: str | timedelta | None = None,
+        backends: Backends | None = None,
         clock: Clock = time.time,
     ) -> None:
         resolved = resolve_mode(mode)
@@ -96,12 +103,21 @@ class SeedCache:
         elif directory is not None:
             raise ConfigurationError("give either a directory or a store, not both")
         self._store = store
+        if fingerprint_max_age is not None:
+            warnings.warn(
+                "fingerprint_max_age no longer has an effect: refresh learns what each model "
+                "serves from a live call in every run; drop the argument",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        if backends is None:
+            hold = parse_duration(fingerprint_window, name="fingerprint_window")
+            backends = Backends(hold=hold, clock=clock)
         self._currency = Currency(
             Registry(store),
             clock=clock,
+            backends=backends,
             pins=parse_pins(fingerprints),
-            window=fingerprint_window,
-            unseen_after=fingerprint_max_age,
             max_age=max_age,
         )
         self._saved_counters: dict[str, int] = {}
@@ -122,8 +138,7 @@ class SeedCache:
             strict=strict,
             history_limit=history_limit,
             clock=clock,
-            is_current=self._currency,
-            observe=self._currency.observe,
+            currency=self._currency,
         )
 
     @classmethod
@@ -160,6 +175,12 @@ class SeedCache:
             tokens_saved=saved.tokens,
             cost_saved_usd=saved.cost_usd,
         )
+
+    def backend_changes(self) -> dict[BackendChange, int]:
+        """The backend changes ``refresh`` met so far (``gpt-4o-mini: fp_a → fp_b``), with
+        how many takes each replaced, most first."""
+        counted = self._core.backend_changes()
+        return dict(sorted(counted.items(), key=lambda item: -item[1]))
 
     def savings(self) -> Savings:
         """What this cache's replays saved, per model, and which models have no known price."""

@@ -6,7 +6,9 @@ answers with one step:
 - :class:`Replayed`: serve this take;
 - :class:`Live`: go upstream and feed the response through the :class:`Recording`;
 - :class:`Join`: an identical request of this process is in the air, wait for its take;
-- :class:`Await`: another process holds the store's lease on the key, wait for it.
+- :class:`Await`: another process holds the store's lease on the key, wait for it;
+- :class:`Hold`: (``refresh``) another request is checking what this model serves now,
+  wait for it and decide again.
 
 :func:`resolve_sync` and :func:`resolve_async` do the waiting and ask again; they are the
 only difference between sync and async callers. The async one runs every store call in
@@ -23,14 +25,16 @@ from dataclasses import dataclass
 
 import anyio
 
+from ._backends import BackendChange, Identity, identity_of
 from ._content import content_of
 from ._errors import CacheMiss, CorruptEntryError, StoreError
 from ._explain import explain_miss
+from ._fingerprints import Currency, model_of
 from ._flights import Flight, Session, Stats
-from ._keys import KeyConfig, canonicalize
+from ._keys import Canonical, KeyConfig, canonicalize
 from ._modes import Mode
 from ._outcome import OUTCOME_HEADER, Action, Outcome
-from ._policy import Miss, Replay, Slot, decide, place
+from ._policy import Fetch, Freshness, Miss, Replay, Slot, decide, place
 from ._recording import Recording
 from ._savings import Savings, savings_of
 from ._stores import Lease, Store
@@ -40,6 +44,7 @@ from ._wire import CapturedRequest
 __all__ = [
     "Await",
     "Core",
+    "Hold",
     "Join",
     "Live",
     "Recording",
@@ -100,7 +105,14 @@ class Await:
     revision: int
 
 
-Step = Replayed | Live | Join | Await
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Another request is checking what this model serves now: wait for ``check``."""
+
+    check: Flight
+
+
+Step = Replayed | Live | Join | Await | Hold
 
 
 class Core:
@@ -115,8 +127,7 @@ class Core:
         strict: bool = False,
         history_limit: int = 5,
         clock: Clock = time.time,
-        is_current: Callable[[Take], bool] | None = None,
-        observe: Callable[[Take], None] | None = None,
+        currency: Currency | None = None,
         session: Session | None = None,
         count_repeats: bool = True,
     ) -> None:
@@ -126,8 +137,7 @@ class Core:
         self.strict = strict
         self.history_limit = history_limit
         self.clock = clock
-        self._is_current = is_current
-        self._observe = observe
+        self._currency = currency
         self._session = session or Session(lease_seconds=LEASE_SECONDS)
         self.count_repeats = count_repeats
         """Whether the n-th identical request maps to take n (else always to take 0)."""
@@ -165,13 +175,17 @@ class Core:
             strict=self.strict,
             history_limit=self.history_limit,
             clock=self.clock,
-            is_current=self._is_current,
-            observe=self._observe,
+            currency=self._currency,
             session=self._session,
             count_repeats=count_repeats,
         )
         twin.miss_advice = self.miss_advice
         return twin
+
+    def backend_changes(self) -> dict[BackendChange, int]:
+        """The backend changes ``refresh`` met, with how many takes each replaced."""
+        with self._session.lock:
+            return dict(self._session.changes)
 
     def consumed(self) -> dict[str, int]:
         """How many takes of each key this session asked for (repeats counted)."""
@@ -189,12 +203,14 @@ class Core:
         arrived: int | None = None,
         may_join: bool = True,
         may_lease: bool = True,
+        may_hold: bool = True,
     ) -> Step:
         """Decide what to do with ``request``; raises :class:`CacheMiss` when nothing can serve it.
 
         ``arrived`` (from :meth:`arrive`) makes a request that arrived while an identical
-        one was in the air share its take, however late this call comes. ``may_join=False``
-        and ``may_lease=False`` go live rather than wait again, after a wait timed out.
+        one was in the air share its take, however late this call comes. ``may_join=False``,
+        ``may_lease=False`` and ``may_hold=False`` go live rather than wait again, after a
+        wait timed out.
         """
         canonical = canonicalize(request, self.key_config)
         key = canonical.key
@@ -207,7 +223,7 @@ class Core:
                 entry.takes if entry is not None else (),
                 occurrence,
                 strict=self.strict,
-                is_current=self._is_current,
+                freshness=self._freshness(canonical),
             )
             joins = may_join and self.mode is not Mode.RECORD
             with session.lock:
@@ -237,6 +253,16 @@ class Core:
                 take = entry.takes[decision.index]
                 session.count_replay(key, decision.index, take)
                 return Replayed(take, Outcome(Action.HIT, key, decision.index))
+            checking = None
+            if decision.check and may_hold:
+                assert entry is not None  # a check needs a take
+                model = model_of(canonical.model, entry.takes[decision.occurrence])
+                if self._must_learn(model):
+                    underway = self._learning(model)
+                    if underway is not None:
+                        self._ground(key, flight, occurrence)
+                        return Hold(underway)
+                    checking = model
             lease = None
             if may_lease and self.mode is not Mode.RECORD:
                 revision = entry.revision if entry is not None else 0
@@ -245,10 +271,11 @@ class Core:
                 finally:
                     if lease is None:
                         self._ground(key, flight, occurrence)
+                        self._checked(checking)
                 if lease is None:
                     return Await(key, revision)
                 session.keeper.hold(self.store, lease)
-            settle = functools.partial(self._settle, flight, lease)
+            settle = functools.partial(self._settle, flight, lease, checking)
             recording = Recording(
                 canonical, decision, started=self.clock(), clock=self.clock, settle=settle
             )
@@ -265,6 +292,28 @@ class Core:
             if len(session.missed) < _MISSES_KEPT:
                 session.missed.append(miss)
         raise miss
+
+    def _freshness(self, canonical: Canonical) -> Callable[[Take], Freshness] | None:
+        currency = self._currency
+        if self.mode is not Mode.REFRESH or currency is None:
+            return None
+        return functools.partial(_judge, currency, canonical.model)
+
+    def _must_learn(self, model: str) -> bool:
+        """Whether no request of this run has learned yet what ``model`` serves now."""
+        currency = self._currency
+        if currency is None:
+            return False
+        return currency.backends.is_served(model, _NO_IDENTITY, now=self.clock()) is None
+
+    def _learning(self, model: str) -> Flight | None:
+        """Claim the check of ``model``: None when it is ours, else the check to wait for."""
+        assert self._currency is not None
+        return self._currency.backends.check(model, now=self.clock())
+
+    def _checked(self, model: str | None) -> None:
+        if model is not None and self._currency is not None:
+            self._currency.backends.checked(model)
 
     def _ground(self, key: str, flight: Flight, occurrence: int) -> None:
         """Call off ``flight`` before it left: the occurrence and the key are free again."""
@@ -309,7 +358,12 @@ class Core:
     # -- what happens to a live response ------------------------------------------------
 
     def _settle(
-        self, flight: Flight, lease: Lease | None, recording: Recording, take: Take | None
+        self,
+        flight: Flight,
+        lease: Lease | None,
+        checking: str | None,
+        recording: Recording,
+        take: Take | None,
     ) -> None:
         """A recording ended: store its take, let waiters go, count and report.
 
@@ -320,11 +374,13 @@ class Core:
         landing = None
         try:
             if take is not None:
+                self._learn(recording.canonical, take)
                 landing = self._store(recording, take)
         finally:
+            self._checked(checking)
             if lease is not None:
                 session.keeper.drop(lease)
-                if landing is None:
+                if landing is None or landing.kept:
                     session.keeper.release(self.store, lease)
             landed_at = session.arrive()
             with session.lock:
@@ -333,25 +389,41 @@ class Core:
                     session.stats.passthrough += not recording.storable
                     if self.count_repeats:
                         session.occurrences.give_back(recording.key, recording.decision.occurrence)
+                elif landing.kept:
+                    session.stats.confirmed += 1
                 elif recording.decision.slot is Slot.REPLACE:
                     session.stats.refreshed += 1
                 else:
                     session.stats.recorded += 1
-            flight.land(None if landing is None else take, None if landing is None else landing[0])
-        if take is None or landing is None:
+            if landing is None:
+                flight.land(None, None)
+            else:
+                flight.land(landing.take, landing.index)
+                recording.served = Replayed(
+                    landing.take, Outcome(landing.action, recording.key, landing.index)
+                )
+        if take is None or landing is None or landing.kept:
             return
         self._note_live(take)
-        self._note_refresh(recording.key, landing[1], take)
+        self._note_refresh(recording.canonical, landing.replaced, take)
 
-    def _store(self, recording: Recording, take: Take) -> tuple[int, Take | None] | None:
-        """Store ``take``; where it landed and the take it replaced, or None if not stored.
+    def _learn(self, canonical: Canonical, take: Take) -> None:
+        """Every live answer teaches the run what its model serves now."""
+        identity = identity_of(take)
+        if self._currency is not None and identity is not None:
+            model = model_of(canonical.model, take)
+            self._currency.backends.learn(model, identity, now=self.clock())
+
+    def _store(self, recording: Recording, take: Take) -> Landing | None:
+        """Store ``take``; where it landed, or None if it was not stored.
 
         None when ``take`` is an error and the take it would replace is a success (the
         caller gets the error, the recording keeps the answer that worked), or when the
-        store failed.
+        store failed. A check whose answer shows the recorded take's backend keeps that
+        take, unwritten: the landing is the recorded take.
         """
         canonical, decision = recording.canonical, recording.decision
-        landed: list[tuple[int, Take | None] | None] = []
+        landed: list[Landing | None] = []
 
         def change(entry: Entry | None) -> Entry:
             entry = entry or Entry(key=canonical.key, request=canonical.summary)
@@ -361,8 +433,13 @@ class Core:
             if take.status >= 400 and current is not None and current.status < 400:
                 landed.append(None)
                 return entry
+            if _confirms(decision, current, take):
+                assert current is not None
+                landed.append(Landing(decision.occurrence, current, kept=True))
+                return entry
             changed, index = place(entry, take, decision, history_limit=self.history_limit)
-            landed.append((index, current if decision.slot is Slot.REPLACE else None))
+            replaced = current if decision.slot is Slot.REPLACE else None
+            landed.append(Landing(index, take, replaced=replaced))
             return changed
 
         try:
@@ -396,48 +473,93 @@ class Core:
 
     def _note_live(self, take: Take) -> None:
         """Tell the fingerprint registry what a live response showed."""
-        if self._observe is None:
+        if self._currency is None:
             return
         try:
-            self._observe(take)
+            self._currency.observe(take)
         except StoreError as exc:
             # The take is stored; a registry that missed one sighting only costs a
             # re-fetch later. The caller's response must not fail for it.
             _log.warning("could not update the fingerprint registry: %s", exc)
 
-    def _note_refresh(self, key: str, old: Take | None, new: Take) -> None:
+    def _note_refresh(self, canonical: Canonical, old: Take | None, new: Take) -> None:
         """Count and log what a re-fetch found: drift is the point of ``refresh``."""
         if old is None:
             return
+        key = canonical.key
         changed = content_of(old).text != content_of(new).text
         drifted = old.fingerprint != new.fingerprint
+        before, after = identity_of(old), identity_of(new)
+        moved = None
+        if before is not None and after is not None and before != after:
+            moved = BackendChange.between(model_of(canonical.model, new), before, after)
         with self._session.lock:
             self._session.stats.fingerprint_changes += drifted
             self._session.stats.output_changes += changed
+            if moved is not None:
+                self._session.changes[moved] += 1
         # A changed output is what users of refresh watch for: loud enough to show up
         # in pytest's report and default logging; a same-output re-fetch is routine.
-        level = logging.WARNING if changed else logging.INFO if drifted else logging.DEBUG
+        level = logging.WARNING if changed else logging.INFO if moved else logging.DEBUG
         _log.log(
             level,
-            "refreshed %s: fingerprint %s -> %s, output %s (key %s)",
-            new.model or old.model or "?",
-            old.fingerprint or "none",
-            new.fingerprint or "none",
+            "refreshed %s: %s, output %s (key %s)",
+            model_of(canonical.model, new),
+            f"{moved.before} -> {moved.after}" if moved else "same backend",
             "changed" if changed else "unchanged",
             key,
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Landing:
+    """Where a live answer went: the take now at ``index`` (the recorded one when kept)."""
+
+    index: int
+    take: Take
+    kept: bool = False
+    """A check found the recorded backend still served: the recorded take stays."""
+    replaced: Take | None = None
+    """The take ``refresh`` replaced, if any."""
+
+    @property
+    def action(self) -> Action:
+        """What the caller is told happened."""
+        if self.kept:
+            return Action.CONFIRMED
+        return Action.RECORDED if self.replaced is None else Action.REFRESHED
+
+
+def _confirms(decision: Fetch, recorded: Take | None, live: Take) -> bool:
+    """Whether a check's live answer shows the backend ``recorded`` was recorded under."""
+    if not decision.check or recorded is None:
+        return False
+    identity = identity_of(recorded)
+    return identity is not None and identity == identity_of(live)
+
+
+def _judge(currency: Currency, model: str | None, take: Take) -> Freshness:
+    return currency.freshness(take, model)
+
+
+# Asked only whether the model is known to the run at all, not whether it serves this.
+_NO_IDENTITY = Identity(None, None)
+
+
 def resolve_sync(core: Core, request: CapturedRequest) -> Replayed | Live:
     """:meth:`Core.begin`, waiting in this thread for an identical request in the air."""
     arrived = core.arrive()
-    may_join = may_lease = True
+    may_join = may_lease = may_hold = True
     awaiting_until: float | None = None
     while True:
-        step = core.begin(request, arrived=arrived, may_join=may_join, may_lease=may_lease)
+        step = core.begin(
+            request, arrived=arrived, may_join=may_join, may_lease=may_lease, may_hold=may_hold
+        )
         if isinstance(step, Replayed | Live):
             return step
-        if isinstance(step, Await):
+        if isinstance(step, Hold):
+            may_hold = step.check.wait(FLIGHT_WAIT_SECONDS)
+        elif isinstance(step, Await):
             awaiting_until = awaiting_until or time.monotonic() + FLIGHT_WAIT_SECONDS
             left = awaiting_until - time.monotonic()
             core.store.wait(step.key, step.revision, left)
@@ -456,16 +578,23 @@ _AWAIT_SLICE_SECONDS = 0.25
 async def resolve_async(core: Core, request: CapturedRequest) -> Replayed | Live:
     """:meth:`Core.begin` in a worker thread; waiting is awaited, never blocking the loop."""
     arrived = core.arrive()
-    may_join = may_lease = True
+    may_join = may_lease = may_hold = True
     awaiting_until: float | None = None
     while True:
         begin = functools.partial(
-            core.begin, request, arrived=arrived, may_join=may_join, may_lease=may_lease
+            core.begin,
+            request,
+            arrived=arrived,
+            may_join=may_join,
+            may_lease=may_lease,
+            may_hold=may_hold,
         )
         step = await anyio.to_thread.run_sync(begin)
         if isinstance(step, Replayed | Live):
             return step
-        if isinstance(step, Await):
+        if isinstance(step, Hold):
+            may_hold = await step.check.wait_async(FLIGHT_WAIT_SECONDS)
+        elif isinstance(step, Await):
             awaiting_until = awaiting_until or time.monotonic() + FLIGHT_WAIT_SECONDS
             left = min(_AWAIT_SLICE_SECONDS, awaiting_until - time.monotonic())
             wait = functools.partial(core.store.wait, step.key, step.revision, left)

@@ -1,16 +1,18 @@
-"""Which fingerprints each model serves, and which recorded takes are still current.
+"""Which fingerprints each model served, and whether a recorded take is still current.
 
-The only way to learn the backend's fingerprint is a live response, and one model can
-serve several at once. So the registry remembers, per model, every fingerprint seen
-live with when it was first and last seen, and when the model last answered live at
-all. It lives beside the entries in the store (``meta`` named ``fingerprints``), so it
-survives restarts and travels with a cassette.
+Two kinds of knowledge, for two uses:
 
-A take is *current* when its fingerprint is pinned by the user, or, without pins, when
-the model served it within ``window`` before the model's latest live response, and that
-response is no older than ``unseen_after``. Takes without a fingerprint (many models,
-embeddings, the Responses API) never count as drifted; ``max_age`` judges every take by
-its age alone.
+- :class:`Backends` (this run): what each model serves *now*, learned from live answers.
+  ``refresh`` judges every take by it (see :mod:`seedcache._backends`).
+- :class:`Registry` (stored): every fingerprint each model served live, with when it was
+  first and last seen and when the latest run that went live began. It lives beside the
+  entries in the store (``meta`` named ``fingerprints``), survives restarts, travels with
+  a cassette, and is what ``seedcache fingerprints`` shows.
+
+:class:`Currency` judges one take in ``refresh``: too old for ``max_age`` is stale; with
+pinned fingerprints, the pins decide without a live call; otherwise the take is current
+when its backend identity was served live in this run, and unsure (checked live) when
+its model has not answered yet or answered from another backend.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from datetime import timedelta
 from typing import Any
 
 from . import _settings as settings
+from ._backends import Backends, identity_of
 from ._durations import parse_duration
 from ._errors import ConfigurationError
+from ._policy import Freshness
 from ._stores import Store
 from ._takes import Take
 
@@ -36,6 +40,7 @@ __all__ = [
     "Sighting",
     "fingerprint_statuses",
     "merge_registries",
+    "model_of",
     "parse_pins",
 ]
 
@@ -62,6 +67,9 @@ class ModelSightings:
 
     last_live_ms: int
     fingerprints: Mapping[str, Sighting] = field(default_factory=dict)
+    run_started_ms: int | None = None
+    """When the latest run that went live for this model began: what it saw is current.
+    None in registries written before runs were noted."""
 
 
 Sightings = dict[str, ModelSightings]
@@ -78,9 +86,16 @@ class Registry:
         return _decode(self._store.get_meta(REGISTRY_META))
 
     def observe(
-        self, model: str, fingerprint: str, at_ms: int, *, now_ms: int | None = None
+        self,
+        model: str,
+        fingerprint: str,
+        at_ms: int,
+        *,
+        now_ms: int | None = None,
+        run_started_ms: int | None = None,
     ) -> None:
-        """Note that ``model`` served ``fingerprint`` live at ``at_ms``.
+        """Note that ``model`` served ``fingerprint`` live at ``at_ms``, in the run that
+        began at ``run_started_ms``.
 
         With ``now_ms`` (the observer's clock), sightings from the future (written by a
         run whose clock was ahead) are brought back to now: left there, they would keep
@@ -90,7 +105,7 @@ class Registry:
         def updated(sightings: Sightings) -> ModelSightings | None:
             known = sightings.get(model)
             clamped = known if now_ms is None else _clamped(known, now_ms)
-            sighted = _with_sighting(clamped, fingerprint, at_ms)
+            sighted = _with_sighting(clamped, fingerprint, at_ms, run_started_ms)
             return sighted or (clamped if clamped != known else None)
 
         def change(raw: bytes | None) -> bytes | None:
@@ -126,18 +141,27 @@ def _clamped(known: ModelSightings | None, now_ms: int) -> ModelSightings | None
         fp: Sighting(back(s.first_seen_ms), back(s.last_seen_ms))
         for fp, s in known.fingerprints.items()
     }
-    return ModelSightings(back(known.last_live_ms), fingerprints)
+    started = known.run_started_ms
+    return ModelSightings(
+        back(known.last_live_ms), fingerprints, None if started is None else back(started)
+    )
 
 
 def _with_sighting(
-    known: ModelSightings | None, fingerprint: str, at_ms: int
+    known: ModelSightings | None, fingerprint: str, at_ms: int, run_started_ms: int | None
 ) -> ModelSightings | None:
     """``known`` plus one sighting, or None when it would change nothing that matters."""
     if known is None:
-        return ModelSightings(at_ms, {fingerprint: Sighting(at_ms, at_ms)})
+        return ModelSightings(at_ms, {fingerprint: Sighting(at_ms, at_ms)}, run_started_ms)
     seen = known.fingerprints.get(fingerprint)
-    if seen is not None and (
-        at_ms - known.last_live_ms < _WRITE_GRANULARITY_MS
+    # A new run must be noted even within the granularity: it decides what is current.
+    started = known.run_started_ms
+    if run_started_ms is not None and (started is None or run_started_ms > started):
+        started = run_started_ms
+    if (
+        seen is not None
+        and started == known.run_started_ms
+        and at_ms - known.last_live_ms < _WRITE_GRANULARITY_MS
         and at_ms - seen.last_seen_ms < _WRITE_GRANULARITY_MS
         and seen.first_seen_ms - at_ms < _WRITE_GRANULARITY_MS
     ):
@@ -149,20 +173,21 @@ def _with_sighting(
         fingerprints[fingerprint] = Sighting(
             min(seen.first_seen_ms, at_ms), max(seen.last_seen_ms, at_ms)
         )
-    return ModelSightings(max(known.last_live_ms, at_ms), fingerprints)
+    return ModelSightings(max(known.last_live_ms, at_ms), fingerprints, started)
 
 
 def _encode(sightings: Sightings) -> bytes:
-    models = {
-        model: {
+    models: dict[str, dict[str, Any]] = {}
+    for model, seen in sorted(sightings.items()):
+        models[model] = {
             "last_live_ms": seen.last_live_ms,
             "fingerprints": {
                 fp: {"first_seen_ms": s.first_seen_ms, "last_seen_ms": s.last_seen_ms}
                 for fp, s in sorted(seen.fingerprints.items())
             },
         }
-        for model, seen in sorted(sightings.items())
-    }
+        if seen.run_started_ms is not None:
+            models[model]["run_started_ms"] = seen.run_started_ms
     return json.dumps({"format": _FORMAT, "models": models}, sort_keys=True).encode()
 
 
@@ -188,7 +213,10 @@ def _decode(raw: bytes | None) -> Sightings:
                 first, last = times.get("first_seen_ms"), times.get("last_seen_ms")
                 if isinstance(first, int) and isinstance(last, int):
                     fingerprints[fp] = Sighting(first, last)
-        sightings[model] = ModelSightings(seen["last_live_ms"], fingerprints)
+        started = seen.get("run_started_ms")
+        sightings[model] = ModelSightings(
+            seen["last_live_ms"], fingerprints, started if _is_int(started) else None
+        )
     return sightings
 
 
@@ -211,64 +239,81 @@ def parse_pins(pins: str | Iterable[str] | None) -> frozenset[str]:
 
 
 class Currency:
-    """Judges whether a take may still be replayed in ``refresh`` mode."""
+    """Judges whether a take may still be replayed in ``refresh`` mode (see the module)."""
 
     def __init__(
         self,
         registry: Registry,
         *,
         clock: Callable[[], float],
+        backends: Backends | None = None,
         pins: frozenset[str] = frozenset(),
-        window: str | timedelta = timedelta(hours=1),
-        unseen_after: str | timedelta = timedelta(days=1),
         max_age: str | timedelta | None = None,
     ) -> None:
         self.registry = registry
+        self.backends = backends or Backends(clock=clock)
         self.pins = pins
-        self.window = parse_duration(window, name="fingerprint_window")
-        self.unseen_after = parse_duration(unseen_after, name="fingerprint_max_age")
         if max_age is None:
             max_age = settings.max_age()
         self.max_age = None if max_age is None else parse_duration(max_age, name="max_age")
         self._clock = clock
 
-    def __call__(self, take: Take) -> bool:
-        """True when ``take`` may be replayed."""
-        now_ms = self.now_ms()
-        if self.max_age is not None and now_ms - take.recorded_at_ms > _ms(self.max_age):
-            return False
-        if take.fingerprint is None:
-            return True
-        return take.fingerprint in self.current(take.model, now_ms=now_ms)
+    def freshness(self, take: Take, model: str | None) -> Freshness:
+        """What ``refresh`` makes of ``take``, recorded for a request of ``model``."""
+        now = self._clock()
+        if self.max_age is not None and now * 1000 - take.recorded_at_ms > _ms(self.max_age):
+            return Freshness.STALE
+        if self.pins:
+            current = take.fingerprint is None or take.fingerprint in self.pins
+            return Freshness.CURRENT if current else Freshness.STALE
+        identity = identity_of(take)
+        if identity is None:
+            return Freshness.CURRENT  # an error names no backend; only its age counts
+        served = self.backends.is_served(model_of(model, take), identity, now=now)
+        return Freshness.CURRENT if served else Freshness.UNSURE
 
-    def current(
-        self, model: str | None, *, now_ms: int | None = None, sightings: Sightings | None = None
-    ) -> frozenset[str]:
-        """The fingerprints of ``model`` that count as current now."""
+    def current(self, model: str | None, *, sightings: Sightings | None = None) -> frozenset[str]:
+        """The fingerprints of ``model`` current as of its latest live run (or the pins)."""
         if self.pins:
             return self.pins
         if model is None:
             return frozenset()
-        now_ms = self.now_ms() if now_ms is None else now_ms
+        now_ms = self.now_ms()
         # A sighting from the future (a clock that was ahead) counts as now.
         seen = _clamped(
             (self.registry.load() if sightings is None else sightings).get(model), now_ms
         )
-        if seen is None or now_ms - seen.last_live_ms > _ms(self.unseen_after):
+        if seen is None:
             return frozenset()
-        since = seen.last_live_ms - _ms(self.window)
+        since = seen.run_started_ms
+        if since is None:  # a registry from before runs were noted: the old hour
+            since = seen.last_live_ms - _LEGACY_WINDOW_MS
         return frozenset(fp for fp, s in seen.fingerprints.items() if s.last_seen_ms >= since)
 
     def observe(self, take: Take) -> None:
         """Teach the registry what a live response showed."""
         if take.fingerprint is not None and take.model is not None:
             self.registry.observe(
-                take.model, take.fingerprint, take.recorded_at_ms, now_ms=self.now_ms()
+                take.model,
+                take.fingerprint,
+                take.recorded_at_ms,
+                now_ms=self.now_ms(),
+                run_started_ms=self.backends.started_ms,
             )
 
     def now_ms(self) -> int:
         """The clock, in milliseconds."""
         return round(self._clock() * 1000)
+
+
+def model_of(requested: str | None, take: Take) -> str:
+    """The model a take answers for: as requested, else as the answer names it."""
+    return requested or take.model or "?"
+
+
+# Registries written before runs were noted called current what was seen within an hour
+# of the model's latest live response.
+_LEGACY_WINDOW_MS = 3_600_000
 
 
 def _ms(span: timedelta) -> int:
@@ -309,8 +354,7 @@ def fingerprint_statuses(
             counts[model, fingerprint] = counts.get((model, fingerprint), 0) + 1
     sightings = currency.registry.load()
     pairs = set(counts) | {(m, fp) for m, seen in sightings.items() for fp in seen.fingerprints}
-    now_ms = currency.now_ms()
-    current = {m: currency.current(m, now_ms=now_ms, sightings=sightings) for m, _ in pairs}
+    current = {m: currency.current(m, sightings=sightings) for m, _ in pairs}
     statuses = []
     for model, fingerprint in sorted(pairs):
         seen = sightings.get(model)
@@ -347,5 +391,8 @@ def merge_registries(ours: bytes | None, theirs: bytes | None) -> bytes | None:
                     max(other.last_seen_ms, sighting.last_seen_ms),
                 )
             )
-        merged[model] = ModelSightings(max(known.last_live_ms, seen.last_live_ms), fingerprints)
+        runs = [r for r in (known.run_started_ms, seen.run_started_ms) if r is not None]
+        merged[model] = ModelSightings(
+            max(known.last_live_ms, seen.last_live_ms), fingerprints, max(runs, default=None)
+        )
     return _encode(merged) if merged else ours

@@ -22,6 +22,7 @@ import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -29,6 +30,9 @@ from ._errors import CacheMiss, StoreError
 from ._savings import TokenUsage, usage_of
 from ._stores import Lease, Store
 from ._takes import Take
+
+if TYPE_CHECKING:
+    from ._backends import BackendChange
 
 __all__ = ["Flight", "Flights", "LeaseKeeper", "Occurrences", "Replays", "Session", "Stats"]
 
@@ -45,7 +49,10 @@ class Stats:
     joined: int = 0
     recorded: int = 0
     refreshed: int = 0
-    """Takes re-fetched in ``refresh`` mode because they were no longer current."""
+    """Takes replaced in ``refresh`` mode: their backend is no longer served (or too old)."""
+    confirmed: int = 0
+    """Live checks in ``refresh`` that found the recorded backend still served: the
+    caller got the recorded take, and nothing was written."""
     fingerprint_changes: int = 0
     """Re-fetches that came back with a different fingerprint than the take they replaced."""
     output_changes: int = 0
@@ -299,6 +306,8 @@ class Session:
     replayed: dict[tuple[str, int], Replays] = field(default_factory=dict)
     """Per replayed take, by (key, take index): its model, its usage and how often it was
     replayed; what :mod:`._savings` prices when asked. Small, whatever the bodies."""
+    changes: Counter[BackendChange] = field(default_factory=Counter)
+    """Backend changes ``refresh`` met, with how many takes each replaced."""
     keeper: LeaseKeeper = field(init=False)
     _arrivals: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 

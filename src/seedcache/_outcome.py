@@ -23,7 +23,10 @@ class Action(enum.StrEnum):
     RECORDED = "recorded"
     """Fetched live and stored as a new take."""
     REFRESHED = "refreshed"
-    """Fetched live to replace a take whose fingerprint is no longer current."""
+    """Fetched live to replace a take whose backend is no longer served (or too old)."""
+    CONFIRMED = "confirmed"
+    """Fetched live in ``refresh`` to learn what the model serves now; the backend was
+    unchanged, so the recorded take was replayed and kept."""
     PASSTHROUGH = "passthrough"
     """Fetched live and not stored (a retryable error status, or a broken stream)."""
 

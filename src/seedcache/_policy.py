@@ -2,7 +2,8 @@
 
 The n-th identical request of a session maps to take n. ``decide`` says whether to
 replay a take, go live (and where the new take goes), or fail with a miss; ``place``
-puts a new take where the decision said.
+puts a new take where the decision said. In ``refresh`` a take's :class:`Freshness`
+decides whether it is replayed, re-fetched, or checked against a live answer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,19 @@ from dataclasses import dataclass, replace
 from ._modes import Mode
 from ._takes import Entry, Take
 
-__all__ = ["Decision", "Fetch", "Miss", "Replay", "Slot", "decide", "place"]
+__all__ = ["Decision", "Fetch", "Freshness", "Miss", "Replay", "Slot", "decide", "place"]
+
+
+class Freshness(enum.Enum):
+    """What ``refresh`` makes of one recorded take."""
+
+    CURRENT = "current"
+    """Its backend is served now (or it is pinned): replay it."""
+    STALE = "stale"
+    """Too old, or not pinned: fetch live and replace it."""
+    UNSURE = "unsure"
+    """Its backend was not seen live in this run: fetch live, and keep the take if the
+    answer comes from the same backend."""
 
 
 class Slot(enum.Enum):
@@ -41,6 +54,9 @@ class Fetch:
 
     slot: Slot
     occurrence: int
+    check: bool = False
+    """A check (``refresh``): the recorded take stays, and is what the caller gets, when
+    the live answer shows the backend it was recorded under."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,22 +76,23 @@ def decide(
     occurrence: int,
     *,
     strict: bool = False,
-    is_current: Callable[[Take], bool] | None = None,
+    freshness: Callable[[Take], Freshness] | None = None,
 ) -> Decision:
     """Decide for the ``occurrence``-th identical request given the recorded ``takes``.
 
     ``strict`` makes ``replay`` fail on a repeat beyond the recorded takes instead of
-    replaying the last one. ``is_current`` (``refresh`` only) tells whether a take may
-    still be replayed.
+    replaying the last one. ``freshness`` (``refresh`` only) judges a recorded take.
     """
     recorded = len(takes)
     if mode is Mode.RECORD:
         return Fetch(Slot.RESTART, occurrence)
     if occurrence < recorded:
-        take = takes[occurrence]
-        if mode is Mode.REFRESH and is_current is not None and not is_current(take):
-            return Fetch(Slot.REPLACE, occurrence)
-        return Replay(occurrence)
+        judged = Freshness.CURRENT
+        if mode is Mode.REFRESH and freshness is not None:
+            judged = freshness(takes[occurrence])
+        if judged is Freshness.CURRENT:
+            return Replay(occurrence)
+        return Fetch(Slot.REPLACE, occurrence, check=judged is Freshness.UNSURE)
     if mode is Mode.REPLAY:
         if recorded and not strict:
             return Replay(recorded - 1)

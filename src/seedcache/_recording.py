@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from ._keys import Canonical
 from ._outcome import OUTCOME_HEADER, Action, Outcome
 from ._policy import Fetch, Slot
 from ._takes import Take, media_type, response_identity
 from ._wire import keep_response_headers
+
+if TYPE_CHECKING:
+    from ._core import Replayed
 
 __all__ = ["UNSTORED_STATUSES", "Recording"]
 
@@ -57,6 +61,15 @@ class Recording:
         self._closed = False
         self.outcome = Outcome(Action.PASSTHROUGH, canonical.key, None)
         """What the cache is doing with this response; set by :meth:`accept`."""
+        self.served: Replayed | None = None
+        """For a check, once finished: what the caller gets (the recorded take when the
+        backend is unchanged, else the new one); None to pass the live answer on."""
+
+    @property
+    def is_check(self) -> bool:
+        """A ``refresh`` check: the caller waits for the whole answer, then gets
+        :attr:`served` (so that an unchanged backend's recording is what it sees)."""
+        return self.decision.check
 
     @property
     def key(self) -> str:

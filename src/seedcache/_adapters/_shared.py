@@ -14,7 +14,7 @@ import anyio
 
 from .._core import Core, Recording, Replayed, resolve_async, resolve_sync
 from .._outcome import OUTCOME_EXTENSION
-from .._takes import Take
+from .._takes import Take, media_type
 from .._upstream import AsyncLazy, Lazy
 from .._wire import CapturedRequest
 
@@ -63,8 +63,12 @@ def capture(request: _Request, body: bytes) -> CapturedRequest:
 
 def replay_chunks(take: Take) -> list[bytes]:
     """A take's body as the chunks a replay yields: one per event for streams."""
-    body = take.body
-    if not take.is_stream or not body:
+    return body_chunks(take.body, is_stream=take.is_stream)
+
+
+def body_chunks(body: bytes, *, is_stream: bool) -> list[bytes]:
+    """``body`` as the chunks a replay yields: one per event for streams."""
+    if not is_stream or not body:
         return [body] if body else []
     events = body.split(b"\n\n")
     chunks = [event + b"\n\n" for event in events[:-1]]
@@ -91,7 +95,19 @@ def handle_sync(
     except BaseException:
         recording.abandon()
         raise
-    return _respond(upstream, recording, build, tee)
+    if not recording.is_check:
+        return _respond(upstream, recording, build, tee)
+    headers = recording.accept(upstream.status_code, upstream.headers.multi_items())
+    try:
+        body = upstream.read()
+    except BaseException:
+        recording.abandon()
+        raise
+    finally:
+        upstream.close()
+    recording.feed(body)
+    recording.finish(exhausted=True)
+    return _checked(upstream, recording, headers, body, build, replay)
 
 
 async def handle_async(
@@ -112,7 +128,35 @@ async def handle_async(
     except BaseException:
         recording.abandon()
         raise
-    return _respond(upstream, recording, build, tee)
+    if not recording.is_check:
+        return _respond(upstream, recording, build, tee)
+    headers = recording.accept(upstream.status_code, upstream.headers.multi_items())
+    try:
+        body = await upstream.aread()
+    except BaseException:
+        recording.abandon()
+        raise
+    finally:
+        await upstream.aclose()
+    recording.feed(body)
+    await anyio.to_thread.run_sync(lambda: recording.finish(exhausted=True))
+    return _checked(upstream, recording, headers, body, build, replay)
+
+
+def _checked(
+    upstream: Any,
+    recording: Recording,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    build: BuildResponse,
+    replay: Callable[[list[bytes]], Any],
+) -> Any:
+    """The answer to a check, read whole: what the core chose to serve, else the live one."""
+    if recording.served is not None:
+        return _replayed(recording.served, build, replay)
+    is_stream = media_type(headers) == "text/event-stream"
+    extensions = {**upstream.extensions, OUTCOME_EXTENSION: recording.outcome}
+    return build(upstream.status_code, headers, replay(body_chunks(body, is_stream=is_stream)), extensions)
 
 
 def _replayed(step: Replayed, build: BuildResponse, replay: Callable[[list[bytes]], Any]) -> Any:

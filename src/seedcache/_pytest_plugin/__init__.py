@@ -28,7 +28,14 @@ import pytest
 from .._modes import Mode
 from ._options import OptionError, merged_options
 from ._paths import default_cassette, legacy_cassette
-from ._report import CONSUMED_PROPERTY, STATS_PROPERTY, Reporter, miss_text, short_miss
+from ._report import (
+    CHANGES_PROPERTY,
+    CONSUMED_PROPERTY,
+    STATS_PROPERTY,
+    Reporter,
+    miss_text,
+    short_miss,
+)
 from ._run import CassetteRun
 
 if TYPE_CHECKING:
@@ -48,6 +55,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="replay (default: offline, a miss fails), auto, record (rewrite cassettes) "
         "or refresh. Beats markers and ini.",
+    )
+    group.addoption(
+        "--seedcache-fail-on-drift",
+        action="store_true",
+        default=False,
+        help="Exit 1 when refresh found any output changed (tests still pass, and the "
+        "refreshed recordings are kept).",
     )
     group.addoption(
         "--seedcache-report-unused",
@@ -114,6 +128,7 @@ def _run_for(request: pytest.FixtureRequest, defaults: dict[str, Any]) -> Casset
     options.setdefault("match_host", config.getini("seedcache_match_host"))
     options.setdefault("ignore", list(config.getini("seedcache_ignore")))
     cassette = options.pop("cassette", None)
+    options.setdefault("backends", _session_backends(config))
     base = config.rootpath / config.getini("seedcache_dir")
     if cassette is not None:
         path = base / str(cassette)
@@ -136,6 +151,18 @@ def _run_for(request: pytest.FixtureRequest, defaults: dict[str, Any]) -> Casset
     return run
 
 
+def _session_backends(config: pytest.Config) -> Any:
+    """What this session (this xdist worker) learned of each model's backend: one check
+    per model for every cassette of the run."""
+    backends = config.stash.get(_BACKENDS, None)
+    if backends is None:
+        from .._backends import Backends
+
+        backends = config.stash[_BACKENDS] = Backends()
+    return backends
+
+
+_BACKENDS = pytest.StashKey[Any]()
 _RUN = pytest.StashKey[CassetteRun]()
 _CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 
@@ -173,6 +200,10 @@ def _after_test(request: pytest.FixtureRequest, run: CassetteRun) -> None:
     cache = run.cache
     assert cache is not None
     item.user_properties.append((STATS_PROPERTY, _counters_with_savings(cache)))
+    changes = cache.backend_changes()
+    if changes:
+        described = [[c.model, c.before, c.after, n] for c, n in changes.items()]
+        item.user_properties.append((CHANGES_PROPERTY, described))
     if request.config.getoption("--seedcache-report-unused") and run.mode is Mode.REPLAY:
         consumed = {"path": str(run.path), "consumed": cache._core.consumed()}
         item.user_properties.append((CONSUMED_PROPERTY, consumed))

@@ -12,10 +12,18 @@ import pytest
 
 from .._units import count
 
-__all__ = ["CONSUMED_PROPERTY", "STATS_PROPERTY", "Reporter", "miss_text", "short_miss"]
+__all__ = [
+    "CHANGES_PROPERTY",
+    "CONSUMED_PROPERTY",
+    "STATS_PROPERTY",
+    "Reporter",
+    "miss_text",
+    "short_miss",
+]
 
 STATS_PROPERTY = "seedcache"
 CONSUMED_PROPERTY = "seedcache-consumed"
+CHANGES_PROPERTY = "seedcache-changes"
 
 
 def miss_text(error: BaseException) -> str | None:
@@ -74,6 +82,7 @@ class Reporter:
         self.config = config
         self.counts: dict[str, int] = {}
         self.consumed: dict[str, dict[str, int]] = {}
+        self.changes: dict[tuple[str, str, str], int] = {}
         self.tests = 0
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -85,6 +94,10 @@ class Reporter:
                 self.tests += 1
                 for counter, count in value.items():
                     self.counts[counter] = self.counts.get(counter, 0) + int(count)
+            elif name == CHANGES_PROPERTY and isinstance(value, list):
+                for model, before, after, replaced in value:
+                    change = (str(model), str(before), str(after))
+                    self.changes[change] = self.changes.get(change, 0) + int(replaced)
             elif name == CONSUMED_PROPERTY and isinstance(value, dict):
                 path, used = value.get("path"), value.get("consumed")
                 if isinstance(path, str) and isinstance(used, dict):
@@ -97,10 +110,15 @@ class Reporter:
             return
         counts = self.counts
         mode = self.config.getoption("--seedcache-mode") or self.config.getini("seedcache_mode")
+        refreshed = f"{counts.get('refreshed', 0)} refreshed"
+        if self.changes:
+            refreshed += f" ({self._describe_changes()})"
+        confirmed = counts.get("confirmed", 0)
         line = (
             f"seedcache: {counts.get('hits', 0)} hits, {counts.get('recorded', 0)} recorded, "
-            f"{counts.get('refreshed', 0)} refreshed, {counts.get('misses', 0)} misses "
-            f"in {count(self.tests, 'test')} (mode {mode})"
+            f"{refreshed}, {counts.get('misses', 0)} misses"
+            + (f", {count(confirmed, 'live check')}" if confirmed else "")
+            + f" in {count(self.tests, 'test')} (mode {mode})"
         )
         tokens = counts.get("tokens_saved", 0)
         if tokens:
@@ -112,11 +130,54 @@ class Reporter:
                 tokens, cost, unpriced=bool(counts.get("unpriced_tokens"))
             )
         terminalreporter.write_line(line)
+        changed = counts.get("output_changes", 0)
+        if changed:
+            terminalreporter.write_line(
+                f"seedcache: {count(changed, 'output')} changed on refresh; see them with: "
+                f"seedcache --cassette {self._cassette_dir()} report",
+                yellow=True,
+            )
+            if self.fails_on_drift:
+                terminalreporter.write_line(
+                    "seedcache: --seedcache-fail-on-drift: the run fails (the refreshed "
+                    "recordings are kept)",
+                    red=True,
+                )
         if self.consumed:
             unused = list(_unused(self.consumed))
             terminalreporter.write_line(f"seedcache: {count(len(unused), 'unused recording')}:")
             for line in unused:
                 terminalreporter.write_line(f"  {line}")
+
+
+    @property
+    def fails_on_drift(self) -> bool:
+        """Whether this run must fail: asked to, and some output changed on refresh."""
+        asked = bool(self.config.getoption("--seedcache-fail-on-drift"))
+        return asked and self.counts.get("output_changes", 0) > 0
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(session.config, "workerinput"):
+            return  # an xdist worker: the controller adds up every worker and judges
+        if self.fails_on_drift and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _describe_changes(self) -> str:
+        ranked = sorted(self.changes.items(), key=lambda item: -item[1])
+        shown = [f"{before} → {after}" for (_, before, after), _ in ranked[:3]]
+        models = {model for model, _, _ in self.changes}
+        if len(models) > 1:
+            shown = [f"{m}: {b} → {a}" for (m, b, a), _ in ranked[:3]]
+        more = len(ranked) - len(shown)
+        return ", ".join(shown) + (f", +{more} more" if more > 0 else "")
+
+    def _cassette_dir(self) -> str:
+        path = self.config.rootpath / self.config.getini("seedcache_dir")
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
 
 
 def _unused(consumed: dict[str, dict[str, int]]) -> Iterable[str]:

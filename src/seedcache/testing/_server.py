@@ -61,12 +61,23 @@ class _Fault:
 class FakeOpenAI:
     """Start with ``with FakeOpenAI() as server:``; point clients at ``server.base_url``.
 
-    Seeded requests get text that depends only on the request and :attr:`fingerprint`;
-    unseeded ones differ every call. Set :attr:`fingerprint` to simulate a backend change.
+    Seeded requests get text that depends only on the request, the model that answers and
+    :attr:`fingerprint`; unseeded ones differ every call. Set :attr:`fingerprint`, or point
+    an alias at another dated model in :attr:`model_versions`, to simulate a backend change.
     """
 
-    def __init__(self, *, fingerprint: str = "fp_a1b2c3d4e5", gzip_bodies: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        fingerprint: str = "fp_a1b2c3d4e5",
+        gzip_bodies: bool = True,
+        model_versions: dict[str, str] | None = None,
+    ) -> None:
         self.fingerprint = fingerprint
+        self.model_versions: dict[str, str] = dict(model_versions or {})
+        """Aliases and the dated model that answers them (``{"gpt-4o": "gpt-4o-2024-08-06"}``),
+        as the real API names ``gpt-4o-2024-08-06`` in its answer to ``gpt-4o``. A model
+        not listed answers under the name it was asked by."""
         self.gzip_bodies = gzip_bodies
         self.requests: list[RecordedRequest] = []
         self.pause_after_first_event: threading.Event | None = None
@@ -218,6 +229,10 @@ class FakeOpenAI:
         if not isinstance(payload, dict):
             return openai_error(400, "We could not parse the JSON body of your request.")
         model = str(payload.get("model") or target.deployment or "")
+        dated = self.model_versions.get(model)
+        if dated is not None:
+            # The answer names the dated model, and its text is that model's own.
+            payload = {**payload, "model": dated}
         return answer(
             target,
             payload,

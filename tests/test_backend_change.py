@@ -1,0 +1,160 @@
+"""Refresh acts on a backend change in the run that meets it, with nothing pinned.
+
+The SDK talks over HTTP to the fake server; the server's fingerprint or the dated model
+behind an alias changes between runs, as the real backend's do.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import MESSAGES, make_client, stored_bytes
+from seedcache import Action, SeedCache
+
+TOPICS = ["mars", "venus", "the moon", "titan"]
+
+
+def ask(cache: SeedCache, fake, content: str, *, model: str = "gpt-4o-mini"):
+    """One seeded chat call; returns (text, action, fingerprint, model named by the answer)."""
+    client = cache.wrap(make_client(fake))
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, messages=[*MESSAGES[:1], {"role": "user", "content": content}], seed=123
+    )
+    completion = raw.parse()
+    action = raw.http_response.extensions["seedcache"].action
+    return completion.choices[0].message.content, action, completion.system_fingerprint
+
+
+def record(make_cache, fake, topics=TOPICS, **kwargs) -> dict[str, str]:
+    recorder = make_cache("auto")
+    return {topic: ask(recorder, fake, topic, **kwargs)[0] for topic in topics}
+
+
+def test_a_changed_fingerprint_is_refreshed_in_the_run_that_meets_it(fake, make_cache):
+    recorded = record(make_cache, fake)
+    assert fake.request_count == 4
+    fake.fingerprint = "fp_new0000"
+
+    refresher = make_cache("refresh")
+    answers = [ask(refresher, fake, topic) for topic in TOPICS]
+
+    assert [a[1] for a in answers] == [Action.REFRESHED] * 4
+    assert [a[2] for a in answers] == ["fp_new0000"] * 4
+    assert all(answers[i][0] != recorded[t] for i, t in enumerate(TOPICS))
+    assert fake.request_count == 8
+    stats = refresher.stats()
+    assert (stats.refreshed, stats.fingerprint_changes, stats.output_changes) == (4, 4, 4)
+    # The next run finds the new recordings current: one live call to learn that.
+    again = make_cache("refresh")
+    assert [ask(again, fake, t)[1] for t in TOPICS] == [Action.CONFIRMED] + [Action.HIT] * 3
+    assert fake.request_count == 9
+
+
+def test_with_no_change_a_run_costs_one_live_call_per_model_and_replays_the_recording(
+    fake, make_cache, store_kind, tmp_path
+):
+    recorded = record(make_cache, fake)
+    nano = record(make_cache, fake, topics=["io", "europa"], model="gpt-4.1-nano")
+    before = fake.request_count
+    entries = sorted(make_cache("replay").store.entries(), key=lambda e: e.key)
+    files = stored_bytes(tmp_path)
+
+    refresher = make_cache("refresh")
+    mini_answers = [ask(refresher, fake, t) for t in TOPICS]
+    nano_answers = [ask(refresher, fake, t, model="gpt-4.1-nano") for t in ["io", "europa"]]
+
+    assert fake.request_count - before == 2
+    assert [a[0] for a in mini_answers] == [recorded[t] for t in TOPICS]
+    assert [a[0] for a in nano_answers] == [nano["io"], nano["europa"]]
+    assert [a[1] for a in mini_answers] == [Action.CONFIRMED] + [Action.HIT] * 3
+    assert [a[1] for a in nano_answers] == [Action.CONFIRMED, Action.HIT]
+    stats = refresher.stats()
+    assert (stats.refreshed, stats.confirmed, stats.hits) == (0, 2, 4)
+    refresher.close()
+    assert sorted(make_cache("replay").store.entries(), key=lambda e: e.key) == entries
+    if store_kind == "cassette":  # the file committed beside the tests does not move
+        assert stored_bytes(tmp_path) == files
+
+
+def test_a_new_dated_model_behind_an_alias_is_a_backend_change(fake, make_cache):
+    fake.model_versions["gpt-4o"] = "gpt-4o-2024-05-13"
+    client_kwargs = {"model": "gpt-4o", "input": "Name a planet.", "max_output_tokens": 30}
+
+    def respond(cache):
+        raw = cache.wrap(make_client(fake)).responses.with_raw_response.create(**client_kwargs)
+        response = raw.parse()
+        return response.model, raw.http_response.extensions["seedcache"].action
+
+    assert respond(make_cache("auto")) == ("gpt-4o-2024-05-13", Action.RECORDED)
+    # Same dated model: the Responses API has no fingerprint, and nothing changed.
+    assert respond(make_cache("refresh")) == ("gpt-4o-2024-05-13", Action.CONFIRMED)
+
+    fake.model_versions["gpt-4o"] = "gpt-4o-2024-08-06"
+    refresher = make_cache("refresh")
+    assert respond(refresher) == ("gpt-4o-2024-08-06", Action.REFRESHED)
+    [change] = refresher.backend_changes()
+    assert (change.model, change.before, change.after) == (
+        "gpt-4o",
+        "gpt-4o-2024-05-13",
+        "gpt-4o-2024-08-06",
+    )
+    assert respond(make_cache("replay")) == ("gpt-4o-2024-08-06", Action.HIT)
+
+
+def test_a_model_serving_two_fingerprints_side_by_side_causes_no_refresh_storm(
+    fake, make_cache
+):
+    fake.alternate_fingerprints("fp_a", "fp_b")
+    topics = [f"planet {i}" for i in range(10)]
+    recorded = record(make_cache, fake, topics=topics)
+    before = fake.request_count
+
+    for _ in range(3):
+        refresher = make_cache("refresh")
+        answers = [ask(refresher, fake, t) for t in topics]
+        # Each fingerprint costs at most one check; a fingerprint seen live is current.
+        assert refresher.stats().refreshed + refresher.stats().confirmed <= 2
+        assert sum(a[0] != recorded[t] for a, t in zip(answers, topics, strict=True)) <= 1
+    assert fake.request_count - before <= 6
+
+
+def test_what_a_run_learned_counts_for_every_cache_that_shares_it(fake, tmp_path):
+    from seedcache import Backends
+
+    for name in ("a", "b", "c"):
+        with SeedCache.cassette(tmp_path / f"{name}.json", mode="auto") as cache:
+            ask(cache, fake, name)
+    before = fake.request_count
+
+    # Unchanged model: one live call for the whole run, though three cassettes are read.
+    run = Backends()
+    actions = []
+    for name in ("a", "b", "c"):
+        with SeedCache.cassette(tmp_path / f"{name}.json", mode="refresh", backends=run) as c:
+            actions.append(ask(c, fake, name)[1])
+    assert actions == [Action.CONFIRMED, Action.HIT, Action.HIT]
+    assert fake.request_count - before == 1
+
+
+def test_learning_expires_after_the_window_in_a_long_running_process(fake, make_cache):
+    now = [time.time()]
+    cache_clock = lambda: now[0]  # noqa: E731
+    record(make_cache, fake, topics=["mars", "venus", "titan"])
+    refresher = make_cache("refresh", clock=cache_clock, fingerprint_window="1h")
+    assert ask(refresher, fake, "mars")[1] is Action.CONFIRMED
+    assert ask(refresher, fake, "venus")[1] is Action.HIT
+    fake.fingerprint = "fp_later"
+    now[0] += 2 * 3600
+    # Two hours on, the same process learns again and meets the change.
+    assert ask(refresher, fake, "titan")[1] is Action.REFRESHED
+
+
+@pytest.mark.parametrize("pins", ["fp_a1b2c3d4e5"])
+def test_pinned_fingerprints_still_decide_without_a_live_call(fake, make_cache, pins):
+    record(make_cache, fake, topics=["mars"])
+    fake.fingerprint = "fp_new0000"
+    before = fake.request_count
+    assert ask(make_cache("refresh", fingerprints=pins), fake, "mars")[1] is Action.HIT
+    assert fake.request_count == before
