@@ -298,6 +298,7 @@ def test_outcome_travels_with_the_response_and_is_counted(fake, make_cache):
         "joined": 0,
         "recorded": 2,
         "refreshed": 0,
+        "confirmed": 0,
         "fingerprint_changes": 0,
         "output_changes": 0,
         "passthrough": 0,
