@@ -13,7 +13,7 @@ import difflib
 import itertools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ __all__ = [
     "DeterminismSummary",
     "DiffSide",
     "TakeDiff",
+    "describe_request",
     "determinism",
     "diff_entry",
     "diff_takes",
@@ -69,6 +70,8 @@ class TakeDiff:
     b: DiffSide
     segments: tuple[tuple[str, str], ...]
     """``("equal" | "delete" | "insert", text)`` in reading order."""
+    request: str = ""
+    """The request as a person recognises it: endpoint, model, last user message."""
 
     @property
     def identical(self) -> bool:
@@ -102,6 +105,7 @@ class TakeDiff:
         """A JSON-ready form for scripts."""
         return {
             "key": self.key,
+            "request": self.request,
             "identical": self.identical,
             "fingerprint_changed": self.fingerprint_changed,
             "a": _side_dict(self.a),
@@ -138,7 +142,57 @@ def diff_entry(entry: Entry, a: TakeRef | None = None, b: TakeRef | None = None)
         raise SeedCacheError("give two takes to compare, or none for the default pair")
     if a is None or b is None:
         a, b = _default_pair(entry)
-    return diff_takes(entry.key, select_take(entry, a), select_take(entry, b))
+    diff = diff_takes(entry.key, select_take(entry, a), select_take(entry, b))
+    return replace(diff, request=describe_request(entry.request))
+
+
+# How much of the user's message names a request in a report line.
+_PROMPT_SHOWN = 60
+
+
+def describe_request(request: dict[str, Any]) -> str:
+    """``POST /v1/chat/completions gpt-4o-mini "Generate a short story about…"``."""
+    url = str(request.get("url", ""))
+    path = url.split("://", 1)[-1].partition("/")[2].split("?", 1)[0]
+    body = request.get("body")
+    parts = [f"{request.get('method', '?')} /{path}"]
+    if isinstance(body, dict):
+        model = body.get("model")
+        if isinstance(model, str):
+            parts.append(model)
+        prompt = _last_user_text(body)
+        if prompt:
+            flat = " ".join(prompt.split())
+            if len(flat) > _PROMPT_SHOWN:
+                flat = flat[: _PROMPT_SHOWN - 1].rstrip() + "…"
+            parts.append(f'"{flat}"')
+    return " ".join(parts)
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    """The last thing the user said: chat messages, Responses ``input``, a prompt."""
+    for field in ("messages", "input", "prompt", "contents"):
+        value = body.get(field)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list):
+            for item in reversed(value):
+                if isinstance(item, str):
+                    return item
+                if isinstance(item, dict) and item.get("role", "user") == "user":
+                    text = _text_of(item.get("content", item.get("parts")))
+                    if text:
+                        return text
+    return ""
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [p.get("text") for p in content if isinstance(p, dict)]
+        return " ".join(t for t in texts if isinstance(t, str))
+    return ""
 
 
 def take_labels(entry: Entry) -> list[tuple[str, Take]]:

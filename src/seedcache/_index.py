@@ -57,7 +57,7 @@ class Summary:
     caller asks for them as :class:`TakeFacts`; the aggregates read the rows directly.
     """
 
-    __slots__ = ("_history", "_takes", "endpoint", "key", "model", "seed")
+    __slots__ = ("_history", "_takes", "endpoint", "key", "model", "origin", "seed")
 
     def __init__(
         self,
@@ -67,6 +67,7 @@ class Summary:
         seed: int | None,
         takes: Sequence[Sequence[Any]],
         history: Sequence[Sequence[Any]] = (),
+        origin: str | None = None,
     ) -> None:
         self.key = key
         self.endpoint = endpoint
@@ -74,6 +75,14 @@ class Summary:
         self.seed = seed
         self._takes = takes
         self._history = history
+        self.origin = origin
+        """The cassette this entry comes from, when read from a folder of cassettes."""
+
+    def placed(self, origin: str) -> Summary:
+        """This summary as found in the cassette ``origin``."""
+        return Summary(
+            self.key, self.endpoint, self.model, self.seed, self._takes, self._history, origin
+        )
 
     @property
     def takes(self) -> tuple[TakeFacts, ...]:

@@ -33,6 +33,8 @@ class Overview:
     determinism: DeterminismSummary
     changed: list[TakeDiff]
     """Keys whose output changed when refreshed: the replaced take against its successor."""
+    cassettes: dict[str, list[str]]
+    """For a folder of cassettes: the cassettes holding each changed key."""
     changed_total: int
     refreshed_keys: int
     """Keys with a replaced take in history (their output may or may not have changed)."""
@@ -49,7 +51,10 @@ class Overview:
             "determinism": self.determinism.as_dict(),
             "refreshed_keys": self.refreshed_keys,
             "changed_on_refresh": self.changed_total,
-            "changes": [diff.as_dict() for diff in self.changed],
+            "changes": [
+                {**diff.as_dict(), "cassettes": self.cassettes.get(diff.key, [])}
+                for diff in self.changed
+            ],
             "saved": self.savings.as_dict(),
             "endpoints": [
                 {"endpoint": name, "entries": entries, "bytes": size}
@@ -71,10 +76,14 @@ def gather(catalog: Catalog, *, now_ms: int | None = None) -> Overview:
     # Told apart by the content hashes the summaries keep; only the diffs shown are decoded.
     changed_keys = [s.key for s in refreshed if _changed_on_refresh(s)]
     changed: list[TakeDiff] = []
-    for key in changed_keys[:DIFFS_SHOWN]:
+    for key in dict.fromkeys(changed_keys[:DIFFS_SHOWN]):
         entry = store.get(key)
         if entry is not None and entry.history:
             changed.append(diff_entry(entry))
+    cassettes: dict[str, list[str]] = {}
+    for summary in refreshed:
+        if summary.origin is not None:
+            cassettes.setdefault(summary.key, []).append(summary.origin)
     currency = Currency(Registry(store), clock=time.time)
     return Overview(
         generated_ms=now_ms if now_ms is not None else round(time.time() * 1000),
@@ -82,6 +91,7 @@ def gather(catalog: Catalog, *, now_ms: int | None = None) -> Overview:
         fingerprints=catalog.fingerprints(currency, summaries),
         determinism=catalog.determinism(summaries),
         changed=changed,
+        cassettes=cassettes,
         changed_total=len(changed_keys),
         refreshed_keys=len(refreshed),
         savings=catalog.savings(),

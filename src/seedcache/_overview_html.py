@@ -181,11 +181,11 @@ def _changes_section(overview: Overview) -> str:
     if overview.changed_total > shown:
         out.append(f'<p class="muted">The first {shown} of {overview.changed_total}.</p>')
     for diff in overview.changed:
-        out.append(_diff(diff))
+        out.append(_diff(diff, overview.cassettes.get(diff.key, [])))
     return "\n".join(out)
 
 
-def _diff(diff: TakeDiff) -> str:
+def _diff(diff: TakeDiff, cassettes: list[str]) -> str:
     spans = []
     for op, text in diff.segments:
         if op == "delete":
@@ -194,9 +194,11 @@ def _diff(diff: TakeDiff) -> str:
             spans.append(f"<ins>{escape(text)}</ins>")
         else:
             spans.append(escape(text))
+    where = f"<br>in {escape(', '.join(cassettes))}" if cassettes else ""
     return (
-        f"<h3><code>{escape(diff.key[:12])}</code></h3>"
-        f'<p class="muted">- {escape(diff.a.describe())}<br>+ {escape(diff.b.describe())}</p>'
+        f"<h3>{escape(diff.request or diff.key[:12])}</h3>"
+        f'<p class="muted">key <code>{escape(diff.key[:12])}</code>{where}<br>'
+        f"- {escape(diff.a.describe())}<br>+ {escape(diff.b.describe())}</p>"
         f'<div class="diff">{"".join(spans)}</div>'
     )
 

@@ -41,11 +41,17 @@ class App:
         """The store, opened once; missing ones are an error unless ``create``.
 
         ``tolerate_broken`` opens a cassette whose entries do not all decode (for verify).
+        A folder given as ``--cassette`` is every cassette in it, read-only.
         """
         if self._store is None:
-            self._store = open_location(
-                self.cassette or self.cache_dir, create=create, tolerate_broken=tolerate_broken
-            )
+            if self.cassette is not None and self.cassette.is_dir():
+                from .._stores._folder import CassetteFolder
+
+                self._store = CassetteFolder(self.cassette)
+            else:
+                self._store = open_location(
+                    self.cassette or self.cache_dir, create=create, tolerate_broken=tolerate_broken
+                )
         return self._store
 
     def close(self) -> None:
@@ -177,8 +183,9 @@ def _one_line(exc: BaseException) -> str:
 )
 @click.option(
     "--cassette",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="A cassette file instead of the cache directory.",
+    type=click.Path(path_type=Path),
+    help="A cassette file instead of the cache directory; a folder reads every cassette "
+    "in it (read-only).",
 )
 @click.option(
     "--color",
@@ -192,8 +199,8 @@ def _one_line(exc: BaseException) -> str:
 def cli(ctx: click.Context, cache_dir: str | None, cassette: Path | None, color: str) -> None:
     """See, compare and manage what seedcache recorded.
 
-    Works on the cache directory (--cache-dir, $SEEDCACHE_DIR, else .seedcache) or on one
-    cassette file (--cassette).
+    Works on the cache directory (--cache-dir, $SEEDCACHE_DIR, else .seedcache), on one
+    cassette file (--cassette FILE), or on every cassette of a folder (--cassette DIR).
     """
     if (
         cassette is not None

@@ -93,12 +93,14 @@ def ls_command(
         message = "nothing recorded" if filters.empty else "no entry matches"
         click.echo(f"{message} in {app.location}", err=True)
         return
-    lines = table(
-        app.paint,
-        ["KEY", "ENDPOINT", "MODEL", "SEED", "TAKES", "FINGERPRINTS", "RECORDED", "SIZE"],
-        (_summary_row(s) for s in rows),
-        right=(3, 4, 7),
-    )
+    headers = ["KEY", "ENDPOINT", "MODEL", "SEED", "TAKES", "FINGERPRINTS", "RECORDED", "SIZE"]
+    body = [_summary_row(s) for s in rows]
+    right: tuple[int, ...] = (3, 4, 7)
+    if any(s.origin is not None for s in rows):  # a folder of cassettes: say which
+        headers.append("CASSETTE")
+        for row, summary in zip(body, rows, strict=True):
+            row.append(summary.origin or "-")
+    lines = table(app.paint, headers, body, right=right)
     app.paint.echo("\n".join(lines))
     if listing.total is not None:
         click.echo(
@@ -133,7 +135,16 @@ def _summary_dict(summary: Summary) -> dict[str, Any]:
         "fingerprints": summary.fingerprints,
         "recorded_at": format_time(summary.recorded_at_ms) if summary.recorded_at_ms else None,
         "size": summary.size,
+        **({"cassette": summary.origin} if summary.origin is not None else {}),
     }
+
+
+def _cassettes_holding(app: App, key: str) -> list[str]:
+    """The cassettes of a folder that hold ``key`` (none for any other store)."""
+    store = app.store()
+    if store.kind != "cassettes":
+        return []
+    return [str(s.origin) for s in store.summaries() if s.key == key]
 
 
 @cli.command("show")
@@ -154,17 +165,21 @@ def show_command(app: App, key: str, take_ref: str | None, raw: bool, as_json: b
         sys.stdout.buffer.write(labelled[0][1].body)
         sys.stdout.buffer.flush()
         return
+    cassettes = _cassettes_holding(app, entry.key)
     if as_json:
         emit_json(
             {
                 "key": entry.key,
                 "request": entry.request,
                 "takes": [_take_dict(label, t) for label, t in labelled],
+                **({"cassettes": cassettes} if cassettes else {}),
             }
         )
         return
     paint = app.paint
     paint.echo(paint("key      ", bold=True) + entry.key)
+    if cassettes:
+        paint.echo(paint("cassette ", bold=True) + ", ".join(cassettes))
     request = entry.request
     paint.echo(paint("request  ", bold=True) + f"{request.get('method')} {request.get('url')}")
     for name, value in sorted((request.get("headers") or {}).items()):
@@ -220,8 +235,11 @@ def diff_command(app: App, key: str, takes: tuple[str, ...], as_json: bool) -> N
         raise click.UsageError("give two takes to compare (e.g. h0 0), or none")
     entry = find_entry(app.store(), key)
     diff = diff_entry(entry, *takes) if takes else diff_entry(entry)
+    cassettes = _cassettes_holding(app, entry.key)
     if as_json:
-        emit_json(diff.as_dict())
+        emit_json({**diff.as_dict(), **({"cassettes": cassettes} if cassettes else {})})
         return
+    if cassettes:
+        app.paint.echo(f"cassette {', '.join(cassettes)}")
     for line in diff.render(color=app.paint.enabled).splitlines():
         app.paint.echo(line)

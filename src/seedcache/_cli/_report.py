@@ -176,6 +176,10 @@ def _share(part: int, whole: int) -> str:
     return f"{part} ({100 * part / whole:.0f}%)"
 
 
+# Diffs the text report prints in full; --html and --json carry the rest.
+_DIFFS_PRINTED = 10
+
+
 @cli.command("report")
 @click.option(
     "--html",
@@ -234,7 +238,13 @@ def _print_overview(app: App, overview: Overview) -> None:
         paint("changed on refresh", bold=True)
         + f"  {overview.changed_total} of {overview.refreshed_keys} refreshed keys"
     )
-    for diff in overview.changed[:10]:
-        paint.echo(f"  {diff.key[:12]}  {diff.a.describe()}  ->  {diff.b.describe()}")
-    if overview.changed_total > 10:
-        paint.echo(f"  … and {overview.changed_total - 10} more (seedcache diff KEY shows one)")
+    for diff in overview.changed[:_DIFFS_PRINTED]:
+        paint.echo()
+        paint.echo(f"  {paint(diff.request or diff.key[:12], bold=True)}")
+        where = overview.cassettes.get(diff.key)
+        paint.echo(f"  key {diff.key[:12]}" + (f"  in {', '.join(where)}" if where else ""))
+        for line in diff.render(color=paint.enabled).splitlines():
+            paint.echo(f"    {line}")
+    if overview.changed_total > _DIFFS_PRINTED:
+        more = overview.changed_total - _DIFFS_PRINTED
+        paint.echo(f"\n  … and {more} more (--html shows them all; seedcache diff KEY one)")
