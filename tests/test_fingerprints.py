@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from seedcache import CassetteStore, ConfigurationError, DiskStore, Take
-from seedcache._durations import format_duration, parse_duration
 from seedcache._backends import Backends, Identity
+from seedcache._durations import format_duration, parse_duration
 from seedcache._fingerprints import Currency, Registry, parse_pins
 from seedcache._policy import Freshness
 

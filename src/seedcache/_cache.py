@@ -18,8 +18,8 @@ from ._backends import BackendChange, Backends
 from ._catalog import Catalog
 from ._core import Clock, Core, Stats
 from ._counters import COUNTERS_META, add_counters
-from ._durations import parse_duration
 from ._drift import DeterminismSummary, TakeDiff, TakeRef, diff_entry
+from ._durations import parse_duration
 from ._errors import CacheMiss, ConfigurationError, StoreError
 from ._fingerprints import Currency, FingerprintStatus, Registry, parse_pins
 from ._keys import KeyConfig, field_paths, names

@@ -156,7 +156,9 @@ def _checked(
         return _replayed(recording.served, build, replay)
     is_stream = media_type(headers) == "text/event-stream"
     extensions = {**upstream.extensions, OUTCOME_EXTENSION: recording.outcome}
-    return build(upstream.status_code, headers, replay(body_chunks(body, is_stream=is_stream)), extensions)
+    return build(
+        upstream.status_code, headers, replay(body_chunks(body, is_stream=is_stream)), extensions
+    )
 
 
 def _replayed(step: Replayed, build: BuildResponse, replay: Callable[[list[bytes]], Any]) -> Any:

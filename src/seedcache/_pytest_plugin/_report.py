@@ -149,7 +149,6 @@ class Reporter:
             for line in unused:
                 terminalreporter.write_line(f"  {line}")
 
-
     @property
     def fails_on_drift(self) -> bool:
         """Whether this run must fail: asked to, and some output changed on refresh."""

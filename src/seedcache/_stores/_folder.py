@@ -81,7 +81,7 @@ class CassetteFolder:
 
     def keys(self) -> list[str]:
         """Every key, once, in cassette order."""
-        return list(dict.fromkeys(k for _, store in self._cassettes for k in store.keys()))
+        return list(dict.fromkeys(k for _, store in self._cassettes for k in store.keys()))  # noqa: SIM118 (a store, not a dict)
 
     def entries(self) -> Iterator[Entry]:
         """Every entry of every cassette (a request two tests share appears twice)."""
