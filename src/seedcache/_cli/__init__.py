@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from . import _browse, _manage, _report, _serve, _transfer
+from . import _browse, _manage, _refresh, _report, _serve, _transfer
 from ._app import cli
 
 __all__ = ["cli", "main"]
 
 # The command modules register themselves on import.
-_COMMANDS = (_browse, _manage, _report, _serve, _transfer)
+_COMMANDS = (_browse, _manage, _refresh, _report, _serve, _transfer)
 
 
 def main() -> None:
