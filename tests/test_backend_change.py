@@ -158,3 +158,81 @@ def test_pinned_fingerprints_still_decide_without_a_live_call(fake, make_cache, 
     before = fake.request_count
     assert ask(make_cache("refresh", fingerprints=pins), fake, "mars")[1] is Action.HIT
     assert fake.request_count == before
+
+
+def stream_story(client, topic: str) -> tuple[str, str]:
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": topic}],
+        seed=5,
+        stream=True,
+    ) as response:
+        action = response.http_response.extensions["seedcache"].action
+        chunks = list(response.parse())
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices), action
+
+
+def test_a_streamed_check_gives_the_recorded_stream_or_the_new_one(fake, make_cache):
+    recorded, _ = stream_story(make_cache("auto").wrap(make_client(fake)), "mars")
+    text, action = stream_story(make_cache("refresh").wrap(make_client(fake)), "mars")
+    assert (text, action) == (recorded, Action.CONFIRMED)
+    fake.fingerprint = "fp_new0000"
+    text, action = stream_story(make_cache("refresh").wrap(make_client(fake)), "mars")
+    assert action is Action.REFRESHED
+    assert text != recorded
+    assert stream_story(make_cache("replay").wrap(make_client(fake)), "mars")[0] == text
+
+
+def test_async_clients_and_concurrent_requests_check_once(fake, make_cache):
+    import asyncio
+
+    import openai
+
+    record(make_cache, fake)
+    before = fake.request_count
+
+    async def scenario(cache):
+        raw = openai.AsyncOpenAI(api_key="sk-test", base_url=fake.base_url, max_retries=0)
+        client = cache.wrap(raw)
+        try:
+            raws = await asyncio.gather(
+                *(
+                    client.chat.completions.with_raw_response.create(
+                        model="gpt-4o-mini",
+                        messages=[*MESSAGES[:1], {"role": "user", "content": topic}],
+                        seed=123,
+                    )
+                    for topic in TOPICS
+                )
+            )
+        finally:
+            await cache.aclose()
+            await raw.close()
+        return [r.http_response.extensions["seedcache"].action for r in raws]
+
+    refresher = make_cache("refresh")
+    actions = asyncio.run(scenario(refresher))
+    # One check; the others waited for it and replayed.
+    assert sorted(actions) == sorted([Action.CONFIRMED] + [Action.HIT] * 3)
+    assert fake.request_count - before == 1
+
+    fake.fingerprint = "fp_new0000"
+    actions = asyncio.run(scenario(make_cache("refresh")))
+    assert actions == [Action.REFRESHED] * 4
+
+
+def test_a_check_through_the_proxy_replays_the_recording(fake, make_cache):
+    import openai
+
+    recorded = record(make_cache, fake, topics=["mars"])
+    cache = make_cache("refresh")
+    with cache.proxy(fake.base_url) as base_url:
+        client = openai.OpenAI(api_key="sk-test", base_url=base_url, max_retries=0)
+        with client:
+            reply = client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[*MESSAGES[:1], {"role": "user", "content": "mars"}],
+                seed=123,
+            )
+    assert reply.choices[0].message.content == recorded["mars"]
+    assert cache.stats().confirmed == 1
