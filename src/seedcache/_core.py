@@ -27,7 +27,7 @@ import anyio
 
 from ._backends import BackendChange, Identity, identity_of
 from ._content import content_of
-from ._errors import CacheMiss, CorruptEntryError, StoreError
+from ._errors import CacheMiss, CorruptEntryError, StoreError, UnsafeDataError
 from ._explain import explain_miss
 from ._fingerprints import Currency, model_of
 from ._flights import Flight, Session, Stats
@@ -349,7 +349,7 @@ class Core:
         """The stored entry; a corrupt one is an error in ``replay``, else a warned miss."""
         try:
             return self.store.get(key)
-        except CorruptEntryError as exc:
+        except (CorruptEntryError, UnsafeDataError) as exc:
             if self.mode is Mode.REPLAY:
                 raise
             _log.warning("%s; treating it as not recorded, it will be recorded again", exc)
@@ -445,7 +445,7 @@ class Core:
         try:
             try:
                 self.store.update(canonical.key, change)
-            except CorruptEntryError:
+            except (CorruptEntryError, UnsafeDataError):
                 # The damaged entry was already reported when the request was decided;
                 # the fresh take replaces it rather than failing the caller's response.
                 self.store.delete(canonical.key)

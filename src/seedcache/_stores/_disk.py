@@ -298,7 +298,7 @@ class DiskStore:
         # As the core sees it: a corrupt entry counts as absent (it is re-recorded).
         try:
             entry = self.get(key)
-        except CorruptEntryError:
+        except (CorruptEntryError, UnsafeDataError):
             return 0
         return 0 if entry is None else entry.revision
 

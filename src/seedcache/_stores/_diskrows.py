@@ -6,8 +6,9 @@ arguments, and reads or deletes whatever path a row's ``filename`` names (an abs
 path or ``../`` included, and then ``os.removedirs`` its parents). Here:
 
 - :class:`DataOnlyDisk` stores bytes and str keys only, never unpickles, and reads or
-  removes value files only inside the directory (symbolic links resolved), only regular
-  files, and at most :data:`MAX_VALUE_BYTES`;
+  removes only value files diskcache itself names (``ab/cd/<28 hex>.val`` inside the
+  directory, symbolic links resolved: never the database, its WAL or SHM), only regular
+  files, at most :data:`MAX_VALUE_BYTES`, and never removes a file another row names;
 - :func:`open_rows` opens the cache with seedcache's settings only: rows a stranger added
   to Settings are deleted first, and every known setting is passed explicitly;
 - :class:`ReadOnlyRows` serves reads from a directory seedcache may not write (a CI cache
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -56,6 +58,10 @@ class Refused(Exception):  # noqa: N818 - a signal, converted at the store bound
 class DataOnlyDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache is untyped
     """A diskcache Disk that stores bytes and str keys only, and never unpickles."""
 
+    named_elsewhere: Any = None
+    """Set by :func:`open_rows`: whether a row (still) names a value file. A planted row
+    may name another entry's file; removing that row must not remove the file."""
+
     def put(self, key: Any) -> Any:
         if not isinstance(key, str):
             raise TypeError(f"seedcache stores only str keys, not {type(key).__name__}")
@@ -91,7 +97,9 @@ class DataOnlyDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache is untype
         root = os.path.realpath(self._directory)
         full = _inside(root, file_path)
         if full is None:
-            return  # a row naming a file outside the cache: never delete it
+            return  # a row naming a file outside the cache, or not a value file: never
+        if self.named_elsewhere is not None and self.named_elsewhere(file_path):
+            return  # another entry's file, named by a planted row
         with contextlib.suppress(OSError):
             os.remove(full)
         folder = os.path.dirname(full)
@@ -128,9 +136,14 @@ def read_value_file(directory: str, filename: Any) -> bytes:
     return data
 
 
+# What diskcache names a value file: two levels of two hex digits, then 28 hex digits.
+_VALUE_FILE = re.compile(r"[0-9a-f]{2}[/\\][0-9a-f]{2}[/\\][0-9a-f]{28}\.val")
+
+
 def _inside(root: str, filename: Any) -> str | None:
-    """The real path of ``filename`` under ``root``; None if it is anywhere else."""
-    if not isinstance(filename, str) or not filename or os.path.isabs(filename):
+    """The real path of the value file ``filename`` under ``root``; None when it is not
+    one diskcache would name, or it resolves anywhere else."""
+    if not isinstance(filename, str) or not _VALUE_FILE.fullmatch(filename):
         return None
     full = os.path.realpath(os.path.join(root, filename))
     if not full.startswith(root + os.sep):
@@ -143,7 +156,19 @@ def open_rows(path: Path) -> Any:
     database = path / diskcache.core.DBNAME
     if database.exists():
         _forget_foreign_settings(database)
-    return diskcache.Cache(str(path), disk=DataOnlyDisk, **_SETTINGS)
+    cache = diskcache.Cache(str(path), disk=DataOnlyDisk, **_SETTINGS)
+    # Only rows with a value file are indexed: a lookup per removed file, not a scan.
+    cache._sql(  # noqa: SLF001 - diskcache's connection, as everywhere in this module
+        "CREATE INDEX IF NOT EXISTS seedcache_value_files ON Cache(filename)"
+        " WHERE filename IS NOT NULL"
+    )
+
+    def named_elsewhere(filename: str) -> bool:
+        row = cache._sql("SELECT 1 FROM Cache WHERE filename = ? LIMIT 1", (filename,))
+        return row.fetchone() is not None
+
+    cache.disk.named_elsewhere = named_elsewhere
+    return cache
 
 
 def _forget_foreign_settings(database: Path) -> None:

@@ -13,6 +13,7 @@ from collections import OrderedDict
 import xxhash
 
 from .._codec import decode_entry
+from .._errors import CorruptEntryError
 from .._takes import Entry
 
 __all__ = ["DecodedFrames", "frame_revision"]
@@ -43,6 +44,9 @@ class DecodedFrames:
         if known is not None and known[0] == frame:
             return known[1]
         entry = decode_entry(frame, where=where).with_revision(frame_revision(frame))
+        if entry.key != key:
+            # Another entry's bytes (a planted row naming its value file): never its answer.
+            raise CorruptEntryError(f"{where}: holds the entry of another key ({entry.key})")
         if len(frame) <= self._max_frame:
             with self._lock:
                 self._decoded[key] = (frame, entry)
