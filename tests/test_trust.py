@@ -69,7 +69,8 @@ def test_a_row_naming_another_entry_s_value_file_neither_reads_nor_deletes_it(fa
             cache.store.keys(), key=lambda k: "victim" in str(cache.entry(k).request)
         )[::-1]
     victim_file = value_file_of(directory, victim_key)
-    assert victim_file is not None and victim_file.endswith(".val")
+    assert victim_file is not None
+    assert victim_file.endswith(".val")
     point_row_at(directory, planted_key, victim_file)
 
     with SeedCache(directory, mode="auto") as cache:

@@ -158,7 +158,7 @@ def open_rows(path: Path) -> Any:
         _forget_foreign_settings(database)
     cache = diskcache.Cache(str(path), disk=DataOnlyDisk, **_SETTINGS)
     # Only rows with a value file are indexed: a lookup per removed file, not a scan.
-    cache._sql(  # noqa: SLF001 - diskcache's connection, as everywhere in this module
+    cache._sql(
         "CREATE INDEX IF NOT EXISTS seedcache_value_files ON Cache(filename)"
         " WHERE filename IS NOT NULL"
     )
