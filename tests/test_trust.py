@@ -4,6 +4,7 @@ store or a hostile entry could do, each test named after what it protects."""
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 
 import pytest
@@ -79,3 +80,77 @@ def test_a_row_naming_another_entry_s_value_file_neither_reads_nor_deletes_it(fa
     assert cli("--cache-dir", directory, "verify", "--fix").exit_code == 0
     with SeedCache(directory, mode="replay") as cache:
         assert long_embedding(cache, fake, "victim").data[0].embedding == victim
+
+
+# -- 2. secret-looking query values stay distinct in keys, and out of files -----------------
+
+
+def canonical(url: str, **config):
+    from seedcache._keys import KeyConfig, canonicalize
+    from seedcache._wire import CapturedRequest
+
+    return canonicalize(CapturedRequest("GET", url, (), b""), KeyConfig(**config))
+
+
+LIST_URL = "https://api.openai.com/v1/files"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["pageToken", "page_token", "next_token", "$skipToken", "sort_key", "idempotency_key"],
+)
+def test_distinct_page_tokens_never_share_a_recording(name):
+    page_1 = canonical(f"{LIST_URL}?{name}=p1-VALUE-one")
+    page_2 = canonical(f"{LIST_URL}?{name}=p2-VALUE-two")
+    assert page_1.key != page_2.key
+    assert canonical(f"{LIST_URL}?{name}=p1-VALUE-one").key == page_1.key
+    # The value itself is never written where the summary goes.
+    for found in (page_1, page_2):
+        assert "VALUE" not in json.dumps(found.summary)
+        assert name in found.summary["url"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["api-key", "key", "pwd", "passwd", "jwt", "bearer", "session", "access_token", "code"],
+)
+def test_credentials_in_the_query_are_neither_keyed_nor_stored(name):
+    one = canonical(f"{LIST_URL}?limit=2&{name}=CREDENTIAL-one")
+    two = canonical(f"{LIST_URL}?limit=2&{name}=CREDENTIAL-two")
+    assert one.key == two.key  # a rotated key still replays
+    assert "CREDENTIAL" not in json.dumps(one.summary)
+    assert name not in one.summary["url"]
+
+
+def test_a_page_token_pagination_loop_ends_on_replay(fake, tmp_path):
+    import httpx2
+
+    def pages(cache) -> list[str]:
+        seen = []
+        with httpx2.Client(transport=cache.transport()) as client:
+            for token in ("first-PAGE-a", "second-PAGE-b", "third-PAGE-c"):
+                response = client.get(
+                    f"{fake.base_url}/models",
+                    params={"pageToken": token},
+                    headers={"authorization": "Bearer sk-test"},
+                )
+                seen.append(response.extensions["seedcache"].key)
+        return seen
+
+    with SeedCache.cassette(tmp_path / "c.json", mode="auto") as cache:
+        recorded = pages(cache)
+    assert len(set(recorded)) == 3
+    with SeedCache.cassette(tmp_path / "c.json", mode="replay") as cache:
+        assert pages(cache) == recorded
+    assert b"PAGE" not in (tmp_path / "c.json").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["X-Goog-Api-Key", "Ocp-Apim-Subscription-Key", "X-Amz-Security-Token", "X-Auth-Token"],
+)
+def test_credential_headers_are_refused_in_match_headers(tmp_path, header):
+    from seedcache import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="match_headers may not include credentials"):
+        SeedCache(tmp_path / "c", match_headers=[header])

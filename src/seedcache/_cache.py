@@ -58,7 +58,7 @@ class SeedCache:
     leaves body fields out of the key (``["user", "metadata"]``; dotted paths reach nested
     fields, ``*`` every item), while takes still show the request as sent;
     ``secret_params`` adds query parameter names that carry credentials to the built-in
-    rule (``api-key``, ``code``, ``sig``, ``*token``, ``*key`` …): they are never keyed or
+    list (``api-key``, ``code``, ``sig``, ``access_token`` …): they are never keyed or
     stored; ``match_headers`` lists request headers that change the answer;
     ``namespace`` separates otherwise equal keys; ``strict`` makes replay fail on a repeat
     beyond the recorded takes.

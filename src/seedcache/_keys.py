@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 import xxhash
 
 from ._errors import ConfigurationError
-from ._wire import CapturedRequest, is_secret_header, strip_secret_query
+from ._wire import CapturedRequest, is_secret_header, keyed_query
 
 __all__ = [
     "KEY_LENGTH",
@@ -157,7 +157,7 @@ _memo_lock = threading.Lock()
 def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
     parts = urlsplit(request.url)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    query = sorted(strip_secret_query(pairs, extra=config.secret_params))
+    query = sorted(keyed_query(pairs, extra=config.secret_params))
     # Credentials in the URL (http://user:pass@host) are never keyed nor stored.
     origin = f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}"
     body = _canonical_body(request)

@@ -6,6 +6,8 @@ the adapter works on these plain values, so the core never imports an HTTP libra
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -16,7 +18,8 @@ __all__ = [
     "is_secret_header",
     "is_secret_param",
     "keep_response_headers",
-    "strip_secret_query",
+    "is_credential_param",
+    "keyed_query",
 ]
 
 Headers = tuple[tuple[str, str], ...]
@@ -33,7 +36,24 @@ SECRET_HEADERS = frozenset(
         "cookie",
         "set-cookie",
         "x-api-key",
+        "x-goog-api-key",  # Gemini
+        "ocp-apim-subscription-key",  # Azure API Management
+        "x-amz-security-token",  # AWS session credentials (Bedrock)
     }
+)
+# Header names that read as credentials, whatever the service: refused in match_headers.
+_SECRET_HEADER_WORDS = (
+    "api-key",
+    "apikey",
+    "token",
+    "secret",
+    "password",
+    "authorization",
+    "cookie",
+    "credential",
+    "subscription-key",
+    "signature",
+    "session",
 )
 
 # Query parameters that carry credentials: Azure's api-key, API Management's
@@ -56,9 +76,23 @@ SECRET_QUERY_PARAMS = frozenset(
         "authorization",
         "credential",
         "credentials",
+        "pwd",
+        "passwd",
+        "jwt",
+        "bearer",
+        "session",
+        "id_token",
+        "refresh_token",
+        "client_secret",
     }
 )
+# Names that end like a credential but usually are not one: page tokens, sort keys,
+# idempotency keys. Their values stay out of files, but stay in the key (as a keyed
+# digest): dropping them made page 2 replay page 1.
 _SECRET_QUERY_SUFFIXES = ("key", "token", "secret", "password", "signature", "_sig")
+# A fixed key: digests must be the same on every machine that replays a cassette. It
+# keeps a stored digest from being looked up in a table of common values' plain hashes.
+_QUERY_DIGEST_KEY = b"seedcache query value v1"
 
 # Response headers worth replaying. An allow-list rather than a deny-list: a header we
 # have never seen (a new cookie, an account id) is dropped rather than committed.
@@ -96,8 +130,9 @@ class CapturedRequest:
 
 
 def is_secret_header(name: str) -> bool:
-    """True when header ``name`` carries a credential and must never be stored."""
-    return name.lower() in SECRET_HEADERS
+    """True when header ``name`` carries (or reads as) a credential: never stored or keyed."""
+    lower = name.lower().replace("_", "-")
+    return lower in SECRET_HEADERS or any(word in lower for word in _SECRET_HEADER_WORDS)
 
 
 def keep_response_headers(headers: Iterable[tuple[str, str]]) -> Headers:
@@ -114,22 +149,40 @@ def keep_response_headers(headers: Iterable[tuple[str, str]]) -> Headers:
     return tuple(kept)
 
 
-def is_secret_param(name: str, extra: Iterable[str] = ()) -> bool:
-    """True when query parameter ``name`` carries a credential and must never be stored.
+def _normal(name: str) -> str:
+    return name.lower().replace("-", "_").lstrip("$")
 
-    The rule: ``name``, lower-cased with ``-`` read as ``_``, is one of
-    :data:`SECRET_QUERY_PARAMS`, ends in ``key``, ``token``, ``secret``, ``password``,
-    ``signature`` or ``_sig``, or is one of ``extra`` (names a user adds).
+
+def is_credential_param(name: str, extra: Iterable[str] = ()) -> bool:
+    """True when query parameter ``name`` is a credential: never keyed, never stored.
+
+    ``name``, lower-cased with ``-`` read as ``_``, is one of :data:`SECRET_QUERY_PARAMS`
+    or one of ``extra`` (names a user adds). A request sent with another key still
+    replays.
     """
-    normal = name.lower().replace("-", "_")
-    if normal in SECRET_QUERY_PARAMS or normal.endswith(_SECRET_QUERY_SUFFIXES):
-        return True
-    return any(normal == e.lower().replace("-", "_") for e in extra)
+    normal = _normal(name)
+    return normal in SECRET_QUERY_PARAMS or any(normal == _normal(e) for e in extra)
 
 
-def strip_secret_query(
+def is_secret_param(name: str, extra: Iterable[str] = ()) -> bool:
+    """True when the value of query parameter ``name`` must never be stored: a credential,
+    or a name ending in ``key``, ``token``, ``secret``, ``password``, ``signature`` or
+    ``_sig`` (``pageToken``, ``idempotency_key``)."""
+    return is_credential_param(name, extra) or _normal(name).endswith(_SECRET_QUERY_SUFFIXES)
+
+
+def keyed_query(
     pairs: Sequence[tuple[str, str]], extra: Iterable[str] = ()
 ) -> list[tuple[str, str]]:
-    """Query pairs without the ones that carry credentials."""
+    """Query pairs as keys and summaries hold them: credentials dropped, other secret-looking
+    values replaced by a keyed digest (distinct values stay distinct, none is written)."""
     extra = tuple(extra)
-    return [(k, v) for k, v in pairs if not is_secret_param(k, extra)]
+    kept = []
+    for name, value in pairs:
+        if is_credential_param(name, extra):
+            continue
+        if is_secret_param(name):
+            digest = hmac.new(_QUERY_DIGEST_KEY, value.encode(), hashlib.sha256).hexdigest()
+            value = f"hmac-{digest[:24]}"
+        kept.append((name, value))
+    return kept
