@@ -15,10 +15,10 @@ __all__ = [
     "SECRET_HEADERS",
     "SECRET_QUERY_PARAMS",
     "CapturedRequest",
+    "is_credential_param",
     "is_secret_header",
     "is_secret_param",
     "keep_response_headers",
-    "is_credential_param",
     "keyed_query",
 ]
 
