@@ -154,3 +154,38 @@ def test_credential_headers_are_refused_in_match_headers(tmp_path, header):
 
     with pytest.raises(ConfigurationError, match="match_headers may not include credentials"):
         SeedCache(tmp_path / "c", match_headers=[header])
+
+
+# -- 3. times from the future count as unknown -------------------------------------------
+
+YEAR = 365 * 86400.0
+
+
+def test_a_take_from_the_future_does_not_escape_max_age(fake, tmp_path):
+    import time
+
+    ahead = SeedCache.cassette(tmp_path / "c.json", mode="auto", clock=lambda: time.time() + YEAR)
+    with ahead:
+        ask_story(ahead, fake)
+    with SeedCache.cassette(tmp_path / "c.json", mode="refresh", max_age="30d") as cache:
+        assert ask_story(cache, fake)[1].action is Action.REFRESHED
+
+
+def test_a_sighting_from_the_future_does_not_keep_a_fingerprint_current(tmp_path):
+    import time
+
+    from seedcache import CassetteStore
+    from seedcache._fingerprints import Currency, Registry, fingerprint_statuses
+
+    store = CassetteStore(tmp_path / "c.json")
+    now_ms = round(time.time() * 1000)
+    registry = Registry(store)
+    # A machine whose clock is a year ahead wrote this; then an honest run saw fp_new.
+    registry.observe("gpt-4o", "fp_old", now_ms + round(YEAR * 1000), run_started_ms=now_ms)
+    registry.observe("gpt-4o", "fp_new", now_ms, now_ms=now_ms, run_started_ms=now_ms)
+    currency = Currency(registry, clock=time.time)
+    assert currency.current("gpt-4o") == {"fp_new"}
+    statuses = {s.fingerprint: s for s in fingerprint_statuses(currency, [])}
+    assert (statuses["fp_old"].last_seen_ms, statuses["fp_old"].current) == (None, False)
+    # The wrong time is corrected in the store, not only ignored on read.
+    assert Registry(store).load()["gpt-4o"].fingerprints["fp_old"].last_seen_ms <= now_ms

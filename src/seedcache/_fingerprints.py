@@ -51,6 +51,8 @@ _FORMAT = 1
 _WRITE_GRANULARITY_MS = 60_000
 # Sightings further ahead of the observer's clock than this came from a wrong clock.
 _FUTURE_TOLERANCE_MS = 10 * 60_000
+UNKNOWN_MS = 0
+"""A sighting time that was not to be believed (from the future): shown as unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,25 +127,26 @@ class Registry:
 
 
 def _clamped(known: ModelSightings | None, now_ms: int) -> ModelSightings | None:
-    """``known`` with every time from the future brought back to ``now_ms``.
+    """``known`` with every time from the future made unknown (0).
 
     Clocks of processes and machines differ by seconds or minutes; only a time further
-    ahead than :data:`_FUTURE_TOLERANCE_MS` counts as from the future.
+    ahead than :data:`_FUTURE_TOLERANCE_MS` counts as from the future. Such a time says
+    nothing true: taken as now, it would keep a fingerprint current that no run saw.
     """
     if known is None:
         return None
     limit = now_ms + _FUTURE_TOLERANCE_MS
 
-    def back(ms: int) -> int:
-        return now_ms if ms > limit else ms
+    def sane(ms: int) -> int:
+        return UNKNOWN_MS if ms > limit else ms
 
     fingerprints = {
-        fp: Sighting(back(s.first_seen_ms), back(s.last_seen_ms))
+        fp: Sighting(sane(s.first_seen_ms), sane(s.last_seen_ms))
         for fp, s in known.fingerprints.items()
     }
     started = known.run_started_ms
     return ModelSightings(
-        back(known.last_live_ms), fingerprints, None if started is None else back(started)
+        sane(known.last_live_ms), fingerprints, None if started is None else sane(started)
     )
 
 
@@ -261,8 +264,11 @@ class Currency:
     def freshness(self, take: Take, model: str | None) -> Freshness:
         """What ``refresh`` makes of ``take``, recorded for a request of ``model``."""
         now = self._clock()
-        if self.max_age is not None and now * 1000 - take.recorded_at_ms > _ms(self.max_age):
-            return Freshness.STALE
+        if self.max_age is not None:
+            age_ms = now * 1000 - take.recorded_at_ms
+            # A take dated in the future has no age to trust: it must not escape max_age.
+            if age_ms > _ms(self.max_age) or age_ms < -_FUTURE_TOLERANCE_MS:
+                return Freshness.STALE
         if self.pins:
             current = take.fingerprint is None or take.fingerprint in self.pins
             return Freshness.CURRENT if current else Freshness.STALE
@@ -352,7 +358,12 @@ def fingerprint_statuses(
     for model, fingerprint in recorded:
         if model is not None and fingerprint is not None:
             counts[model, fingerprint] = counts.get((model, fingerprint), 0) + 1
-    sightings = currency.registry.load()
+    now_ms = currency.now_ms()
+    sightings = {
+        model: clamped
+        for model, seen in currency.registry.load().items()
+        if (clamped := _clamped(seen, now_ms)) is not None
+    }
     pairs = set(counts) | {(m, fp) for m, seen in sightings.items() for fp in seen.fingerprints}
     current = {m: currency.current(m, sightings=sightings) for m, _ in pairs}
     statuses = []
@@ -363,13 +374,17 @@ def fingerprint_statuses(
             FingerprintStatus(
                 model=model,
                 fingerprint=fingerprint,
-                first_seen_ms=sighting.first_seen_ms if sighting else None,
-                last_seen_ms=sighting.last_seen_ms if sighting else None,
+                first_seen_ms=_known(sighting.first_seen_ms) if sighting else None,
+                last_seen_ms=_known(sighting.last_seen_ms) if sighting else None,
                 current=fingerprint in current[model],
                 takes=counts.get((model, fingerprint), 0),
             )
         )
     return statuses
+
+
+def _known(ms: int) -> int | None:
+    return None if ms == UNKNOWN_MS else ms
 
 
 def merge_registries(ours: bytes | None, theirs: bytes | None) -> bytes | None:
