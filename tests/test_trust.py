@@ -189,3 +189,51 @@ def test_a_sighting_from_the_future_does_not_keep_a_fingerprint_current(tmp_path
     assert (statuses["fp_old"].last_seen_ms, statuses["fp_old"].current) == (None, False)
     # The wrong time is corrected in the store, not only ignored on read.
     assert Registry(store).load()["gpt-4o"].fingerprints["fp_old"].last_seen_ms <= now_ms
+
+
+# -- 4. a store that cannot take writes degrades to pass-through ------------------------
+
+
+@pytest.fixture(params=["disk", "redis"])
+def full_store(request, fake, tmp_path):
+    """(location, make it full) for a real store that then refuses every write."""
+    if request.param == "disk":
+        location = str(tmp_path / "c")
+
+        def fill(cache):
+            connection = cache.store._cache._sql  # the store's own SQLite connection
+            pages = connection("PRAGMA page_count").fetchone()[0]
+            connection(f"PRAGMA max_page_count = {pages}")
+
+        return location, fill
+    from redis_servers import RedisServer
+
+    server = RedisServer(tmp_path / "redis", "--maxmemory-policy", "noeviction")
+    request.addfinalizer(server.stop)
+
+    def fill_redis(cache):
+        import redis
+
+        client = redis.Redis.from_url(server.url)
+        client.config_set("maxmemory", 1)
+        client.close()
+
+    return f"{server.url}?namespace=full", fill_redis
+
+
+def test_a_full_store_still_answers_every_request_live(fake, full_store, caplog):
+    import logging
+
+    location, fill = full_store
+    with SeedCache(location, mode="auto") as cache:
+        ask_story(cache, fake, seed=1)
+        fill(cache)
+        before = fake.request_count
+        with caplog.at_level(logging.ERROR, logger="seedcache"):
+            texts = [ask_story(cache, fake, seed=seed)[0] for seed in (2, 3, 4)]
+        assert all(texts)
+        assert fake.request_count - before == 3
+        assert cache.stats().write_errors >= 2
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1  # said once, not once per request
+        assert "could not" in errors[0].getMessage()

@@ -267,14 +267,19 @@ class Core:
             if may_lease and self.mode is not Mode.RECORD:
                 revision = entry.revision if entry is not None else 0
                 try:
-                    lease = self.store.claim(key, revision, session.lease_seconds)
-                finally:
-                    if lease is None:
-                        self._ground(key, flight, occurrence)
-                        self._checked(checking)
+                    lease = self._claim(key, revision)
+                except BaseException:
+                    self._ground(key, flight, occurrence)
+                    self._checked(checking)
+                    raise
                 if lease is None:
+                    self._ground(key, flight, occurrence)
+                    self._checked(checking)
                     return Await(key, revision)
-                session.keeper.hold(self.store, lease)
+                if lease is not _UNLEASED:
+                    session.keeper.hold(self.store, lease)
+                else:
+                    lease = None
             settle = functools.partial(self._settle, flight, lease, checking)
             recording = Recording(
                 canonical, decision, started=self.clock(), clock=self.clock, settle=settle
@@ -292,6 +297,33 @@ class Core:
             if len(session.missed) < _MISSES_KEPT:
                 session.missed.append(miss)
         raise miss
+
+    def _claim(self, key: str, revision: int) -> Lease | None:
+        """The store's lease on ``key``; :data:`_UNLEASED` when the store cannot take writes.
+
+        A full disk or a Redis at ``maxmemory`` refuses the claim, which is a write: the
+        request then goes live without one (the caller still gets its answer), rather
+        than every new request failing.
+        """
+        try:
+            return self.store.claim(key, revision, self._session.lease_seconds)
+        except StoreError as exc:
+            self._write_failed(f"could not lease {key} in {self.store.location}", exc)
+            return _UNLEASED
+
+    def _write_failed(self, what: str, exc: StoreError) -> None:
+        """Count a write the store refused; say it once per session, loudly."""
+        with self._session.lock:
+            self._session.stats.write_errors += 1
+            first = self._session.stats.write_errors == 1
+        level = logging.ERROR if first else logging.DEBUG
+        _log.log(
+            level,
+            "%s: %s; answers are passed through unrecorded while the store refuses writes%s",
+            what,
+            exc,
+            "" if first else " (said before)",
+        )
 
     def _freshness(self, canonical: Canonical) -> Callable[[Take], Freshness] | None:
         currency = self._currency
@@ -451,15 +483,11 @@ class Core:
                 self.store.delete(canonical.key)
                 self.store.update(canonical.key, change)
         except StoreError as exc:
-            with self._session.lock:
-                self._session.stats.write_errors += 1
-            _log.error(
-                "the response to %s (key %s) was returned but could not be recorded in %s: %s",
-                canonical.endpoint,
-                canonical.key,
-                self.store.location,
-                exc,
+            what = (
+                f"the response to {canonical.endpoint} (key {canonical.key}) was returned but "
+                f"could not be recorded in {self.store.location}"
             )
+            self._write_failed(what, exc)
             return None
         if landed[-1] is None:
             _log.warning(
@@ -541,6 +569,9 @@ def _confirms(decision: Fetch, recorded: Take | None, live: Take) -> bool:
 def _judge(currency: Currency, model: str | None, take: Take) -> Freshness:
     return currency.freshness(take, model)
 
+
+# A claim the store could not write: go live without a lease.
+_UNLEASED = Lease("", "")
 
 # Asked only whether the model is known to the run at all, not whether it serves this.
 _NO_IDENTITY = Identity(None, None)
