@@ -198,18 +198,17 @@ def test_a_sighting_from_the_future_does_not_keep_a_fingerprint_current(tmp_path
 def full_store(request, fake, tmp_path):
     """(location, make it full) for a real store that then refuses every write."""
     if request.param == "disk":
-        location = str(tmp_path / "c")
 
         def fill(cache):
             connection = cache.store._cache._sql  # the store's own SQLite connection
             pages = connection("PRAGMA page_count").fetchone()[0]
             connection(f"PRAGMA max_page_count = {pages}")
 
-        return location, fill
+        yield str(tmp_path / "c"), fill
+        return
     from redis_servers import RedisServer
 
     server = RedisServer(tmp_path / "redis", "--maxmemory-policy", "noeviction")
-    request.addfinalizer(server.stop)
 
     def fill_redis(cache):
         import redis
@@ -218,7 +217,8 @@ def full_store(request, fake, tmp_path):
         client.config_set("maxmemory", 1)
         client.close()
 
-    return f"{server.url}?namespace=full", fill_redis
+    yield f"{server.url}?namespace=full", fill_redis
+    server.stop()
 
 
 def test_a_full_store_still_answers_every_request_live(fake, full_store, caplog):
@@ -237,3 +237,39 @@ def test_a_full_store_still_answers_every_request_live(fake, full_store, caplog)
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 1  # said once, not once per request
         assert "could not" in errors[0].getMessage()
+
+
+# -- 5. nothing is written through a symbolic link out of the cassettes folder -------------
+
+
+def test_a_cassette_lock_that_is_a_symlink_is_never_followed(fake, tmp_path):
+    outside = tmp_path / "outside" / "planted"
+    outside.parent.mkdir()
+    cassettes = tmp_path / "cassettes"
+    cassettes.mkdir()
+    (cassettes / ".c.json.lock").symlink_to(outside)
+    with SeedCache.cassette(cassettes / "c.json", mode="auto") as cache:
+        text, _ = ask_story(cache, fake)  # the caller still gets its answer
+        assert text
+        assert cache.stats().write_errors == 1
+    assert not outside.exists()
+
+
+SYMLINKED_SUITE = """
+def test_story(openai_client):
+    assert openai_client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], seed=1
+    ).choices[0].message.content
+"""
+
+
+def test_a_default_cassette_is_never_written_through_a_symlink_out(inner, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside")
+    (inner.path / "tests").mkdir()
+    (inner.path / "tests" / "test_story.py").write_text(SYMLINKED_SUITE)
+    (inner.path / "cassettes" / "tests").mkdir(parents=True)
+    (inner.path / "cassettes" / "tests" / "test_story").symlink_to(outside)
+    result = inner.runpytest_subprocess("--seedcache-mode=auto")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*is outside*cassettes*"])
+    assert list(outside.iterdir()) == []

@@ -140,8 +140,16 @@ def _run_for(request: pytest.FixtureRequest, defaults: dict[str, Any]) -> Casset
             )
         run = CassetteRun(path=path, mode=mode, options=options, nodeid=item.nodeid, shared=True)
     else:
+        path = default_cassette(item, base, config.rootpath)
+        # A folder on the way may be a symbolic link out: never write through it.
+        if not path.resolve().is_relative_to(base.resolve()):
+            pytest.fail(
+                f"seedcache: the cassette {path} is outside {base} (a symbolic link on the "
+                "way leads elsewhere); remove the link or name a cassette inside it",
+                pytrace=False,
+            )
         run = CassetteRun(
-            path=default_cassette(item, base, config.rootpath),
+            path=path,
             mode=mode,
             options=options,
             nodeid=item.nodeid,

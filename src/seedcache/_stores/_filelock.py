@@ -45,9 +45,21 @@ def exclusive(path: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
+# A lock file planted as a symbolic link must not make us create or open its target.
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
 def _acquire(guard: Path) -> int:
     while True:
-        descriptor = os.open(guard, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            descriptor = os.open(guard, os.O_RDWR | os.O_CREAT | _NO_FOLLOW, 0o644)
+        except OSError as exc:
+            if guard.is_symlink():
+                raise StoreError(
+                    f"the lock file {guard} is a symbolic link; seedcache never follows one. "
+                    "Remove it (nothing holds a lock through it)"
+                ) from exc
+            raise
         try:
             _lock(descriptor)
             held = os.fstat(descriptor)
