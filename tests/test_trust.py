@@ -273,3 +273,125 @@ def test_a_default_cassette_is_never_written_through_a_symlink_out(inner, tmp_pa
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*is outside*cassettes*"])
     assert list(outside.iterdir()) == []
+
+
+# -- 6. one schema for every store -------------------------------------------------------
+
+
+def hostile_frames(good) -> dict[str, bytes]:
+    """Frames a stranger could plant, each wrong in one field, built on a good entry."""
+    import dataclasses
+    import zlib
+
+    from seedcache._codec import _FRAME_HEADER, _FRAME_MAGIC, encode_entry
+
+    take = good.takes[0]
+    frames = {
+        "dict model": dataclasses.replace(take, model={"a": 1}),
+        "list fingerprint": dataclasses.replace(take, fingerprint=["fp"]),
+        "huge time": dataclasses.replace(take, recorded_at_ms=10**30),
+        "negative latency": dataclasses.replace(take, latency_ms=-5),
+        "status 42": dataclasses.replace(take, status=42),
+    }
+    planted = {
+        name: encode_entry(dataclasses.replace(good, takes=(bad,))) for name, bad in frames.items()
+    }
+    bomb = zlib.compress(b" " * (20 * 1024 * 1024), 9)
+    head = json.dumps(
+        {
+            "key": good.key,
+            "request": good.request,
+            "takes": [
+                {
+                    "status": 200,
+                    "headers": [],
+                    "fingerprint": None,
+                    "model": None,
+                    "recorded_at_ms": 1,
+                    "latency_ms": 1,
+                    "size": len(bomb),
+                    "encoding": "zlib",
+                }
+            ],
+            "history": [],
+        }
+    ).encode()
+    planted["inflation bomb"] = _FRAME_HEADER.pack(_FRAME_MAGIC, len(head)) + head + bomb
+    planted["another key's entry"] = encode_entry(dataclasses.replace(good, key="ab" * 16))
+    return planted
+
+
+@pytest.fixture(params=["disk", "redis"])
+def planted_store(request, fake, tmp_path):
+    """(location, plant(frame)): a store with two good entries; plant() replaces one's frame
+    with hostile bytes, straight into the database or the server, as an attacker would."""
+    if request.param == "disk":
+        location = str(tmp_path / "c")
+    else:
+        location = request.getfixturevalue("redis_url")
+    with SeedCache(location, mode="auto") as cache:
+        victim = ask_story(cache, fake, seed=1)[1].key  # seed 2's entry stays good
+        ask_story(cache, fake, seed=2)
+        good = cache.store.get(victim)
+
+    def plant(frame: bytes) -> None:
+        if request.param == "disk":
+            with contextlib.closing(sqlite3.connect(tmp_path / "c" / "cache.db")) as db:
+                db.execute(
+                    "UPDATE Cache SET value = ? WHERE key = ?", (frame, f"entry:{victim}")
+                )
+                db.execute("DELETE FROM Cache WHERE key = ?", (f"index:{victim}",))
+                db.commit()
+        else:
+            import redis
+
+            from seedcache._stores._redis import _split_namespace
+
+            url, namespace = _split_namespace(location)
+            client = redis.Redis.from_url(url)
+            client.hset(f"{namespace}:{{{victim}}}", "frame", frame)
+            client.hdel(f"{namespace}:{{{victim}}}", "summary")
+            client.close()
+
+    return location, good, victim, plant
+
+
+def test_a_hostile_entry_is_corrupt_in_every_store_and_breaks_no_command(
+    fake, planted_store, tmp_path
+):
+    location, good, victim, plant = planted_store
+    for name, frame in hostile_frames(good).items():
+        plant(frame)
+        verified = cli("--cache-dir", location, "verify")
+        assert verified.exit_code == 1, (name, verified.output)
+        assert victim in verified.output, name
+        for command in (["ls", "--all"], ["stats"], ["fingerprints"], ["determinism"], ["report"]):
+            result = cli("--cache-dir", location, *command)
+            assert result.exit_code == 0, (name, command, result.output)
+            assert "Traceback" not in result.output
+        exported = cli("--cache-dir", location, "export", tmp_path / f"{len(name)}.json")
+        assert exported.exit_code == 0, (name, exported.output)
+        assert victim in exported.output  # said, not silently skipped
+        with SeedCache(location, mode="auto") as cache:
+            assert ask_story(cache, fake, seed=2)[1].action is Action.HIT
+            stats = cache.stats()
+            assert stats.cost_saved_usd is None or stats.cost_saved_usd < 1
+
+
+def test_a_planted_usage_count_adds_nothing_absurd_to_savings(fake, tmp_path):
+    import dataclasses
+
+    with SeedCache(tmp_path / "c", mode="auto") as cache:
+        ask_story(cache, fake)
+        [key] = cache.store.keys()
+        entry = cache.store.get(key)
+        document = json.loads(entry.takes[0].body)
+        document["usage"] = {"prompt_tokens": 10**300, "completion_tokens": 10**320}
+        body = json.dumps(document).encode()
+        take = dataclasses.replace(entry.takes[0], body=body)
+        cache.store.update(key, lambda e: dataclasses.replace(e, takes=(take,)))
+    with SeedCache(tmp_path / "c", mode="replay") as cache:
+        ask_story(cache, fake)
+        stats = cache.stats()
+    assert stats.tokens_saved == 0
+    assert cli("--cache-dir", tmp_path / "c", "stats").exit_code == 0

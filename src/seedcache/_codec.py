@@ -104,16 +104,71 @@ def _take_from_document(document: Any, where: str) -> Take:
                 )
             pairs.append((items[0], items[1]))
     headers = tuple((str(k).lower(), _expect(v, str, f"{where}.headers.{k}")) for k, v in pairs)
-    fingerprint = doc.get("fingerprint")
-    model = doc.get("model")
-    return Take(
-        status=_expect(doc.get("status"), int, f"{where}.status"),
+    return checked_take(
+        where,
+        status=doc.get("status"),
         headers=headers,
         body=_body_from_document(doc.get("body"), f"{where}.body"),
-        fingerprint=_expect(fingerprint, str, f"{where}.fingerprint") if fingerprint else None,
-        model=_expect(model, str, f"{where}.model") if model else None,
+        fingerprint=doc.get("fingerprint") or None,
+        model=doc.get("model") or None,
         recorded_at_ms=_parse_iso(doc.get("recorded_at"), f"{where}.recorded_at"),
         latency_ms=_milliseconds(doc.get("latency_ms", 0), f"{where}.latency_ms"),
+    )
+
+
+# Bounds every store holds a take to: what an API answer can be, not what a planted entry
+# says. Times past year 9999 overflow dates; a name longer than this is no model name.
+_MAX_TIME_MS = 253_402_300_799_999
+_MAX_LATENCY_MS = 10**9
+_MAX_NAME = 256
+
+
+def checked_take(
+    where: str,
+    *,
+    status: Any,
+    headers: Any,
+    body: bytes,
+    fingerprint: Any,
+    model: Any,
+    recorded_at_ms: Any,
+    latency_ms: Any,
+) -> Take:
+    """A take whose every field has the type and range an API answer can have.
+
+    One schema for every store: a value of the wrong type or out of range is a
+    :class:`CorruptEntryError` naming where it is, never a take that breaks listing,
+    prices or replay later.
+    """
+    code = _expect(status, int, f"{where}.status")
+    if not 100 <= code <= 599:
+        raise CorruptEntryError(f"{where}.status: {code} is not an HTTP status")
+    for name, value in (("fingerprint", fingerprint), ("model", model)):
+        if value is not None and (not isinstance(value, str) or len(value) > _MAX_NAME):
+            raise CorruptEntryError(f"{where}.{name}: expected a short string or null")
+    at = _expect(recorded_at_ms, int, f"{where}.recorded_at_ms")
+    if not 0 <= at <= _MAX_TIME_MS:
+        raise CorruptEntryError(f"{where}.recorded_at_ms: {at} is not a time")
+    latency = _expect(latency_ms, int, f"{where}.latency_ms")
+    if not 0 <= latency <= _MAX_LATENCY_MS:
+        raise CorruptEntryError(f"{where}.latency_ms: {latency} is not a duration")
+    pairs = tuple(headers)
+    if not all(
+        isinstance(pair, tuple | list)
+        and len(pair) == 2
+        and isinstance(pair[0], str)
+        and isinstance(pair[1], str)
+        for pair in pairs
+    ):
+        raise CorruptEntryError(f"{where}.headers: expected [name, value] pairs of strings")
+    return Take(
+        status=code,
+        headers=tuple((str(k), str(v)) for k, v in pairs),
+        body=body,
+        fingerprint=fingerprint,
+        model=model,
+        recorded_at_ms=at,
+        latency_ms=latency,
     )
 
 
@@ -232,18 +287,16 @@ def decode_entry(frame: bytes, *, where: str) -> Entry:
             raise CorruptEntryError(f"{at}: body truncated ({len(blob)} of {size} bytes)")
         offset += size
         if m.get("encoding") == "zlib":
-            try:
-                blob = zlib.decompress(blob)
-            except zlib.error as exc:
-                raise CorruptEntryError(f"{at}: body does not inflate ({exc})") from None
-        return Take(
-            status=_expect(m.get("status"), int, f"{at}.status"),
-            headers=tuple((str(k), str(v)) for k, v in _expect(m.get("headers"), list, at)),
+            blob = _inflate(blob, at)
+        return checked_take(
+            at,
+            status=m.get("status"),
+            headers=_expect(m.get("headers"), list, f"{at}.headers"),
             body=blob,
             fingerprint=m.get("fingerprint"),
             model=m.get("model"),
-            recorded_at_ms=_expect(m.get("recorded_at_ms"), int, f"{at}.recorded_at_ms"),
-            latency_ms=_expect(m.get("latency_ms"), int, f"{at}.latency_ms"),
+            recorded_at_ms=m.get("recorded_at_ms"),
+            latency_ms=m.get("latency_ms"),
         )
 
     try:
@@ -262,6 +315,27 @@ def decode_entry(frame: bytes, *, where: str) -> Entry:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+# Inflating: any body up to this size; a larger one only at a ratio an API answer can
+# compress to (a 300 KB frame must not become 300 MB on every read); never past the cap.
+_FREE_INFLATE = 8 * 1024 * 1024
+_MAX_RATIO = 200
+_MAX_INFLATED = 256 * 1024 * 1024
+
+
+def _inflate(blob: bytes, where: str) -> bytes:
+    allowed = min(_MAX_INFLATED, max(_FREE_INFLATE, len(blob) * _MAX_RATIO))
+    inflater = zlib.decompressobj()
+    try:
+        body = inflater.decompress(blob, allowed)
+    except zlib.error as exc:
+        raise CorruptEntryError(f"{where}: body does not inflate ({exc})") from None
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise CorruptEntryError(
+            f"{where}: body inflates beyond {allowed} bytes ({len(blob)} stored); refused"
+        )
+    return body
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:

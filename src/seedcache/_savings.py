@@ -121,8 +121,15 @@ def _usage_in(document: Any) -> TokenUsage | None:
     )
 
 
+# No answer uses more tokens than this; a larger count is planted, and would add
+# astronomical dollars to the stored totals (or overflow a float).
+_MAX_TOKENS = 10**9
+
+
 def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= _MAX_TOKENS:
+        return 0
+    return value
 
 
 def _loads(raw: bytes) -> Any:

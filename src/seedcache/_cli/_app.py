@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,6 +217,22 @@ def cli(ctx: click.Context, cache_dir: str | None, cassette: Path | None, color:
     )
     ctx.obj = app
     ctx.call_on_close(app.close)
+    ctx.call_on_close(_show_warnings())
+
+
+class _ClickHandler(logging.Handler):
+    """seedcache's warnings (a damaged entry skipped…) as one line each on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"warning: {record.getMessage()}", err=True)
+
+
+def _show_warnings() -> Callable[[], None]:
+    """Print warnings while the command runs; returns what stops that."""
+    logger = logging.getLogger("seedcache")
+    handler = _ClickHandler(logging.WARNING)
+    logger.addHandler(handler)
+    return lambda: logger.removeHandler(handler)
 
 
 pass_app = click.make_pass_decorator(App)

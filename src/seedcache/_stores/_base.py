@@ -9,15 +9,19 @@ must pass it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from .._errors import CorruptEntryError, UnsafeDataError
 from .._index import Summary, Totals
 from .._takes import Entry
+
+T = TypeVar("T")
+_log = logging.getLogger("seedcache")
 
 __all__ = [
     "Capabilities",
@@ -172,6 +176,18 @@ class Store(Protocol):
     def close(self) -> None:
         """Release files and connections; the store is unusable afterwards."""
         ...
+
+
+def skip_damaged(read: Callable[[], T]) -> T | None:
+    """``read()``, or None with a warning when the entry it reads is damaged or unsafe.
+
+    Listing, stats, export and the report go on past a bad entry; ``verify`` names it.
+    """
+    try:
+        return read()
+    except (CorruptEntryError, UnsafeDataError) as exc:
+        _log.warning("skipped a damaged entry: %s (`seedcache verify` lists it)", exc)
+        return None
 
 
 def check_by_decoding(store: Store, *, fix: bool, foreign: int = 0) -> Check:

@@ -16,6 +16,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from ._base import (
     MetaChange,
     check_by_decoding,
     poll_until_settled,
+    skip_damaged,
 )
 from ._diskrows import ReadOnlyRows, Refused, open_rows, read_value_file
 from ._frames import DecodedFrames, frame_revision
@@ -152,7 +154,7 @@ class DiskStore:
     def entries(self) -> Iterator[Entry]:
         """Every entry, in key order."""
         for key in self.keys():
-            entry = self.get(key)
+            entry = skip_damaged(partial(self.get, key))
             if entry is not None:
                 yield entry
 
@@ -345,7 +347,7 @@ class DiskStore:
 
     def _rebuild_summary(self, key: str) -> Summary | None:
         """Summarize an entry the index lacks (written before the index existed)."""
-        entry = self.get(key)
+        entry = skip_damaged(partial(self.get, key))
         if entry is None:
             return None
         summary = summarize(entry)

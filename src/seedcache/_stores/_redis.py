@@ -25,6 +25,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -32,7 +33,15 @@ from .._codec import encode_entry
 from .._errors import ConfigurationError, CorruptEntryError, StoreError
 from .._index import Summary, Totals, newest_of, parse_many, summarize
 from .._takes import Entry
-from ._base import Capabilities, Change, Check, Lease, MetaChange, check_by_decoding
+from ._base import (
+    Capabilities,
+    Change,
+    Check,
+    Lease,
+    MetaChange,
+    check_by_decoding,
+    skip_damaged,
+)
 from ._frames import DecodedFrames, frame_revision
 from ._location import redact, scrub_credentials, server_name
 
@@ -166,8 +175,9 @@ class RedisStore:
         """Every entry, in key order, read a few hundred at a time."""
         for keys, frames in self._fields(self.keys(), "frame"):
             for key, frame in zip(keys, frames, strict=True):
-                if frame is not None:
-                    yield self._decode(key, frame)
+                entry = None if frame is None else skip_damaged(partial(self._decode, key, frame))
+                if entry is not None:
+                    yield entry
 
     def summaries(self) -> Iterator[Summary]:
         """Every entry's summary, in key order; a missing one is rebuilt from its entry."""
@@ -178,7 +188,7 @@ class RedisStore:
             for key in keys:
                 summary = by_key.get(key)
                 if summary is None:
-                    entry = self.get(key)
+                    entry = skip_damaged(partial(self.get, key))
                     summary = None if entry is None else summarize(entry)
                 if summary is not None:
                     yield summary
