@@ -337,9 +337,7 @@ def planted_store(request, fake, tmp_path):
     def plant(frame: bytes) -> None:
         if request.param == "disk":
             with contextlib.closing(sqlite3.connect(tmp_path / "c" / "cache.db")) as db:
-                db.execute(
-                    "UPDATE Cache SET value = ? WHERE key = ?", (frame, f"entry:{victim}")
-                )
+                db.execute("UPDATE Cache SET value = ? WHERE key = ?", (frame, f"entry:{victim}"))
                 db.execute("DELETE FROM Cache WHERE key = ?", (f"index:{victim}",))
                 db.commit()
         else:
@@ -395,3 +393,17 @@ def test_a_planted_usage_count_adds_nothing_absurd_to_savings(fake, tmp_path):
         stats = cache.stats()
     assert stats.tokens_saved == 0
     assert cli("--cache-dir", tmp_path / "c", "stats").exit_code == 0
+
+
+def test_a_planted_index_row_is_rebuilt_from_its_entry(fake, tmp_path):
+    with SeedCache(tmp_path / "c", mode="auto") as cache:
+        key = ask_story(cache, fake)[1].key
+    row = json.dumps(
+        [2, "POST /v1/chat/completions", {"a": 1}, None, [[200, ["x"], None, 1, 1, 1]], []]
+    )
+    with contextlib.closing(sqlite3.connect(tmp_path / "c" / "cache.db")) as db:
+        db.execute("UPDATE Cache SET value = ? WHERE key = ?", (row.encode(), f"index:{key}"))
+        db.commit()
+    listed = cli("--cache-dir", tmp_path / "c", "ls", "--all", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.stdout)[0]["model"] == "gpt-4o-mini"

@@ -162,11 +162,36 @@ class Summary:
             version, endpoint, model, seed, takes, history = document
         except (TypeError, ValueError):
             return None
-        # Rows are checked by shape only: the index is ours, written with its entry, and a
-        # row-by-row check would double the cost of listing a big cache.
-        if version != _FORMAT or type(takes) is not list or type(history) is not list:
+        # A planted index row must not break listing (a dict model, a list time): a row
+        # that is not what we write is rebuilt from its entry, which is checked in full.
+        if (
+            version != _FORMAT
+            or type(endpoint) is not str
+            or not (model is None or type(model) is str)
+            or not (seed is None or type(seed) is int)
+            or type(takes) is not list
+            or type(history) is not list
+            or not all(map(_is_take_row, takes))
+            or not all(map(_is_take_row, history))
+        ):
             return None
         return cls(key, endpoint, model, seed, takes, history)
+
+
+def _is_take_row(row: Any) -> bool:
+    """Whether ``row`` is a :class:`TakeFacts` as written: six fields of the right types."""
+    if type(row) is not list or len(row) != 6:
+        return False
+    status, fingerprint, model, recorded, size, content = row
+    return (
+        type(status) is int
+        and (fingerprint is None or type(fingerprint) is str)
+        and (model is None or type(model) is str)
+        and type(recorded) is int
+        and 0 <= recorded < 2**53
+        and type(size) is int
+        and type(content) is int
+    )
 
 
 def parse_many(keys: list[str], raws: list[bytes]) -> list[Summary | None]:
