@@ -407,3 +407,48 @@ def test_a_planted_index_row_is_rebuilt_from_its_entry(fake, tmp_path):
     listed = cli("--cache-dir", tmp_path / "c", "ls", "--all", "--json")
     assert listed.exit_code == 0, listed.output
     assert json.loads(listed.stdout)[0]["model"] == "gpt-4o-mini"
+
+
+# -- 7. a lease without expiry, and other planted Redis names --------------------------------
+
+
+def redis_client(location):
+    import redis
+
+    from seedcache._stores._redis import _split_namespace
+
+    url, namespace = _split_namespace(location)
+    return redis.Redis.from_url(url), namespace
+
+
+def test_a_lease_without_expiry_is_taken_over_not_waited_on(fake, redis_url):
+    import time
+
+    with SeedCache(redis_url, mode="auto") as cache:
+        key = ask_story(cache, fake)[1].key
+        cache.store.delete(key)
+    client, namespace = redis_client(redis_url)
+    client.set(f"{namespace}:{{{key}}}:lease", "stale")  # no TTL: nobody will ever release it
+    started = time.monotonic()
+    with SeedCache(redis_url, mode="auto") as cache:
+        assert ask_story(cache, fake)[1].action is Action.RECORDED
+    assert time.monotonic() - started < 5
+    client.close()
+
+
+def test_planted_redis_names_and_revisions_break_no_command(fake, redis_url):
+    with SeedCache(redis_url, mode="auto") as cache:
+        key = ask_story(cache, fake)[1].key
+        other = ask_story(cache, fake, seed=2)[1].key
+    client, namespace = redis_client(redis_url)
+    client.hset(f"{namespace}:{{".encode() + b"\xff\xfe}", "frame", b"x")  # not UTF-8
+    client.hset(f"{namespace}:{{{other}}}", "rev", "garbage")
+    client.close()
+    for command in (["ls", "--all"], ["stats"], ["verify"], ["report"]):
+        result = cli("--cache-dir", redis_url, *command)
+        assert "Traceback" not in result.output
+        assert result.exit_code in (0, 1), result.output
+    with SeedCache(redis_url, mode="auto") as cache:
+        assert ask_story(cache, fake)[1].action is Action.HIT
+        assert ask_story(cache, fake, seed=2)[1].action in (Action.HIT, Action.RECORDED)
+    assert key

@@ -58,9 +58,12 @@ _DEFAULT_MAX_BULK = 512 * 1024 * 1024
 _log = logging.getLogger("seedcache")
 
 # Lease scripts: each touches the entry's hash and its lease, one slot.
+# A lease without expiry was never written by seedcache (every lease is SET with PX):
+# it is planted or broken, and waiting on it would wait forever. It is taken over.
 _CLAIM = """
 local rev = redis.call('HGET', KEYS[1], 'rev') or '0'
 if rev ~= ARGV[1] then return 0 end
+if redis.call('PTTL', KEYS[2]) == -1 then redis.call('DEL', KEYS[2]) end
 if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
 return 0
 """
@@ -78,6 +81,24 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+def _revision(stored: Any) -> int:
+    """A stored ``rev`` field as a number; -1 (matching no revision) when it is not one."""
+    try:
+        return int(stored or 0)
+    except (TypeError, ValueError):
+        return -1
+
+
+def _key_in(name: bytes, start: int) -> str | None:
+    """The entry key in a hash name; None for a name seedcache never writes (not UTF-8,
+    not hex), which a stranger may have put in the namespace."""
+    try:
+        key = name.decode()[start:-1]
+    except UnicodeDecodeError:
+        return None
+    return key if key and all(c in "0123456789abcdef" for c in key) else None
 
 
 class RedisStore:
@@ -168,7 +189,7 @@ class RedisStore:
         prefix = f"{self._ns}:{{"
         with self._talking("list"):
             names = self._client.scan_iter(match=f"{prefix}*}}", count=1000, _type="HASH")
-            found = {n.decode()[len(prefix) : -1] for n in names}
+            found = {key for name in names if (key := _key_in(name, len(prefix))) is not None}
         return sorted(found)
 
     def entries(self) -> Iterator[Entry]:
@@ -298,7 +319,7 @@ class RedisStore:
                 while True:
                     # Subscribed first, then looked: a change in between still wakes us.
                     current = self._client.hget(self._entry(key), "rev")
-                    if int(current or 0) != revision:
+                    if _revision(current) != revision:
                         return
                     left_ms = self._client.pttl(self._lease(key))
                     left = deadline - time.monotonic()
@@ -383,7 +404,7 @@ class RedisStore:
             self.get(key)
         except CorruptEntryError:
             with self._talking("read from"):
-                return int(self._client.hget(self._entry(key), "rev") or 0)
+                return _revision(self._client.hget(self._entry(key), "rev"))
         return 0
 
     def _wake(self, key: str) -> None:
