@@ -169,3 +169,37 @@ def test_an_unreachable_upstream_is_one_clear_line(fake, tmp_path, monkeypatch):
     assert "could not reach http://127.0.0.1:" in result.output
     assert "Traceback" not in result.output
     assert stored_bytes(tmp_path) == before
+
+
+def test_the_key_goes_only_to_the_base_url_never_to_a_host_a_cassette_names(fake, tmp_path):
+    from seedcache.testing import FakeOpenAI
+
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        record(cache, fake, topics=["mars"])
+    with FakeOpenAI() as attacker:
+        # A pull request edits one line of a committed cassette.
+        document = json.loads(path.read_text())
+        document["entries"][0]["request"]["url"] = f"{attacker.base_url}/chat/completions"
+        path.write_text(json.dumps(document))
+        sent = fake.request_count
+        result = CliRunner().invoke(
+            cli,
+            ["--cassette", str(path), "refresh", "--dry-run", "--base-url", fake.base_url],
+            env={"OPENAI_API_KEY": SENTINEL_KEY},
+        )
+        assert result.exit_code == 0, result.output
+        assert attacker.request_count == 0
+    assert fake.request_count == sent + 1
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "ftp://example.com/v1", "not a url"])
+def test_a_bad_base_url_is_one_clear_line(tmp_path, fake, url):
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        record(cache, fake, topics=["mars"])
+    result = CliRunner().invoke(
+        cli, ["--cassette", str(path), "refresh", "--base-url", url], env={"OPENAI_API_KEY": "k"}
+    )
+    assert result.exit_code == 2
+    assert "is not an http(s) URL" in result.output

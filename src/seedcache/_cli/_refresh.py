@@ -11,10 +11,12 @@ from urllib.parse import urlsplit
 
 import click
 
+from .._cache import DEFAULT_UPSTREAM
 from .._errors import SeedCacheError
 from .._fingerprints import model_of
 from .._recheck import LiveAnswer, Recheck, Target, recheck
 from .._stores import Store, redact
+from .._stores._location import scrub_credentials
 from .._units import count
 from ._app import App, cli, pass_app
 
@@ -40,7 +42,7 @@ _TIMEOUT_SECONDS = 600.0
 @pass_app
 def refresh_command(
     app: App,
-    base_url: str | None,
+    base_url: str,
     dry_run: bool,
     sample: int | None,
     models: tuple[str, ...],
@@ -61,7 +63,8 @@ def refresh_command(
     if not targets:
         click.echo(f"nothing to re-send in {app.location}", err=True)
         return
-    where = redact(base_url) if base_url else "where each was recorded"
+    base_url = _checked_base_url(base_url)
+    where = redact(base_url)
     note = " (dry run: nothing will be written)" if dry_run else ""
     click.echo(f"re-sending {count(len(targets), 'recorded request')} to {where}{note}", err=True)
     with _Sender(api_key, base_url) as sender:
@@ -124,10 +127,25 @@ def _print(app: App, result: Recheck, *, dry_run: bool) -> None:
         click.echo(f"re-recorded {count(result.rerecorded, 'take')} in {app.location}", err=True)
 
 
-class _Sender:
-    """Sends recorded requests with the caller's key, to the base URL if one is given."""
+def _checked_base_url(base_url: str) -> str:
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise click.BadParameter(
+            f"{scrub_credentials(base_url)!r} is not an http(s) URL such as "
+            "https://api.openai.com/v1",
+            param_hint="--base-url",
+        )
+    return base_url
 
-    def __init__(self, api_key: str, base_url: str | None) -> None:
+
+class _Sender:
+    """Sends recorded requests with the caller's key, always to ``base_url``."""
+
+    def __init__(self, api_key: str, base_url: str) -> None:
         try:
             import httpx2 as http
         except ImportError:  # openai 1.x and 2.x bring httpx instead
@@ -135,7 +153,7 @@ class _Sender:
         self._http: Any = http
         self._client: Any = http.Client(timeout=_TIMEOUT_SECONDS)
         self._api_key = api_key
-        self._base_url = base_url.rstrip("/") if base_url else None
+        self._base_url = base_url.rstrip("/")
         self._extra = {
             header: value
             for header, variable in (
@@ -161,9 +179,11 @@ class _Sender:
         return LiveAnswer(response.status_code, list(response.headers.multi_items()), data)
 
     def _rebased(self, url: str) -> str:
-        """``url`` moved onto the base URL: the part after the recorded ``/v1`` is kept."""
-        if self._base_url is None:
-            return url
+        """``url`` moved onto the base URL: the part after the recorded ``/v1`` is kept.
+
+        The recorded scheme and host are never used: they come from a file anyone may
+        have edited, and the request carries the caller's key.
+        """
         parts = urlsplit(url)
         path = parts.path
         marker = path.find("/v1/")
