@@ -31,7 +31,10 @@ _TIMEOUT_SECONDS = 600.0
     "--base-url",
     metavar="URL",
     envvar="OPENAI_BASE_URL",
-    help="Where to send the requests (default $OPENAI_BASE_URL, else where each was recorded).",
+    default=DEFAULT_UPSTREAM,
+    show_default=True,
+    help="Where to send the requests ($OPENAI_BASE_URL if set). Never the host a recording "
+    "names: a cassette edited in a pull request must not receive your key.",
 )
 @click.option("--dry-run", is_flag=True, help="Compare only; write nothing.")
 @click.option("--sample", type=click.IntRange(min=1), help="Send at most N requests.")
