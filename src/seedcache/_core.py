@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -606,6 +607,35 @@ def resolve_sync(core: Core, request: CapturedRequest) -> Replayed | Live:
 _AWAIT_SLICE_SECONDS = 0.25
 
 
+async def _begin_in_thread(begin: Callable[[], Step]) -> Step:
+    """``begin()`` in a worker thread. A caller cancelled meanwhile never gets the step, so
+    a live one is abandoned: its flight, lease and check must not stay claimed (identical
+    requests, and every request for its model, would wait on them). The thread may still
+    be running when the cancellation arrives; then it abandons the step itself."""
+    lock = threading.Lock()
+    made: list[Step] = []
+    cancelled = False
+
+    def run() -> Step:
+        step = begin()
+        with lock:
+            made.append(step)
+            orphaned = cancelled
+        if orphaned and isinstance(step, Live):
+            step.recording.abandon()
+        return step
+
+    try:
+        return await anyio.to_thread.run_sync(run)
+    except BaseException:
+        with lock:
+            cancelled = True
+            step = made[-1] if made else None
+        if isinstance(step, Live):
+            step.recording.abandon()
+        raise
+
+
 async def resolve_async(core: Core, request: CapturedRequest) -> Replayed | Live:
     """:meth:`Core.begin` in a worker thread; waiting is awaited, never blocking the loop."""
     arrived = core.arrive()
@@ -620,7 +650,7 @@ async def resolve_async(core: Core, request: CapturedRequest) -> Replayed | Live
             may_lease=may_lease,
             may_hold=may_hold,
         )
-        step = await anyio.to_thread.run_sync(begin)
+        step = await _begin_in_thread(begin)
         if isinstance(step, Replayed | Live):
             return step
         if isinstance(step, Hold):
