@@ -242,15 +242,15 @@ def test_a_cancelled_async_request_never_leaves_its_model_s_check_claimed(fake, 
     """An asyncio timeout that lands while the core decides must release the check: the
     next request for the model must not wait for a check nobody will finish."""
     import asyncio
+    import contextlib
     import random
 
     import openai
 
     path = tmp_path / "c.json"
     with SeedCache.cassette(path, mode="auto") as cache:
-        record_cache_topics = ["q0", "q1"]
         client = cache.wrap(make_client(fake))
-        for topic in record_cache_topics:
+        for topic in ("q0", "q1"):
             client.chat.completions.create(
                 model="gpt-4o", messages=[{"role": "user", "content": topic}], seed=1
             )
@@ -265,12 +265,10 @@ def test_a_cancelled_async_request_never_leaves_its_model_s_check_claimed(fake, 
             cache = SeedCache.cassette(path, mode="refresh")
             raw = openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
             client = cache.wrap(raw)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     client.chat.completions.create(**ask("q0")), chance.uniform(0, 0.004)
                 )
-            except TimeoutError:
-                pass
             try:
                 await asyncio.wait_for(client.chat.completions.create(**ask("q1")), 5)
             except TimeoutError:
