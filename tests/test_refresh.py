@@ -62,7 +62,7 @@ def test_refresh_refetches_a_take_once_its_fingerprint_is_no_longer_served(
     with caplog.at_level(logging.INFO, logger="seedcache"):
         new_text, action, fingerprint = ask(refresher, fake)
     assert (action, fingerprint) == (Action.REFRESHED, "fp_b")
-    assert fake.request_count == 2
+    assert fake.request_count == 1 + 3  # asked three times: fp_a might be served beside fp_b
     assert new_text != old_text
     stats = refresher.stats()
     assert (stats.refreshed, stats.fingerprint_changes, stats.output_changes) == (1, 1, 1)
@@ -74,7 +74,7 @@ def test_refresh_refetches_a_take_once_its_fingerprint_is_no_longer_served(
     # The next run checks once, finds fp_b still served, and replays what it recorded.
     again = make_cache("refresh", clock=clock)
     assert ask(again, fake) == (new_text, Action.CONFIRMED, "fp_b")
-    assert fake.request_count == 3
+    assert fake.request_count == 5
 
     [key] = [e.key for e in again.store.entries() if e.history]
     entry = again.entry(key[:8])

@@ -8,12 +8,14 @@ Completions, and the Responses API and embeddings never had a fingerprint, so th
 model counts as much as the fingerprint.
 
 Nothing but a live answer tells what a model serves now, so :class:`Backends` learns it
-once per run: the first request of a run for a model goes live (its *check*), and every
-later take of that model is judged against the identities seen live since. A model that
-serves several fingerprints side by side shows each of them live sooner or later; a
-fingerprint seen live is current, so rotation costs at most one check per fingerprint,
-never a storm. What a run learned holds for ``hold`` (an hour by default), so that a
-long-running process learns again.
+once per run, per model and endpoint (Chat Completions names a fingerprint, the
+Responses API does not): the first request of a run goes live (its *check*), and every
+later take is judged against the identities seen live since. A model may serve several
+fingerprints side by side, so one live answer from another backend does not prove a
+take's backend gone: a check asks up to :data:`CHECK_SAMPLES` times, and keeps the take
+if any answer shows its backend. A backend that none showed is *gone* for the rest of
+the run: its other takes are re-fetched without asking again. What a run learned holds
+for ``hold`` (an hour by default), so that a long-running process learns again.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ from datetime import timedelta
 from ._flights import Flight
 from ._takes import Take
 
-__all__ = ["BackendChange", "Backends", "Identity", "identity_of"]
+__all__ = ["CHECK_SAMPLES", "BackendChange", "Backends", "Identity", "identity_of"]
+
+CHECK_SAMPLES = 3
+"""Live answers a check asks for before it calls a take's backend gone. A model serving
+two fingerprints half and half shows a given one in three answers 7 times in 8."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +83,18 @@ class BackendChange:
 class _Model:
     """One model's state in a run: the identities served live, and the check in the air."""
 
-    __slots__ = ("checking", "learned_at", "served")
+    __slots__ = ("checking", "gone", "learned_at", "served")
 
     def __init__(self) -> None:
         self.served: set[Identity] = set()
+        self.gone: set[Identity] = set()
         self.learned_at: float | None = None
-        self.checking: Flight | None = None
+        self.checking: dict[Identity, Flight] = {}
+
+    def forget(self) -> None:
+        self.served.clear()
+        self.gone.clear()
+        self.learned_at = None
 
 
 class Backends:
@@ -107,29 +119,47 @@ class Backends:
         """When this run began: the registry notes it beside what the run saw."""
 
     def is_served(self, model: str, identity: Identity, *, now: float) -> bool | None:
-        """Whether ``model`` served ``identity`` live in this run; None when not yet known."""
+        """Whether ``model`` served ``identity`` live in this run; None when not yet known.
+
+        ``model`` is the scope a run learns in: the model as requested, and its endpoint.
+        """
         with self._lock:
             state = self._models.get(model)
             if state is None or not self._fresh(state, now):
                 return None
             return identity in state.served
 
-    def check(self, model: str, *, now: float) -> Flight | None:
-        """Claim the check of ``model`` for this request: None when it is this request's
-        to make, else the check already in the air, to wait for before deciding again."""
+    def is_gone(self, model: str, identity: Identity, *, now: float) -> bool:
+        """Whether a check of this run found ``identity`` no longer served by ``model``."""
+        with self._lock:
+            state = self._models.get(model)
+            return state is not None and self._fresh(state, now) and identity in state.gone
+
+    def lost(self, model: str, identity: Identity, *, now: float) -> None:
+        """A check's answers did not show ``identity``: it is gone for this run."""
         with self._lock:
             state = self._models.setdefault(model, _Model())
-            if state.checking is not None:
-                return state.checking
-            if self._fresh(state, now):
-                # Learned by another request since this one looked: decide again.
+            if state.learned_at is not None and not self._fresh(state, now):
+                state.forget()
+            if identity not in state.served:
+                state.gone.add(identity)
+
+    def check(self, model: str, identity: Identity, *, now: float) -> Flight | None:
+        """Claim the check of a take recorded under ``identity``: None when it is this
+        request's to make, else a check to wait for before deciding again (another
+        request is checking the same backend, or has just learned it is served)."""
+        with self._lock:
+            state = self._models.setdefault(model, _Model())
+            if state.learned_at is not None and not self._fresh(state, now):
+                state.forget()
+            if identity in state.served:
                 learned = Flight()
                 learned.land(None, None)
                 return learned
-            if state.learned_at is not None:
-                state.served.clear()
-                state.learned_at = None
-            state.checking = Flight()
+            underway = state.checking.get(identity)
+            if underway is not None:
+                return underway
+            state.checking[identity] = Flight()
             return None
 
     def learn(self, model: str, identity: Identity, *, now: float) -> None:
@@ -137,17 +167,16 @@ class Backends:
         with self._lock:
             state = self._models.setdefault(model, _Model())
             if not self._fresh(state, now):
-                state.served.clear()
+                state.forget()
                 state.learned_at = now
             state.served.add(identity)
+            state.gone.discard(identity)
 
-    def checked(self, model: str) -> None:
-        """The check of ``model`` ended (learned or failed): let its waiters decide."""
+    def checked(self, model: str, identity: Identity) -> None:
+        """The check of ``identity`` ended (learned, lost or failed): its waiters decide."""
         with self._lock:
             state = self._models.get(model)
-            flight = None if state is None else state.checking
-            if state is not None:
-                state.checking = None
+            flight = None if state is None else state.checking.pop(identity, None)
         if flight is not None:
             flight.land(None, None)
 

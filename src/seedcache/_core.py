@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 import anyio
 
-from ._backends import BackendChange, Identity, identity_of
+from ._backends import CHECK_SAMPLES, BackendChange, Identity, identity_of
 from ._content import content_of
 from ._errors import CacheMiss, CorruptEntryError, StoreError, UnsafeDataError
 from ._explain import explain_miss
-from ._fingerprints import Currency, model_of
+from ._fingerprints import Currency, model_of, scope_of
 from ._flights import Flight, Session, Stats
 from ._keys import Canonical, KeyConfig, canonicalize
 from ._modes import Mode
@@ -254,16 +254,14 @@ class Core:
                 take = entry.takes[decision.index]
                 session.count_replay(key, decision.index, take)
                 return Replayed(take, Outcome(Action.HIT, key, decision.index))
-            checking = None
+            checking: Checking | None = None
             if decision.check and may_hold:
                 assert entry is not None  # a check needs a take
-                model = model_of(canonical.model, entry.takes[decision.occurrence])
-                if self._must_learn(model):
-                    underway = self._learning(model)
-                    if underway is not None:
-                        self._ground(key, flight, occurrence)
-                        return Hold(underway)
-                    checking = model
+                claimed = self._claim_check(canonical, entry.takes[decision.occurrence])
+                if isinstance(claimed, Flight):
+                    self._ground(key, flight, occurrence)
+                    return Hold(claimed)
+                checking = claimed
             lease = None
             if may_lease and self.mode is not Mode.RECORD:
                 revision = entry.revision if entry is not None else 0
@@ -282,8 +280,19 @@ class Core:
                 else:
                     lease = None
             settle = functools.partial(self._settle, flight, lease, checking)
+            expected, samples = None, 1
+            if decision.check and entry is not None:
+                take = entry.takes[decision.occurrence]
+                expected = identity_of(take)
+                samples = self._samples(canonical, take)
             recording = Recording(
-                canonical, decision, started=self.clock(), clock=self.clock, settle=settle
+                canonical,
+                decision,
+                started=self.clock(),
+                clock=self.clock,
+                settle=settle,
+                expected=expected,
+                samples=samples,
             )
             return Live(recording)
         miss = explain_miss(
@@ -330,23 +339,21 @@ class Core:
         currency = self._currency
         if self.mode is not Mode.REFRESH or currency is None:
             return None
-        return functools.partial(_judge, currency, canonical.model)
+        return functools.partial(_judge, currency, canonical)
 
-    def _must_learn(self, model: str) -> bool:
-        """Whether no request of this run has learned yet what ``model`` serves now."""
-        currency = self._currency
-        if currency is None:
-            return False
-        return currency.backends.is_served(model, _NO_IDENTITY, now=self.clock()) is None
+    def _claim_check(self, canonical: Canonical, take: Take) -> Checking | Flight | None:
+        """Claim the check of ``take``'s backend: what to release when it ends, or the
+        check another request is making of the same backend, to wait for."""
+        identity = identity_of(take)
+        if self._currency is None or identity is None:
+            return None
+        scope = scope_of(canonical.model, canonical.endpoint, take)
+        underway = self._currency.backends.check(scope, identity, now=self.clock())
+        return underway if underway is not None else (scope, identity)
 
-    def _learning(self, model: str) -> Flight | None:
-        """Claim the check of ``model``: None when it is ours, else the check to wait for."""
-        assert self._currency is not None
-        return self._currency.backends.check(model, now=self.clock())
-
-    def _checked(self, model: str | None) -> None:
-        if model is not None and self._currency is not None:
-            self._currency.backends.checked(model)
+    def _checked(self, checking: Checking | None) -> None:
+        if checking is not None and self._currency is not None:
+            self._currency.backends.checked(*checking)
 
     def _ground(self, key: str, flight: Flight, occurrence: int) -> None:
         """Call off ``flight`` before it left: the occurrence and the key are free again."""
@@ -394,7 +401,7 @@ class Core:
         self,
         flight: Flight,
         lease: Lease | None,
-        checking: str | None,
+        checking: Checking | None,
         recording: Recording,
         take: Take | None,
     ) -> None:
@@ -435,17 +442,58 @@ class Core:
                 recording.served = Replayed(
                     landing.take, Outcome(landing.action, recording.key, landing.index)
                 )
-        if take is None or landing is None or landing.kept:
+        if take is None or landing is None:
+            return
+        if landing.kept:
+            # Kept as served beside the live one: current for the rest of the run too.
+            self._learn(recording.canonical, landing.take)
             return
         self._note_live(take)
         self._note_refresh(recording.canonical, landing.replaced, take)
+
+    def _samples(self, canonical: Canonical, take: Take) -> int:
+        """Live answers a check of ``take`` asks for: a few before a backend is called gone
+        (it may be served beside another), one once this run found it gone."""
+        identity = identity_of(take)
+        if self._currency is None or identity is None:
+            return 1
+        scope = scope_of(canonical.model, canonical.endpoint, take)
+        gone = self._currency.backends.is_gone(scope, identity, now=self.clock())
+        return 1 if gone else CHECK_SAMPLES
+
+    def _served_beside(self, recorded: Identity | None, live: Identity | None) -> bool:
+        """Whether the store saw ``recorded`` and ``live`` served side by side: the same
+        dated model, two fingerprints sighted live at overlapping times. Then a live
+        answer from one does not make takes of the other stale."""
+        if self._currency is None or recorded is None or live is None:
+            return False
+        if recorded.model != live.model or recorded.model is None:
+            return False
+        if recorded.fingerprint is None or live.fingerprint is None:
+            return False
+        try:
+            return self._currency.registry.served_together(
+                recorded.model,
+                recorded.fingerprint,
+                live.fingerprint,
+                before_ms=self._currency.backends.started_ms,
+            )
+        except StoreError:
+            return False
+
+    def _lost(self, canonical: Canonical, take: Take) -> None:
+        """A check's answers did not show ``take``'s backend: gone for the rest of the run."""
+        identity = identity_of(take)
+        if self._currency is not None and identity is not None:
+            scope = scope_of(canonical.model, canonical.endpoint, take)
+            self._currency.backends.lost(scope, identity, now=self.clock())
 
     def _learn(self, canonical: Canonical, take: Take) -> None:
         """Every live answer teaches the run what its model serves now."""
         identity = identity_of(take)
         if self._currency is not None and identity is not None:
-            model = model_of(canonical.model, take)
-            self._currency.backends.learn(model, identity, now=self.clock())
+            scope = scope_of(canonical.model, canonical.endpoint, take)
+            self._currency.backends.learn(scope, identity, now=self.clock())
 
     def _store(self, recording: Recording, take: Take) -> Landing | None:
         """Store ``take``; where it landed, or None if it was not stored.
@@ -457,6 +505,8 @@ class Core:
         """
         canonical, decision = recording.canonical, recording.decision
         landed: list[Landing | None] = []
+        # Read before the store's write lock: the registry lives in the same store.
+        sibling = self._served_beside(recording.expected, identity_of(take))
 
         def change(entry: Entry | None) -> Entry:
             entry = entry or Entry(key=canonical.key, request=canonical.summary)
@@ -466,10 +516,12 @@ class Core:
             if take.status >= 400 and current is not None and current.status < 400:
                 landed.append(None)
                 return entry
-            if _confirms(decision, current, take):
+            if _confirms(decision, current, take, sibling=sibling):
                 assert current is not None
                 landed.append(Landing(decision.occurrence, current, kept=True))
                 return entry
+            if decision.check and current is not None:
+                self._lost(canonical, current)
             changed, index = place(entry, take, decision, history_limit=self.history_limit)
             replaced = current if decision.slot is Slot.REPLACE else None
             landed.append(Landing(index, take, replaced=replaced))
@@ -559,23 +611,24 @@ class Landing:
         return Action.RECORDED if self.replaced is None else Action.REFRESHED
 
 
-def _confirms(decision: Fetch, recorded: Take | None, live: Take) -> bool:
-    """Whether a check's live answer shows the backend ``recorded`` was recorded under."""
+def _confirms(decision: Fetch, recorded: Take | None, live: Take, *, sibling: bool) -> bool:
+    """Whether a check's live answer shows the backend ``recorded`` was recorded under, or
+    a ``sibling`` the store saw serving beside it (a model rotating two fingerprints)."""
     if not decision.check or recorded is None:
         return False
     identity = identity_of(recorded)
-    return identity is not None and identity == identity_of(live)
+    return identity is not None and (identity == identity_of(live) or sibling)
 
 
-def _judge(currency: Currency, model: str | None, take: Take) -> Freshness:
-    return currency.freshness(take, model)
+def _judge(currency: Currency, canonical: Canonical, take: Take) -> Freshness:
+    return currency.freshness(take, scope_of(canonical.model, canonical.endpoint, take))
 
+
+Checking = tuple[str, Identity]
+"""A check this request makes: the scope and the backend identity it checks."""
 
 # A claim the store could not write: go live without a lease.
 _UNLEASED = Lease("", "")
-
-# Asked only whether the model is known to the run at all, not whether it serves this.
-_NO_IDENTITY = Identity(None, None)
 
 
 def resolve_sync(core: Core, request: CapturedRequest) -> Replayed | Live:

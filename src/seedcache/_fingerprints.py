@@ -42,6 +42,7 @@ __all__ = [
     "merge_registries",
     "model_of",
     "parse_pins",
+    "scope_of",
 ]
 
 REGISTRY_META = "fingerprints"
@@ -120,6 +121,23 @@ class Registry:
 
         if updated(self.load()) is not None:
             self._store.update_meta(REGISTRY_META, change)
+
+    def served_together(self, model: str, one: str, other: str, *, before_ms: int) -> bool:
+        """Whether ``model`` served fingerprints ``one`` and ``other`` side by side before
+        ``before_ms``: both sighted live then, over overlapping times (within the write
+        granularity). A fingerprint first seen later is a change, not a sibling."""
+        seen = self.load().get(model)
+        if seen is None or one == other:
+            return False
+        a, b = seen.fingerprints.get(one), seen.fingerprints.get(other)
+        if a is None or b is None or UNKNOWN_MS in (a.first_seen_ms, b.first_seen_ms):
+            return False
+        if a.first_seen_ms >= before_ms or b.first_seen_ms >= before_ms:
+            return False
+        slack = _WRITE_GRANULARITY_MS
+        return (
+            a.first_seen_ms <= b.last_seen_ms + slack and b.first_seen_ms <= a.last_seen_ms + slack
+        )
 
     def reset(self) -> None:
         """Forget every sighting: ``refresh`` starts learning the fingerprints again."""
@@ -261,8 +279,9 @@ class Currency:
         self.max_age = None if max_age is None else parse_duration(max_age, name="max_age")
         self._clock = clock
 
-    def freshness(self, take: Take, model: str | None) -> Freshness:
-        """What ``refresh`` makes of ``take``, recorded for a request of ``model``."""
+    def freshness(self, take: Take, scope: str) -> Freshness:
+        """What ``refresh`` makes of ``take``, recorded for a request in ``scope`` (see
+        :func:`scope_of`)."""
         now = self._clock()
         if self.max_age is not None:
             age_ms = now * 1000 - take.recorded_at_ms
@@ -275,8 +294,11 @@ class Currency:
         identity = identity_of(take)
         if identity is None:
             return Freshness.CURRENT  # an error names no backend; only its age counts
-        served = self.backends.is_served(model_of(model, take), identity, now=now)
-        return Freshness.CURRENT if served else Freshness.UNSURE
+        if self.backends.is_served(scope, identity, now=now):
+            return Freshness.CURRENT
+        # Not seen yet, or found gone: checked live either way (a backend found gone may
+        # still be served beside another, and then its take must stay).
+        return Freshness.UNSURE
 
     def current(self, model: str | None, *, sightings: Sightings | None = None) -> frozenset[str]:
         """The fingerprints of ``model`` current as of its latest live run (or the pins)."""
@@ -315,6 +337,13 @@ class Currency:
 def model_of(requested: str | None, take: Take) -> str:
     """The model a take answers for: as requested, else as the answer names it."""
     return requested or take.model or "?"
+
+
+def scope_of(requested: str | None, endpoint: str, take: Take) -> str:
+    """Where a run learns what is served: the model and the endpoint (``gpt-4o POST
+    /v1/chat/completions``). The same model names a fingerprint on one endpoint and none
+    on another, so their identities are compared apart."""
+    return f"{model_of(requested, take)} {endpoint}"
 
 
 # Registries written before runs were noted called current what was seen within an hour

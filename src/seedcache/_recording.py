@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from ._backends import Identity
 from ._keys import Canonical
 from ._outcome import OUTCOME_HEADER, Action, Outcome
 from ._policy import Fetch, Slot
@@ -47,8 +48,14 @@ class Recording:
         started: float,
         clock: Callable[[], float],
         settle: Settle,
+        expected: Identity | None = None,
+        samples: int = 1,
     ) -> None:
         self.canonical = canonical
+        self.expected = expected
+        """For a check: the backend the recorded take came from."""
+        self.samples = samples
+        """For a check: how many live answers to ask for before calling that backend gone."""
         self.decision = decision
         self._started = started
         self._clock = clock
@@ -75,6 +82,17 @@ class Recording:
     def key(self) -> str:
         """The request's key."""
         return self.canonical.key
+
+    def shows_other_backend(
+        self, status: int, headers: Iterable[tuple[str, str]], body: bytes
+    ) -> bool:
+        """For a check: whether this whole answer came from another backend than the
+        recorded take's, so that asking again may still show the recorded one."""
+        if self.expected is None or not 200 <= status < 300:
+            return False
+        is_stream = media_type(keep_response_headers(headers)) == "text/event-stream"
+        fingerprint, model = response_identity(body, is_stream=is_stream)
+        return Identity(model or self.canonical.model, fingerprint) != self.expected
 
     def accept(self, status: int, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         """Note the response head; return the headers to give the caller."""

@@ -97,14 +97,20 @@ def handle_sync(
         raise
     if not recording.is_check:
         return _respond(upstream, recording, build, tee)
-    headers = recording.accept(upstream.status_code, upstream.headers.multi_items())
     try:
-        body = upstream.read()
+        for sample in range(1, recording.samples + 1):
+            if sample > 1:
+                upstream = send(request)
+            try:
+                body = upstream.read()
+            finally:
+                upstream.close()
+            if sample == recording.samples or not _ask_again(recording, upstream, body):
+                break
     except BaseException:
         recording.abandon()
         raise
-    finally:
-        upstream.close()
+    headers = recording.accept(upstream.status_code, upstream.headers.multi_items())
     recording.feed(body)
     recording.finish(exhausted=True)
     return _checked(upstream, recording, headers, body, build, replay)
@@ -130,17 +136,29 @@ async def handle_async(
         raise
     if not recording.is_check:
         return _respond(upstream, recording, build, tee)
-    headers = recording.accept(upstream.status_code, upstream.headers.multi_items())
     try:
-        body = await upstream.aread()
+        for sample in range(1, recording.samples + 1):
+            if sample > 1:
+                upstream = await send(request)
+            try:
+                body = await upstream.aread()
+            finally:
+                await upstream.aclose()
+            if sample == recording.samples or not _ask_again(recording, upstream, body):
+                break
     except BaseException:
         recording.abandon()
         raise
-    finally:
-        await upstream.aclose()
+    headers = recording.accept(upstream.status_code, upstream.headers.multi_items())
     recording.feed(body)
     await anyio.to_thread.run_sync(lambda: recording.finish(exhausted=True))
     return _checked(upstream, recording, headers, body, build, replay)
+
+
+def _ask_again(recording: Recording, upstream: Any, body: bytes) -> bool:
+    """Whether a check's answer came from another backend: a model serving two side by
+    side may still show the recorded one if asked again."""
+    return recording.shows_other_backend(upstream.status_code, upstream.headers.multi_items(), body)
 
 
 def _checked(
