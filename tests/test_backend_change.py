@@ -284,6 +284,7 @@ def test_a_cancelled_async_request_never_leaves_its_model_s_check_claimed(fake, 
 
 @pytest.mark.parametrize("threads", [1, 16])
 def test_two_fingerprints_in_any_mix_and_concurrency_refresh_nothing(fake, make_cache, threads):
+    import functools
     from concurrent.futures import ThreadPoolExecutor
 
     fake.alternate_fingerprints("fp_a", "fp_b")  # recorded while both were served
@@ -293,7 +294,7 @@ def test_two_fingerprints_in_any_mix_and_concurrency_refresh_nothing(fake, make_
     for _ in range(3):
         refresher = make_cache("refresh")
         with ThreadPoolExecutor(threads) as pool:
-            answers = list(pool.map(lambda t: ask(refresher, fake, t), topics))
+            answers = list(pool.map(functools.partial(ask, refresher, fake), topics))
         assert [a[0] for a in answers] == [recorded[t] for t in topics]
         assert refresher.stats().refreshed == 0
         assert refresher.backend_changes() == {}
