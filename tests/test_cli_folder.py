@@ -115,4 +115,24 @@ def test_changing_commands_refuse_a_folder_and_change_nothing(drifted, args):
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert "is a folder of cassettes, read-only here; give a file" in result.output
+    assert "remov" not in result.output  # refused before anything is listed as done
     assert stored_bytes(drifted) == before
+
+
+def test_a_key_two_cassettes_share_is_read_from_the_one_refreshed(fake, tmp_path):
+    root = tmp_path / "cassettes"
+    fake.fingerprint = "fp_a"
+    for name in ("a_test_one.json", "b_test_two.json"):
+        with SeedCache.cassette(root / name, mode="auto") as cache:
+            ask(cache, fake, "Tell me about Io.")
+    fake.fingerprint = "fp_b"
+    with SeedCache.cassette(root / "b_test_two.json", mode="refresh") as cache:
+        ask(cache, fake, "Tell me about Io.")
+    facts = json.loads(run("--cassette", str(root), "report", "--json").stdout)
+    assert facts["changed_on_refresh"] == 1
+    [change] = facts["changes"]
+    assert change["cassettes"] == ["b_test_two.json"]
+    key = change["key"]
+    diffed = run("--cassette", str(root), "diff", key[:10])
+    assert diffed.exit_code == 0, diffed.output
+    assert "fingerprint fp_b" in diffed.stdout

@@ -203,3 +203,34 @@ def test_a_bad_base_url_is_one_clear_line(tmp_path, fake, url):
     )
     assert result.exit_code == 2
     assert "is not an http(s) URL" in result.output
+
+
+def test_failed_requests_are_shown_and_fail_the_run(environment, fake, tmp_path):
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        record(cache, fake, topics=["mars", "venus"])
+    fake.fail_next(401, times=2, message="Incorrect API key provided")
+    result = canary("--cassette", str(path), "--dry-run")
+    assert result.exit_code == 1
+    assert "failed: 401: Incorrect API key provided" in result.stdout
+    assert "2 requests got no usable answer" in result.output
+
+
+def test_unseeded_answers_that_differ_are_not_drift(environment, fake, tmp_path):
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        cache.wrap(make_client(fake)).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "surprise me"}]
+        )
+    result = canary("--cassette", str(path), "--dry-run", "--fail-on-change")
+    assert result.exit_code == 0, result.output
+    assert "0 outputs changed" in result.stdout
+
+
+def test_a_model_that_matches_nothing_fails_loudly(environment, fake, tmp_path):
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        record(cache, fake, topics=["mars"])
+    result = canary("--cassette", str(path), "--model", "gpt-4o-minii")
+    assert result.exit_code == 1
+    assert "no recorded request for gpt-4o-minii" in result.output

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ._backends import BackendChange, identity_of
 from ._content import content_of
+from ._errors import SeedCacheError
 from ._fingerprints import Registry, model_of
 from ._keys import Canonical
 from ._policy import Fetch, Slot, place
@@ -48,6 +49,8 @@ class ModelDrift:
     changed_output: int = 0
     failed: int = 0
     """Requests that got no usable answer (an error status, a broken stream)."""
+    errors: list[str] = field(default_factory=list)
+    """What the failed requests were told (the first few)."""
     changes: dict[BackendChange, int] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -69,11 +72,18 @@ class Recheck:
     skipped: int = 0
     """Recorded requests that cannot be sent again (bodies that are not JSON)."""
     rerecorded: int = 0
+    stopped: str | None = None
+    """Why the run stopped before the end (the upstream could not be reached)."""
 
     @property
     def outputs_changed(self) -> int:
-        """Outputs that differ from the recorded ones, over every model."""
+        """Outputs that changed where they should not have, over every model."""
         return sum(m.changed_output for m in self.models.values())
+
+    @property
+    def failed(self) -> int:
+        """Requests that got no usable answer, over every model."""
+        return sum(m.failed for m in self.models.values())
 
 
 Target = tuple[Store, Entry, int]
@@ -104,35 +114,54 @@ def recheck(
 ) -> Recheck:
     """Send each target's request live and compare; re-record what changed unless ``dry_run``."""
     result = Recheck()
+    started = round(clock() * 1000)
     for store, entry, index in targets:
         if not resendable(entry):
             result.skipped += 1
             continue
         old = entry.takes[index]
-        requested = entry.request.get("body", {}) or {}
-        model = model_of(requested.get("model") if isinstance(requested, dict) else None, old)
+        body = entry.request.get("body")
+        requested = body if isinstance(body, dict) else {}
+        model = model_of(requested.get("model"), old)
         drift = result.models.setdefault(model, ModelDrift(model))
         drift.checked += 1
-        new = _fetch(entry, index, send, clock)
+        try:
+            new, error = _fetch(entry, index, send, clock)
+        except SeedCacheError as exc:
+            result.stopped = str(exc)
+            drift.checked -= 1
+            break
         if new is None:
             drift.failed += 1
+            if len(drift.errors) < _ERRORS_KEPT:
+                drift.errors.append(error)
             continue
         before, after = identity_of(old), identity_of(new)
-        if content_of(old).text != content_of(new).text:
+        moved = before is not None and after is not None and before != after
+        # Unseeded answers differ on every call: only a seeded one, or one from another
+        # backend, counts as an output that changed.
+        if (moved or "seed" in requested) and content_of(old).text != content_of(new).text:
             drift.changed_output += 1
-        if before is None or after is None or before == after:
+        if not moved:
             continue
+        assert before is not None and after is not None
         drift.changed_backend += 1
         change = BackendChange.between(model, before, after)
         drift.changes[change] = drift.changes.get(change, 0) + 1
         if not dry_run:
-            _rerecord(store, entry.key, index, old, new, history_limit)
+            _rerecord(store, entry.key, index, old, new, history_limit, run=started)
             result.rerecorded += 1
     return result
 
 
-def _fetch(entry: Entry, index: int, send: Send, clock: Callable[[], float]) -> Take | None:
-    """The live answer to ``entry``'s request as a take, or None when it is not one."""
+# Error messages a model's summary quotes.
+_ERRORS_KEPT = 3
+
+
+def _fetch(
+    entry: Entry, index: int, send: Send, clock: Callable[[], float]
+) -> tuple[Take | None, str]:
+    """The live answer to ``entry``'s request as a take, or None and what went wrong."""
     request = entry.request
     body = request.get("body")
     data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
@@ -151,10 +180,27 @@ def _fetch(entry: Entry, index: int, send: Send, clock: Callable[[], float]) -> 
     recording.accept(answer.status, answer.headers)
     recording.feed(answer.body)
     recording.finish(exhausted=True)
-    return taken[0] if taken else None
+    take = taken[0] if taken else None
+    if take is not None and take.status < 400:
+        return take, ""
+    return None, f"{answer.status}: {_error_message(answer.body)}"
 
 
-def _rerecord(store: Store, key: str, index: int, old: Take, new: Take, limit: int) -> None:
+def _error_message(body: bytes) -> str:
+    """The message of an API error body, short; the start of any other body."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        document = None
+    error = document.get("error") if isinstance(document, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    text = message if isinstance(message, str) else body[:200].decode("utf-8", "replace")
+    return " ".join(text.split())[:200] or "no answer"
+
+
+def _rerecord(
+    store: Store, key: str, index: int, old: Take, new: Take, limit: int, *, run: int
+) -> None:
     """Put ``new`` in place of take ``index``, unless the take changed meanwhile."""
 
     def change(entry: Entry | None) -> Entry | None:
@@ -164,4 +210,5 @@ def _rerecord(store: Store, key: str, index: int, old: Take, new: Take, limit: i
 
     store.update(key, change)
     if new.fingerprint is not None and new.model is not None:
-        Registry(store).observe(new.model, new.fingerprint, new.recorded_at_ms)
+        at = new.recorded_at_ms
+        Registry(store).observe(new.model, new.fingerprint, at, now_ms=at, run_started_ms=run)

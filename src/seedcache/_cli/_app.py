@@ -56,6 +56,17 @@ class App:
                 )
         return self._store
 
+    def writable_store(self, *, dry_run: bool = False) -> Store:
+        """The store, for a command that changes it: refused up front when it cannot be
+        changed (a folder of cassettes), before anything is listed or asked."""
+        store = self.store()
+        if not dry_run and store.kind == "cassettes":
+            raise click.ClickException(
+                f"{self.location} is a folder of cassettes, read-only here; give a file "
+                f"(--cassette {self.location}/NAME.json)"
+            )
+        return store
+
     def close(self) -> None:
         """Close the store if it was opened."""
         if self._store is not None:

@@ -31,7 +31,7 @@ def _confirm(question: str, *, yes: bool) -> None:
 @pass_app
 def rm_command(app: App, keys: tuple[str, ...], dry_run: bool, yes: bool) -> None:
     """Remove the entries KEY... (unique prefixes are enough) with all their takes."""
-    store = app.store()
+    store = app.writable_store(dry_run=dry_run)
     known = store.keys()
     chosen = list(dict.fromkeys(resolve_key(k, known, location=store.location) for k in keys))
     for key in chosen:
@@ -89,7 +89,7 @@ def prune_command(
         raise click.UsageError(
             "say what to prune: --older-than, --fingerprint, --model, --endpoint, or --all"
         )
-    store = app.store()
+    store = app.writable_store(dry_run=dry_run)
     cuts = [cut for s in store.summaries() if (cut := _plan(s, filters)) is not None]
     removed_takes = sum(c.takes for c in cuts)
     whole = sum(c.whole for c in cuts)

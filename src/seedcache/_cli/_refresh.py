@@ -54,8 +54,11 @@ def refresh_command(
     """Re-send recorded requests live; re-record those whose backend changed.
 
     Each model's answers are compared with what was recorded: the dated model and the
-    fingerprint that answered (then → now), and whether the output changed. Takes whose
-    backend is unchanged are left as they are. The key comes from $OPENAI_API_KEY.
+    fingerprint that answered (then → now), and whether the output changed (for seeded
+    requests, or where the backend changed: unseeded answers differ every call). Takes
+    whose backend is unchanged are left as they are. The key comes from $OPENAI_API_KEY.
+    Exits 1 when a request failed or the upstream could not be reached, and with
+    --fail-on-change when an output changed.
     """
     api_key = os.environ.get("OPENAI_API_KEY")
     if not api_key:
@@ -64,6 +67,11 @@ def refresh_command(
         )
     targets = list(_sampled(_targets(app, models), sample))
     if not targets:
+        if models:
+            raise click.ClickException(
+                f"no recorded request for {', '.join(models)} in {app.location}; "
+                "`seedcache ls` lists the models"
+            )
         click.echo(f"nothing to re-send in {app.location}", err=True)
         return
     base_url = _checked_base_url(base_url)
@@ -73,6 +81,13 @@ def refresh_command(
     with _Sender(api_key, base_url) as sender:
         result = recheck(targets, sender.send, dry_run=dry_run, clock=time.time)
     _print(app, result, dry_run=dry_run)
+    if result.stopped is not None:
+        raise click.ClickException(result.stopped)
+    if result.failed:
+        raise click.ClickException(
+            f"{count(result.failed, 'request')} got no usable answer: nothing was compared "
+            "for them (is the key valid?)"
+        )
     if fail_on_change and result.outputs_changed:
         raise click.exceptions.Exit(1)
 
@@ -122,6 +137,8 @@ def _sampled(targets: Iterator[Target], limit: int | None) -> Iterator[Target]:
 def _print(app: App, result: Recheck, *, dry_run: bool) -> None:
     for drift in sorted(result.models.values(), key=lambda d: d.model):
         app.paint.echo(drift.describe())
+        for error in drift.errors:
+            app.paint.echo(f"  failed: {error}")
     if result.skipped:
         click.echo(f"skipped {count(result.skipped, 'request')} whose body is not JSON", err=True)
     if dry_run:
@@ -177,7 +194,8 @@ class _Sender:
             data = response.read()
         except self._http.HTTPError as exc:
             raise SeedCacheError(
-                f"could not reach {redact(target)}: {exc}; nothing more was sent"
+                f"could not reach {redact(target)}: {exc}; nothing more was sent (what is "
+                "above was compared, and written unless a dry run)"
             ) from None
         return LiveAnswer(response.status_code, list(response.headers.multi_items()), data)
 

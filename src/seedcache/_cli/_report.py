@@ -97,7 +97,7 @@ def stats_command(app: App, as_json: bool) -> None:
 @pass_app
 def fingerprints_command(app: App, pins: tuple[str, ...], as_json: bool, reset: bool) -> None:
     """Per model: the fingerprints seen live, first and last seen, takes; which are current."""
-    store = app.store()
+    store = app.writable_store() if reset else app.store()
     if reset:
         Registry(store).reset()
         click.echo(f"forgot every fingerprint seen live in {store.location}", err=True)

@@ -111,7 +111,8 @@ def import_command(app: App, source: str, replace: bool) -> None:
     """Copy recordings from SOURCE (a .json cassette, a cache directory or a redis:// URL)."""
     origin = open_location(source)
     try:
-        target = app.store(create=True)
+        folder = app.cassette is not None and app.cassette.is_dir()
+        target = app.writable_store() if folder else app.store(create=True)
         if _same_place(origin.location, target.location):
             raise click.UsageError("SOURCE is the store being imported into")
         copied, skipped = _copy(origin, target, origin.keys(), replace=replace)

@@ -68,12 +68,17 @@ class CassetteFolder:
         return list(self._cassettes)
 
     def get(self, key: str) -> Entry | None:
-        """The entry for ``key`` in the first cassette that has it."""
-        for _, store in self._cassettes:
-            entry = store.get(key)
-            if entry is not None:
-                return entry
-        return None
+        """The entry for ``key``; where several cassettes hold it, the one refreshed last
+        (with history), else the one recorded last: the one drift is about."""
+        found = [e for _, store in self._cassettes if (e := store.get(key)) is not None]
+        if not found:
+            return None
+
+        def latest(entry: Entry) -> tuple[bool, int]:
+            times = [t.recorded_at_ms for t in entry.takes]
+            return bool(entry.history), max(times, default=0)
+
+        return max(found, key=latest)
 
     def origins(self, key: str) -> list[str]:
         """The cassettes that hold ``key``."""
