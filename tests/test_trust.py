@@ -452,3 +452,36 @@ def test_planted_redis_names_and_revisions_break_no_command(fake, redis_url):
         assert ask_story(cache, fake)[1].action is Action.HIT
         assert ask_story(cache, fake, seed=2)[1].action in (Action.HIT, Action.RECORDED)
     assert key
+
+
+# -- 8. the body's kind is part of the key -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "raw"),
+    [
+        ("text/plain", b"hello"),
+        ("application/octet-stream", bytes(range(256)) * 300),
+        (
+            "multipart/form-data; boundary=XyZ",
+            b'--XyZ\r\nContent-Disposition: form-data; name="text"\r\n\r\nhello\r\n--XyZ--\r\n',
+        ),
+    ],
+    ids=["text", "bytes", "multipart"],
+)
+def test_a_non_json_body_never_replays_a_json_body_s_answer(content_type, raw):
+    from seedcache._keys import KeyConfig, canonicalize
+    from seedcache._wire import CapturedRequest
+
+    def key(body: bytes, media: str) -> str:
+        request = CapturedRequest("POST", LIST_URL, (("content-type", media),), body)
+        return canonicalize(request, KeyConfig()).key
+
+    other = key(raw, content_type)
+    summary_like = canonicalize(
+        CapturedRequest("POST", LIST_URL, (("content-type", content_type),), raw), KeyConfig()
+    ).summary["body"]
+    as_json = json.dumps(summary_like).encode()
+    assert key(as_json, "application/json") != other
+    # A JSON body is keyed as before: recordings made before this change still replay.
+    assert key(b'{"model":"m"}', "application/json") == key(b'{"model": "m"}', "application/json")

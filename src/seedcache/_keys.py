@@ -160,7 +160,7 @@ def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
     query = sorted(keyed_query(pairs, extra=config.secret_params))
     # Credentials in the URL (http://user:pass@host) are never keyed nor stored.
     origin = f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}"
-    body = _canonical_body(request)
+    kind, body = _canonical_body(request)
     if _deeper_than(body, _MAX_SUMMARY_DEPTH):
         summary_body: Any = _opaque(request.body)  # readable, and flat for every encoder
     else:
@@ -179,6 +179,9 @@ def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
         "headers": headers,
         "body": body,
     }
+    if kind != "json":
+        # Told apart from JSON: text/plain "hello" must not replay {"text": "hello"}.
+        document["body_kind"] = kind
     try:
         text = canonical_json(document)
     except RecursionError:
@@ -194,6 +197,8 @@ def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
         "url": url,
         "body": summary_body,
     }
+    if kind != "json":
+        summary["body_kind"] = kind
     if ignored:
         summary["ignored"] = ignored
     if headers:
@@ -203,28 +208,30 @@ def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
     return Canonical(key=key, summary=summary)
 
 
-def _canonical_body(request: CapturedRequest) -> Any:
-    """The body as a comparable value: JSON parsed and normalised, multipart by parts.
+def _canonical_body(request: CapturedRequest) -> tuple[str, Any]:
+    """The body's kind (``json``, ``multipart``, ``text``, ``bytes``) and the body as a
+    comparable value: JSON parsed and normalised, multipart by parts.
 
     Parsing and normalising happen inside the C decoder (no Python recursion), so any
     nesting the SDK could serialise can be keyed.
     """
     raw = request.body
     if not raw:
-        return None
+        return "json", None
     content_type = (request.header("content-type") or "").lower()
     if content_type.startswith("multipart/"):
         parts = _multipart_parts(raw, content_type)
         if parts is not None:
-            return {"multipart": parts}
+            return "multipart", {"multipart": parts}
     try:
         parsed = json.loads(raw, parse_float=_number)
     except (UnicodeDecodeError, ValueError, RecursionError):
-        return _opaque(raw)
+        opaque = _opaque(raw)
+        return ("text" if "text" in opaque else "bytes"), opaque
     if isinstance(parsed, dict) and parsed.get("stream") is False:
         # `.parse()` sends "stream": false where `.create()` leaves it out; same call.
         del parsed["stream"]
-    return parsed
+    return "json", parsed
 
 
 def _number(text: str) -> float | int:

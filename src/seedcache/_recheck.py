@@ -98,6 +98,8 @@ def resendable(entry: Entry) -> bool:
 
     Uploads (multipart) and bodies kept only as a digest cannot be rebuilt.
     """
+    if entry.request.get("body_kind", "json") != "json":
+        return False
     body = entry.request.get("body")
     if body is None:
         return True
