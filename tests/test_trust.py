@@ -485,3 +485,37 @@ def test_a_non_json_body_never_replays_a_json_body_s_answer(content_type, raw):
     assert key(as_json, "application/json") != other
     # A JSON body is keyed as before: recordings made before this change still replay.
     assert key(b'{"model":"m"}', "application/json") == key(b'{"model": "m"}', "application/json")
+
+
+# -- 9. stored text never reaches a terminal raw --------------------------------------------
+
+OSC_TITLE = "\x1b]0;pwned\x07"
+CLEAR = "\x1b[2J"
+
+
+def test_escape_sequences_in_a_cassette_are_shown_escaped(fake, tmp_path):
+    import dataclasses
+
+    path = tmp_path / "hostile.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        key = ask_story(cache, fake)[1].key
+        entry = cache.store.get(key)
+        take = entry.takes[0]
+        document = json.loads(take.body)
+        document["choices"][0]["message"]["content"] = f"story {CLEAR} {OSC_TITLE} end"
+        hostile = dataclasses.replace(
+            take, body=json.dumps(document).encode(), model=f"gpt{OSC_TITLE}", fingerprint=CLEAR
+        )
+        request = {**entry.request, "url": entry.request["url"] + OSC_TITLE}
+        cache.store.update(
+            key,
+            lambda e: dataclasses.replace(e, request=request, takes=(hostile,), history=(take,)),
+        )
+    for color in ("always", "never"):
+        for command in (["ls"], ["show", key[:8]], ["diff", key[:8]], ["report"], ["stats"]):
+            result = cli("--color", color, "--cassette", path, *command)
+            assert result.exit_code == 0, (command, result.output)
+            assert "\x07" not in result.output, command
+            assert "\x1b]" not in result.output, command
+            assert "\x1b[2J" not in result.output, command
+    assert "\\x1b]0;pwned\\x07" in cli("--cassette", path, "show", key[:8]).output

@@ -21,7 +21,7 @@ from ._content import Content, content_of
 from ._errors import NotFoundError, SeedCacheError
 from ._index import Summary
 from ._takes import Entry, Take
-from ._units import count
+from ._units import count, printable
 
 __all__ = [
     "DeterminismRow",
@@ -55,7 +55,7 @@ class DiffSide:
     def describe(self) -> str:
         """Fingerprint, recording time and token usage on one line."""
         usage = ", ".join(f"{k} {v}" for k, v in self.content.usage.items()) or "no usage"
-        return (
+        return printable(
             f"take {self.label}  fingerprint {self.take.fingerprint or '-'}  "
             f"recorded {format_time(self.take.recorded_at_ms)}  {usage}"
         )
@@ -91,7 +91,8 @@ class TakeDiff:
             lines.append("No differences found.")
             return "\n".join(lines)
         out = []
-        for op, text in self.segments:
+        for op, raw in self.segments:
+            text = printable(raw)  # stored text never reaches a terminal raw
             if op == "equal":
                 out.append(text)
             elif color:
@@ -155,17 +156,17 @@ def describe_request(request: dict[str, Any]) -> str:
     url = str(request.get("url", ""))
     path = url.split("://", 1)[-1].partition("/")[2].split("?", 1)[0]
     body = request.get("body")
-    parts = [f"{request.get('method', '?')} /{path}"]
+    parts = [printable(f"{request.get('method', '?')} /{path}")]
     if isinstance(body, dict):
         model = body.get("model")
         if isinstance(model, str):
-            parts.append(model)
+            parts.append(printable(model))
         prompt = _last_user_text(body)
         if prompt:
             flat = " ".join(prompt.split())
             if len(flat) > _PROMPT_SHOWN:
                 flat = flat[: _PROMPT_SHOWN - 1].rstrip() + "…"
-            parts.append(f'"{flat}"')
+            parts.append(printable(f'"{flat}"'))
     return " ".join(parts)
 
 

@@ -1,8 +1,26 @@
-"""Numbers for people: sizes and counts, shared by the CLI and the HTML report."""
+"""Numbers and text for people: sizes, counts and stored text made safe to print, shared
+by the CLI and the reports."""
 
 from __future__ import annotations
 
-__all__ = ["count", "human_bytes", "short_count"]
+import re
+
+__all__ = ["count", "human_bytes", "printable", "short_count"]
+
+# Control characters (C0 but newline and tab, DEL, C1) and bidirectional overrides: in
+# stored text (a model name, an answer) they could retitle a terminal, clear it, write
+# the clipboard (OSC 52) or reorder what a reviewer reads.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character shown escaped (``\\x1b``), never sent raw."""
+    return _UNPRINTABLE.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def human_bytes(size: int) -> str:

@@ -14,7 +14,7 @@ from .._drift import diff_entry, format_time, select_take, take_labels
 from .._index import Summary
 from .._lookup import find_entry
 from .._takes import Take
-from .._units import human_bytes
+from .._units import human_bytes, printable
 from ._app import App, cli, pass_app
 from ._filters import Filters, filter_options, moment
 from ._render import emit_json, short_time, table
@@ -179,29 +179,30 @@ def show_command(app: App, key: str, take_ref: str | None, raw: bool, as_json: b
     paint = app.paint
     paint.echo(paint("key      ", bold=True) + entry.key)
     if cassettes:
-        paint.echo(paint("cassette ", bold=True) + ", ".join(cassettes))
+        paint.echo(paint("cassette ", bold=True) + printable(", ".join(cassettes)))
     request = entry.request
-    paint.echo(paint("request  ", bold=True) + f"{request.get('method')} {request.get('url')}")
+    line = printable(f"{request.get('method')} {request.get('url')}")
+    paint.echo(paint("request  ", bold=True) + line)
     for name, value in sorted((request.get("headers") or {}).items()):
-        paint.echo(f"         {name}: {value}")
+        paint.echo(printable(f"         {name}: {value}"))
     if request.get("body") is not None:
-        paint.echo(json.dumps(request["body"], indent=2, ensure_ascii=False))
+        paint.echo(printable(json.dumps(request["body"], indent=2, ensure_ascii=False)))
     ignored = request.get("ignored")
     if isinstance(ignored, list) and ignored:
-        fields = ", ".join(str(field) for field in ignored)
+        fields = printable(", ".join(str(field) for field in ignored))
         paint.echo(f"ignored  {fields} (as sent above, but not part of the key)")
     for label, take in labelled:
         paint.echo()
         content = content_of(take)
         usage = ", ".join(f"{k} {v}" for k, v in content.usage.items()) or "no usage"
         title = f"take {label}" if not label.startswith("h") else f"history {label}"
-        paint.echo(
-            paint(title, bold=True)
-            + f"  status {take.status}  fingerprint {take.fingerprint or '-'}  "
+        facts = printable(
+            f"  status {take.status}  fingerprint {take.fingerprint or '-'}  "
             f"model {take.model or '-'}  recorded {format_time(take.recorded_at_ms)}  "
             f"latency {take.latency_ms} ms  {usage}"
         )
-        for line in (content.text or "(no text)").splitlines() or [""]:
+        paint.echo(paint(title, bold=True) + facts)
+        for line in printable(content.text or "(no text)").splitlines() or [""]:
             paint.echo(f"  {line}")
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
+
+from .._units import printable
 
 __all__ = [
     "Painter",
@@ -21,6 +24,14 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+# An escape that is not a colour (SGR) the painter or a diff wrote: shown, never sent.
+_FOREIGN_ESCAPE = re.compile("\x1b(?!\\[[0-9;]*m)|[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f-\x9f]")
+
+
+def _shown(match: re.Match[str]) -> str:
+    return printable(match.group())
+
 
 # Walks shorter than this finish before a bar would be worth drawing.
 _PROGRESS_FROM = 200
@@ -43,8 +54,12 @@ class Painter:
         return click.style(text, **style) if self.enabled else text
 
     def echo(self, text: str = "") -> None:
-        """Print a line; colour codes pass through only when colour is on."""
-        click.echo(text, color=self.enabled)
+        """Print a line; colour codes pass through only when colour is on.
+
+        Stored text is made :func:`printable` where it is put in a line; as a last guard,
+        any escape sequence here other than a colour is shown escaped, never sent.
+        """
+        click.echo(_FOREIGN_ESCAPE.sub(_shown, text), color=self.enabled)
 
 
 def table(
@@ -55,7 +70,7 @@ def table(
     right: Iterable[int] = (),
 ) -> Iterator[str]:
     """Lines of a table: columns padded to their widest cell, a bold header on a terminal."""
-    materialised = rows if isinstance(rows, list) else list(rows)
+    materialised = [[printable(cell) for cell in row] for row in rows]
     right_aligned = set(right)
     widths = [
         max(len(header), max((len(row[i]) for row in materialised), default=0))

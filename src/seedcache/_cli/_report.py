@@ -14,7 +14,7 @@ from .._overview import Overview, gather
 from .._overview_html import render_html
 from .._savings import describe_saved, from_counters, is_saving_counter
 from .._stores._cassette import write_atomically
-from .._units import human_bytes, short_count
+from .._units import human_bytes, printable, short_count
 from ._app import App, cli, pass_app
 from ._render import emit_json, short_time, table
 
@@ -242,7 +242,8 @@ def _print_overview(app: App, overview: Overview) -> None:
         paint.echo()
         paint.echo(f"  {paint(diff.request or diff.key[:12], bold=True)}")
         where = overview.cassettes.get(diff.key)
-        paint.echo(f"  key {diff.key[:12]}" + (f"  in {', '.join(where)}" if where else ""))
+        places = printable(", ".join(where)) if where else ""
+        paint.echo(f"  key {diff.key[:12]}" + (f"  in {places}" if where else ""))
         for line in diff.render(color=paint.enabled).splitlines():
             paint.echo(f"    {line}")
     if overview.changed_total > _DIFFS_PRINTED:
