@@ -519,3 +519,30 @@ def test_escape_sequences_in_a_cassette_are_shown_escaped(fake, tmp_path):
             assert "\x1b]" not in result.output, command
             assert "\x1b[2J" not in result.output, command
     assert "\\x1b]0;pwned\\x07" in cli("--cassette", path, "show", key[:8]).output
+
+
+# -- 10. a report is never written over a recording -----------------------------------------
+
+
+def test_a_report_never_overwrites_the_cassette_or_the_cache(fake, tmp_path):
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        ask_story(cache, fake)
+    other = tmp_path / "other.json"
+    other.write_bytes(path.read_bytes())
+    with SeedCache(tmp_path / "dir", mode="auto") as cache:
+        ask_story(cache, fake)
+    before = path.read_bytes(), other.read_bytes()
+    for args in (
+        ["--cassette", path, "report", "--html", path],
+        ["--cassette", path, "report", "--html", other],
+        ["--cache-dir", tmp_path / "dir", "report", "--html", tmp_path / "dir" / "cache.db"],
+        ["--cache-dir", tmp_path / "dir", "report", "--html", tmp_path / "dir" / "r.html"],
+    ):
+        result = cli(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "--html" in result.output
+    assert (path.read_bytes(), other.read_bytes()) == before
+    assert (tmp_path / "dir" / "cache.db").read_bytes().startswith(b"SQLite format 3")
+    assert not (tmp_path / "dir" / "r.html").exists()
+    assert cli("--cassette", path, "report", "--html", tmp_path / "r.html").exit_code == 0

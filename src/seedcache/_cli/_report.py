@@ -13,6 +13,7 @@ from .._fingerprints import Currency, Registry, parse_pins
 from .._overview import Overview, gather
 from .._overview_html import render_html
 from .._savings import describe_saved, from_counters, is_saving_counter
+from .._stores import Store, is_redis_location
 from .._stores._cassette import write_atomically
 from .._units import human_bytes, printable, short_count
 from ._app import App, cli, pass_app
@@ -191,7 +192,10 @@ _DIFFS_PRINTED = 10
 @pass_app
 def report_command(app: App, html_path: Path | None, as_json: bool) -> None:
     """Fingerprints over time, determinism, outputs changed on refresh, tokens saved, size."""
-    overview = gather(Catalog(app.store()))
+    store = app.store()
+    if html_path is not None:
+        _refuse_to_overwrite_recordings(store, html_path)
+    overview = gather(Catalog(store))
     if html_path is not None:
         page = render_html(overview).encode()
         write_atomically(html_path, page)
@@ -201,6 +205,24 @@ def report_command(app: App, html_path: Path | None, as_json: bool) -> None:
         emit_json(overview.as_dict())
         return
     _print_overview(app, overview)
+
+
+def _refuse_to_overwrite_recordings(store: Store, target: Path) -> None:
+    """A report is written over no recording: not the store, nothing inside a cache
+    directory, no file that is a cassette."""
+    where = target.resolve()
+    if not is_redis_location(store.location):
+        location = Path(store.location).resolve()
+        if where == location or (location.is_dir() and where.is_relative_to(location)):
+            raise click.UsageError(
+                f"--html {target} would overwrite recordings in {store.location}; "
+                "write the report elsewhere"
+            )
+    if where.is_file():
+        with where.open("rb") as handle:
+            start = handle.read(4096)
+        if start.lstrip().startswith(b"{") and b'"seedcache"' in start:
+            raise click.UsageError(f"--html {target} is a seedcache cassette; write elsewhere")
 
 
 def _print_overview(app: App, overview: Overview) -> None:
