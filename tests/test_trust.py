@@ -546,3 +546,62 @@ def test_a_report_never_overwrites_the_cassette_or_the_cache(fake, tmp_path):
     assert (tmp_path / "dir" / "cache.db").read_bytes().startswith(b"SQLite format 3")
     assert not (tmp_path / "dir" / "r.html").exists()
     assert cli("--cassette", path, "report", "--html", tmp_path / "r.html").exit_code == 0
+
+
+# -- 11. credentials inside bodies are never written ----------------------------------------
+
+ADMIN_KEY = "sk-admin-" + "A1b2C3d4" * 6
+EPHEMERAL = "ek_" + "Z9y8X7w6" * 5
+
+
+def test_credential_fields_in_request_bodies_are_keyed_but_never_stored(tmp_path):
+    import httpx2
+
+    answered = []
+
+    def upstream(request):
+        answered.append(json.loads(request.content))
+        return httpx2.Response(200, json={"ok": len(answered)})
+
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        transport = cache.transport(httpx2.MockTransport(upstream))
+        with httpx2.Client(transport=transport) as client:
+            url = "https://gateway.example/v1/chat/completions"
+            one = client.post(url, json={"model": "m", "api_key": "first-SECRET-value"})
+            two = client.post(url, json={"model": "m", "api_key": "second-SECRET-value"})
+            said = client.post(url, json={"model": "m", "messages": [f"my key is {ADMIN_KEY}"]})
+    assert one.extensions["seedcache"].key != two.extensions["seedcache"].key
+    assert said.status_code == 200
+    assert answered[0]["api_key"] == "first-SECRET-value"  # sent as given
+    stored = path.read_bytes()
+    assert b"SECRET" not in stored
+    assert ADMIN_KEY.encode() not in stored
+
+
+def test_answers_that_hand_out_credentials_are_stored_without_them(tmp_path):
+    import httpx2
+
+    def upstream(request):
+        if request.url.path.endswith("admin_api_keys"):
+            return httpx2.Response(
+                200, json={"object": "organization.admin_api_key", "value": ADMIN_KEY}
+            )
+        return httpx2.Response(
+            200, json={"object": "realtime.session", "client_secret": {"value": EPHEMERAL}}
+        )
+
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        with httpx2.Client(transport=cache.transport(httpx2.MockTransport(upstream))) as client:
+            live = client.post("https://api.openai.com/v1/organization/admin_api_keys", json={})
+            session = client.post("https://api.openai.com/v1/realtime/sessions", json={})
+    assert live.json()["value"] == ADMIN_KEY  # the caller gets what it paid for
+    assert session.json()["client_secret"]["value"] == EPHEMERAL
+    stored = path.read_bytes()
+    assert ADMIN_KEY.encode() not in stored
+    assert EPHEMERAL.encode() not in stored
+    with SeedCache.cassette(path, mode="replay") as cache:
+        with httpx2.Client(transport=cache.transport()) as client:
+            replayed = client.post("https://api.openai.com/v1/organization/admin_api_keys", json={})
+    assert replayed.json()["value"].startswith("sk-redacted-")

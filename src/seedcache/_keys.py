@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 import xxhash
 
 from ._errors import ConfigurationError
+from ._redact import may_hold_credentials, redact_fields, redact_keys_in
 from ._wire import CapturedRequest, is_secret_header, keyed_query
 
 __all__ = [
@@ -161,8 +162,11 @@ def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
     # Credentials in the URL (http://user:pass@host) are never keyed nor stored.
     origin = f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}"
     kind, body = _canonical_body(request)
+    if kind == "json" and may_hold_credentials(request.body):
+        # Keyed by a digest, stored as one: distinct values stay apart, none is written.
+        body = redact_fields(body)
     if _deeper_than(body, _MAX_SUMMARY_DEPTH):
-        summary_body: Any = _opaque(request.body)  # readable, and flat for every encoder
+        summary_body: Any = _opaque(redact_keys_in(request.body))  # readable, and flat
     else:
         summary_body = _sorted(body)
     ignored = [path for path in config.ignore if _drop(body, path.split("."))]

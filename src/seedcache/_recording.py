@@ -11,6 +11,7 @@ from ._backends import Identity
 from ._keys import Canonical
 from ._outcome import OUTCOME_HEADER, Action, Outcome
 from ._policy import Fetch, Slot
+from ._redact import redact_keys_in
 from ._takes import Take, media_type, response_identity
 from ._wire import keep_response_headers
 
@@ -132,6 +133,9 @@ class Recording:
         self._settle(self, take)
 
     def _take(self, body: bytes) -> Take:
+        # Answers that hand out credentials (admin keys, Realtime client secrets) are
+        # stored without them: the replay gets a redacted key, never the real one.
+        body = redact_keys_in(body)
         now = self._clock()
         is_stream = media_type(self._headers) == "text/event-stream"
         fingerprint, model = response_identity(body, is_stream=is_stream)

@@ -1,0 +1,85 @@
+"""Credentials inside bodies: never written, though a request or an answer carries them.
+
+Headers and query strings are handled in :mod:`seedcache._wire`. Bodies carry secrets too:
+a request field ``api_key`` (some gateways take the key in the body), and answers that
+hand out new credentials (admin API keys, a Realtime session's ``client_secret``).
+
+- Request body fields named like a credential (:data:`CREDENTIAL_FIELDS`) are replaced by
+  a keyed digest, in the key and in what is stored: distinct values stay distinct, none
+  is written.
+- Anywhere in a stored body (request or answer, JSON or a stream), a string shaped like an
+  OpenAI secret key (``sk-…``, ``rk-…``, ``ek_…``) is replaced by ``sk-redacted-<digest>``,
+  in place, so the rest of the answer keeps its bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from typing import Any
+
+__all__ = ["CREDENTIAL_FIELDS", "may_hold_credentials", "redact_fields", "redact_keys_in"]
+
+CREDENTIAL_FIELDS = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "client_secret",
+        "secret_key",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "password",
+        "authorization",
+    }
+)
+"""Body field names (compared lower-cased, ``-`` as ``_``) whose values are credentials."""
+
+# A fixed key: digests must match on every machine that replays a cassette.
+_DIGEST_KEY = b"seedcache body credential v1"
+# OpenAI secret keys: sk-…, sk-proj-…, sk-admin-…, sk-svcacct-…, restricted rk-…, and the
+# Realtime API's ephemeral ek_…; long enough that ordinary words never match.
+_SECRET_KEY = re.compile(rb"\b(?:sk|rk)-[A-Za-z0-9_-]{20,}|\bek_[A-Za-z0-9_-]{20,}")
+
+
+# Decides on the raw bytes, in C, whether a body needs walking at all (almost none do).
+_MAYBE = re.compile(
+    rb"(?i:api[_-]?key|client[_-]secret|secret[_-]key|access[_-]token|refresh[_-]token"
+    rb"|id[_-]token|password|authorization)|sk-|rk-|ek_"
+)
+
+
+def may_hold_credentials(raw: bytes) -> bool:
+    """Whether ``raw`` may hold a credential field or a secret key (cheap, may say yes)."""
+    return _MAYBE.search(raw) is not None
+
+
+def _digest(value: bytes) -> str:
+    return hmac.new(_DIGEST_KEY, value, hashlib.sha256).hexdigest()[:24]
+
+
+def redact_fields(value: Any) -> Any:
+    """``value`` (a parsed JSON body) with every credential field's value a keyed digest,
+    and secret keys inside any string replaced."""
+    if isinstance(value, dict):
+        return {
+            k: (
+                f"hmac-{_digest(str(v).encode())}"
+                if isinstance(k, str) and k.lower().replace("-", "_") in CREDENTIAL_FIELDS
+                else redact_fields(v)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_fields(item) for item in value]
+    if isinstance(value, str) and _SECRET_KEY.search(value.encode()):
+        return redact_keys_in(value.encode()).decode()
+    return value
+
+
+def redact_keys_in(body: bytes) -> bytes:
+    """``body`` with every secret-key-shaped string replaced in place (other bytes kept)."""
+    if b"sk-" not in body and b"rk-" not in body and b"ek_" not in body:
+        return body  # the usual case, decided without a regex
+    return _SECRET_KEY.sub(lambda m: b"sk-redacted-" + _digest(m.group()).encode(), body)
