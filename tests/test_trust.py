@@ -592,16 +592,17 @@ def test_answers_that_hand_out_credentials_are_stored_without_them(tmp_path):
         )
 
     path = tmp_path / "c.json"
-    with SeedCache.cassette(path, mode="auto") as cache:
-        with httpx2.Client(transport=cache.transport(httpx2.MockTransport(upstream))) as client:
-            live = client.post("https://api.openai.com/v1/organization/admin_api_keys", json={})
-            session = client.post("https://api.openai.com/v1/realtime/sessions", json={})
+    admin_url = "https://api.openai.com/v1/organization/admin_api_keys"
+    cache = SeedCache.cassette(path, mode="auto")
+    with cache, httpx2.Client(transport=cache.transport(httpx2.MockTransport(upstream))) as client:
+        live = client.post(admin_url, json={})
+        session = client.post("https://api.openai.com/v1/realtime/sessions", json={})
     assert live.json()["value"] == ADMIN_KEY  # the caller gets what it paid for
     assert session.json()["client_secret"]["value"] == EPHEMERAL
     stored = path.read_bytes()
     assert ADMIN_KEY.encode() not in stored
     assert EPHEMERAL.encode() not in stored
-    with SeedCache.cassette(path, mode="replay") as cache:
-        with httpx2.Client(transport=cache.transport()) as client:
-            replayed = client.post("https://api.openai.com/v1/organization/admin_api_keys", json={})
+    cache = SeedCache.cassette(path, mode="replay")
+    with cache, httpx2.Client(transport=cache.transport()) as client:
+        replayed = client.post(admin_url, json={})
     assert replayed.json()["value"].startswith("sk-redacted-")
