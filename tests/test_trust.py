@@ -11,7 +11,7 @@ import pytest
 
 from conftest import MESSAGES, make_client
 from seedcache import Action, SeedCache
-from test_hostile import cli, point_row_at, recorded_disk_entry
+from test_hostile import cli, other_host, point_row_at, recorded_disk_entry  # noqa: F401 - a fixture
 
 
 def value_file_of(directory, key) -> str | None:
@@ -606,3 +606,62 @@ def test_answers_that_hand_out_credentials_are_stored_without_them(tmp_path):
     with cache, httpx2.Client(transport=cache.transport()) as client:
         replayed = client.post(admin_url, json={})
     assert replayed.json()["value"].startswith("sk-redacted-")
+
+
+# -- 12. the proxy: body limit, head timeout, separators ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target", ["/v1/..;/admin", "/v1/..\\..\\admin", "/v1/chat%5ccompletions", "/v1/models;x"]
+)
+def test_the_proxy_refuses_backslash_and_semicolon_segments(fake, other_host, tmp_path, target):
+    from test_hostile import proxy_head, raw_http
+
+    with SeedCache(tmp_path / "c") as cache, cache.proxy(fake.base_url) as url:
+        status, _ = raw_http(url, proxy_head("GET", target))
+    assert status == 400
+    assert fake.request_count == 0
+
+
+def test_the_proxy_refuses_a_body_over_its_limit_without_reading_it(fake, tmp_path):
+    from test_hostile import proxy_head, raw_http
+
+    limit = 1024
+    with (
+        SeedCache(tmp_path / "c") as cache,
+        cache.proxy(fake.base_url, max_body_bytes=limit) as url,
+    ):
+        big = b'{"model": "m", "pad": "' + b"x" * 2048 + b'"}'
+        head = proxy_head(
+            "POST",
+            "/v1/chat/completions",
+            extra=f"Content-Type: application/json\nContent-Length: {len(big)}\n",
+        )
+        status, body = raw_http(url, head, big)
+        assert status == 413
+        assert b"over the proxy's limit of 1024 bytes" in body
+        chunked = proxy_head(
+            "POST",
+            "/v1/chat/completions",
+            extra="Content-Type: application/json\nTransfer-Encoding: chunked\n",
+        )
+        chunks = b"".join(b"%x\r\n%s\r\n" % (512, b"x" * 512) for _ in range(4)) + b"0\r\n\r\n"
+        assert raw_http(url, chunked, chunks)[0] == 413
+    assert fake.request_count == 0
+
+
+def test_connections_that_send_no_request_head_are_closed(fake, tmp_path):
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    with SeedCache(tmp_path / "c") as cache, cache.proxy(fake.base_url, header_timeout=0.5) as url:
+        parts = urlsplit(url)
+        idle = [socket.create_connection((parts.hostname, parts.port)) for _ in range(20)]
+        slow = socket.create_connection((parts.hostname, parts.port))
+        slow.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
+        time.sleep(1.5)
+        for conn in [*idle, slow]:
+            conn.settimeout(2)
+            assert conn.recv(1024) == b""  # closed by the proxy
+            conn.close()

@@ -262,6 +262,8 @@ class SeedCache:
         repeats: str = "first",
         transport: Any = None,
         allow_hosts: Iterable[str] = (),
+        max_body_bytes: int = 64 * 1024 * 1024,
+        header_timeout: float = 10.0,
     ) -> Iterator[str]:
         """Serve this cache as an OpenAI-compatible proxy on a background thread.
 
@@ -271,8 +273,10 @@ class SeedCache:
         :meth:`wrap` does. ``transport`` is the async transport that fetches misses
         (default: httpx2's, or httpx's). On loopback the proxy answers only requests whose
         Host is a loopback name, against DNS rebinding; ``allow_hosts`` adds names. A
-        ``host`` other machines can reach warns (:class:`ExposedProxyWarning`). Needs
-        ``pip install 'seedcache[serve]'``.
+        ``host`` other machines can reach warns (:class:`ExposedProxyWarning`). A request
+        body over ``max_body_bytes`` (64 MiB) is refused with 413, unread; a connection
+        that has not sent a whole request head within ``header_timeout`` seconds is
+        closed. Needs ``pip install 'seedcache[serve]'``.
 
         >>> with cache.proxy("https://api.openai.com/v1") as base_url:  # doctest: +SKIP
         ...     os.environ["OPENAI_BASE_URL"] = base_url
@@ -284,6 +288,8 @@ class SeedCache:
             repeats=repeats,
             transport=transport,
             allow_hosts=allow_hosts,
+            max_body_bytes=max_body_bytes,
+            header_timeout=header_timeout,
         )
         with server.background() as url:
             yield url
@@ -297,6 +303,8 @@ class SeedCache:
         repeats: str = "first",
         transport: Any = None,
         allow_hosts: Iterable[str] = (),
+        max_body_bytes: int = 64 * 1024 * 1024,
+        header_timeout: float = 10.0,
     ) -> Proxy:
         """The proxy bound to its socket, not yet serving (``.run()`` serves until a signal)."""
         from ._serve import Proxy
@@ -312,6 +320,8 @@ class SeedCache:
             port=port,
             transport=transport,
             allow_hosts=allow_hosts,
+            max_body_bytes=max_body_bytes,
+            header_timeout=header_timeout,
         )
 
     def transport(self, next_transport: Any = None, *, library: str | None = None) -> Any:

@@ -65,6 +65,15 @@ __all__: list[str] = []
     help="Also answer requests whose Host header is NAME (repeatable). On loopback, only "
     "loopback names are answered otherwise.",
 )
+@click.option(
+    "--max-body",
+    "max_body",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    metavar="MIB",
+    help="The largest request body taken, in MiB; larger ones get 413, unread.",
+)
 @pass_app
 def serve_command(
     app: App,
@@ -76,6 +85,7 @@ def serve_command(
     match_host: bool,
     ignore: tuple[str, ...],
     allow_hosts: tuple[str, ...],
+    max_body: int,
 ) -> None:
     """An OpenAI-compatible proxy on loopback: set OPENAI_BASE_URL to the URL it prints.
 
@@ -93,7 +103,12 @@ def serve_command(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExposedProxyWarning)  # said above, in CLI words
         proxy = cache.proxy_server(
-            upstream, host=host, port=port, repeats=repeats, allow_hosts=allow_hosts
+            upstream,
+            host=host,
+            port=port,
+            repeats=repeats,
+            allow_hosts=allow_hosts,
+            max_body_bytes=max_body * 1024 * 1024,
         )
     doing = "replaying from" if mode == Mode.REPLAY.value else "recording into"
     click.echo(f"seedcache proxy ({mode}) for {upstream}, {doing} {app.location}", err=True)

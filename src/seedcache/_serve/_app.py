@@ -22,7 +22,11 @@ from .._outcome import OUTCOME_HEADER
 from .._upstream import AsyncLazy, sdk_transport
 from .._wrap import make_transport, sdk_library
 
-__all__ = ["ProxyApp", "proxy_base_url"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "ProxyApp", "proxy_base_url"]
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+"""The largest request body the proxy takes (the API's own upload limits are about this:
+audio files of 25 MB; larger files go through the Uploads API in 64 MB parts)."""
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -64,7 +68,9 @@ class ProxyApp:
         transport: Any = None,
         *,
         allowed_hosts: frozenset[str] | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
+        self._max_body = max_body_bytes
         parts = urlsplit(upstream)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             shown = upstream if "@" not in upstream else "that URL"
@@ -102,13 +108,15 @@ class ProxyApp:
         """Where a request for ``path`` goes, or None when the target is not acceptable.
 
         Only origin-form targets (``/v1/x``; ``/x`` maps under the upstream's path) with
-        no ``.`` or ``..`` segment and no control character: anything else could reach
-        another host or a path outside the API (``@host/x``, ``/v1/%2e%2e/admin``). The
-        URL is the upstream's origin plus the path as received, percent-encoding kept.
+        no ``.`` or ``..`` segment, no control character, ``\\`` or ``;``: anything else
+        could reach another host or a path outside the API (``@host/x``,
+        ``/v1/%2e%2e/admin``, ``/v1/..\\admin`` and ``/v1/..;/admin`` for servers that
+        read those as separators). The URL is the upstream's origin plus the path as
+        received, percent-encoding kept.
         """
         if not path.startswith("/") or path.startswith("//"):
             return None
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        if any(ord(c) < 0x20 or ord(c) == 0x7F or c in "\\;" for c in path):
             return None
         if {".", ".."} & set(path.split("/")):
             return None
@@ -141,11 +149,18 @@ class ProxyApp:
         if url is None:
             message = (
                 "the request target must be a path under the upstream's "
-                f"({self._prefix or '/'}), with no '.' or '..' segment"
+                f"({self._prefix or '/'}), with no '.' or '..' segment, '\\' or ';'"
             )
             await _send_error(send, 400, message, "seedcache_bad_request")
             return
-        body = await _read_body(receive)
+        body = await _read_body(receive, scope["headers"], self._max_body)
+        if body is None:
+            message = (
+                f"the request body is over the proxy's limit of {self._max_body} bytes; "
+                "start it with a larger --max-body if the API takes it"
+            )
+            await _send_error(send, 413, message, "seedcache_bad_request")
+            return
         if body and not _is_api_body(scope["headers"]):
             message = (
                 "the request body must be application/json (or multipart/form-data for "
@@ -244,13 +259,25 @@ def _is_api_body(headers: list[tuple[bytes, bytes]]) -> bool:
     return False
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(
+    receive: Receive, headers: list[tuple[bytes, bytes]], limit: int
+) -> bytes | None:
+    """The request body; None when it is (or says it will be) over ``limit`` bytes, which
+    is then not read into memory."""
+    declared = _header({"headers": headers}, b"content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        return None
     parts: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        parts.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(parts)

@@ -18,14 +18,44 @@ from typing import Any
 
 from .._core import Core
 from .._errors import ConfigurationError, ExposedProxyWarning
-from ._app import ProxyApp, is_loopback, proxy_base_url
+from ._app import DEFAULT_MAX_BODY_BYTES, ProxyApp, is_loopback, proxy_base_url
 
-__all__ = ["Proxy", "is_loopback"]
+__all__ = ["DEFAULT_HEADER_TIMEOUT", "DEFAULT_MAX_BODY_BYTES", "Proxy", "is_loopback"]
+
+DEFAULT_HEADER_TIMEOUT = 10.0
+"""Seconds a new connection has to send a whole request head: a client that opens
+connections and sends nothing (or a byte at a time) must not hold them open."""
 
 
 _START_TIMEOUT_SECONDS = 15.0
 # How long a shutdown waits for responses still streaming before it cuts them.
 _GRACEFUL_SECONDS = 30
+
+
+def _headers_in_time(seconds: float) -> Any:
+    """uvicorn's h11 protocol, closing a connection whose request head is not in after
+    ``seconds`` (uvicorn has no such timeout of its own)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadersInTime(H11Protocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._head_due = self.loop.call_later(seconds, self._head_late)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.cycle is not None:  # a whole head arrived: the request is under way
+                self._head_due.cancel()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._head_due.cancel()
+            super().connection_lost(exc)
+
+        def _head_late(self) -> None:
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeadersInTime
 
 
 class Proxy:
@@ -40,6 +70,8 @@ class Proxy:
         port: int = 0,
         transport: Any = None,
         allow_hosts: Iterable[str] = (),
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     ) -> None:
         try:
             import uvicorn
@@ -63,6 +95,7 @@ class Proxy:
             upstream,
             transport,
             allowed_hosts=allowed if loopback or allowed else None,
+            max_body_bytes=max_body_bytes,
         )
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
@@ -86,7 +119,7 @@ class Proxy:
             # h11, not httptools: httptools turns an absolute-form target
             # (`GET http://elsewhere/v1/x`) into its path before the app sees it, and the
             # proxy refuses anything but origin-form requests.
-            http="h11",
+            http=_headers_in_time(header_timeout),
             timeout_graceful_shutdown=_GRACEFUL_SECONDS,
             # Live responses carry the upstream's own; replays are not "from" anywhere.
             server_header=False,
