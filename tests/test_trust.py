@@ -11,7 +11,7 @@ import pytest
 
 from conftest import MESSAGES, make_client
 from seedcache import Action, SeedCache
-from test_hostile import cli, other_host, point_row_at, recorded_disk_entry  # noqa: F401 - a fixture
+from test_hostile import cli, point_row_at, recorded_disk_entry
 
 
 def value_file_of(directory, key) -> str | None:
@@ -614,7 +614,7 @@ def test_answers_that_hand_out_credentials_are_stored_without_them(tmp_path):
 @pytest.mark.parametrize(
     "target", ["/v1/..;/admin", "/v1/..\\..\\admin", "/v1/chat%5ccompletions", "/v1/models;x"]
 )
-def test_the_proxy_refuses_backslash_and_semicolon_segments(fake, other_host, tmp_path, target):
+def test_the_proxy_refuses_backslash_and_semicolon_segments(fake, tmp_path, target):
     from test_hostile import proxy_head, raw_http
 
     with SeedCache(tmp_path / "c") as cache, cache.proxy(fake.base_url) as url:
