@@ -665,3 +665,67 @@ def test_connections_that_send_no_request_head_are_closed(fake, tmp_path):
             conn.settimeout(2)
             assert conn.recv(1024) == b""  # closed by the proxy
             conn.close()
+
+
+# -- 13. a stopped lock holder, and ids that differ only in case ----------------------------
+
+
+def test_a_writer_waits_for_a_stopped_lock_holder_with_a_bound_and_names_it(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from seedcache import CassetteStore, Entry, StoreError
+
+    path = tmp_path / "c.json"
+    CassetteStore(path).update("ab" * 16, lambda _: Entry("ab" * 16, {"url": "u"}))
+    before = path.read_bytes()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys\n"
+            "from pathlib import Path\n"
+            "from seedcache._stores._filelock import exclusive\n"
+            "with exclusive(Path(sys.argv[1])):\n"
+            "    print('held', flush=True)\n"
+            "    os.kill(os.getpid(), signal.SIGSTOP)\n",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        store = CassetteStore(path, lock_timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(StoreError, match=f"locked by process {holder.pid}"):
+            store.update("cd" * 16, lambda _: Entry("cd" * 16, {"url": "u"}))
+        assert time.monotonic() - started < 5
+        assert path.read_bytes() == before
+    finally:
+        os.kill(holder.pid, signal.SIGCONT)
+        holder.wait(timeout=10)
+        holder.stdout.close()
+
+
+CASE_SUITE = """
+import pytest
+
+@pytest.mark.parametrize("name", ["A", "a", "Io", "io"])
+def test_name(openai_client, name):
+    assert openai_client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": name}], seed=1
+    ).choices[0].message.content
+"""
+
+
+def test_ids_that_differ_only_in_case_never_share_a_cassette(inner, fake):
+    (inner.path / "test_case.py").write_text(CASE_SUITE)
+    inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=4)
+    files = [p.name for p in (inner.path / "cassettes").rglob("*.json")]
+    assert len(files) == 4
+    assert len({name.lower() for name in files}) == 4  # distinct on macOS and Windows too
+    fake.stop()
+    inner.runpytest_subprocess().assert_outcomes(passed=4)

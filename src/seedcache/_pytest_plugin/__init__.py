@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .._modes import Mode
 from ._options import OptionError, merged_options
-from ._paths import default_cassette, legacy_cassette
+from ._paths import default_cassette, legacy_cassette, unhashed_cassette
 from ._report import (
     CHANGES_PROPERTY,
     CONSUMED_PROPERTY,
@@ -153,10 +154,16 @@ def _run_for(request: pytest.FixtureRequest, defaults: dict[str, Any]) -> Casset
             mode=mode,
             options=options,
             nodeid=item.nodeid,
-            legacy_path=legacy_cassette(item, base),
+            legacy_path=_older_cassette(item, base, config.rootpath, path),
         )
     item.stash[_RUN] = run
     return run
+
+
+def _older_cassette(item: pytest.Item, base: Path, rootpath: Path, path: Path) -> Path:
+    """Where an older seedcache kept this test's cassette, for a miss to point at."""
+    unhashed = unhashed_cassette(item, base, rootpath)
+    return unhashed if unhashed != path else legacy_cassette(item, base)
 
 
 def _session_backends(config: pytest.Config) -> Any:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import xxhash
 
-__all__ = ["default_cassette", "legacy_cassette", "safe_name"]
+__all__ = ["default_cassette", "legacy_cassette", "safe_name", "unhashed_cassette"]
 
 # Characters no file name may hold on some system, plus "~", which only the hash suffix
 # uses: a name without "~" was never escaped, so it cannot equal an escaped one.
@@ -37,7 +37,22 @@ def safe_name(raw: str) -> str:
 
 
 def default_cassette(item: pytest.Item, cassette_dir: Path, rootpath: Path) -> Path:
-    """The cassette of a test that names none."""
+    """The cassette of a test that names none.
+
+    A parametrize id with capitals gets a hash of the raw name: ``[A]`` and ``[a]`` are one
+    file on case-insensitive file systems (macOS, Windows), and must not share it.
+    """
+    name = _test_name(item)
+    file_name = safe_name(name)
+    _, bracket, parameters = name.partition("[")
+    if bracket and parameters != parameters.lower() and "~" not in file_name:
+        digest = xxhash.xxh3_64_hexdigest(name.encode("utf-8", "surrogatepass"))[:_HASH_DIGITS]
+        file_name = f"{file_name}~{digest}"
+    return cassette_dir / _file_part(item, rootpath) / f"{file_name}.json"
+
+
+def unhashed_cassette(item: pytest.Item, cassette_dir: Path, rootpath: Path) -> Path:
+    """Where seedcache 0.3 kept this test's cassette (ids with capitals were not hashed)."""
     return cassette_dir / _file_part(item, rootpath) / f"{safe_name(_test_name(item))}.json"
 
 

@@ -40,7 +40,7 @@ class CassetteRun:
     shared: bool = False
     """True when the cassette was named by a marker or ``seedcache_config``: others may use it."""
     legacy_path: Path | None = None
-    """Where seedcache 0.1 would have kept this cassette, to point at it on a miss."""
+    """Where an older seedcache kept this cassette, to point at it on a miss."""
     cache: SeedCache | None = None
     _scratch: Path | None = field(default=None, repr=False)
 
@@ -97,8 +97,8 @@ class CassetteRun:
             and not self.path.exists()
         ):
             advice += (
-                f"\na cassette from seedcache 0.1 is at {legacy}; cassettes now live under "
-                f"the test file's path: move it to {self.path}"
+                f"\na cassette an older seedcache wrote for this test is at {legacy}; "
+                f"move it to {self.path}"
             )
         return advice
 

@@ -34,7 +34,7 @@ from .._errors import CorruptEntryError, StoreError
 from .._index import Summary, Totals, newest_of, summarize
 from .._takes import Entry
 from ._base import Capabilities, Change, Check, Lease, MetaChange, poll_until_settled
-from ._filelock import exclusive
+from ._filelock import LOCK_TIMEOUT_SECONDS, exclusive
 
 __all__ = [
     "CASSETTE_FORMAT",
@@ -60,10 +60,18 @@ _revisions = itertools.count(1)
 class CassetteStore:
     """Entries in one JSON file. Missing file: an empty cassette, created on first write."""
 
-    def __init__(self, path: str | os.PathLike[str], *, tolerate_broken: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        tolerate_broken: bool = False,
+        lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+    ) -> None:
         """Open ``path``; entries that do not decode are an error unless ``tolerate_broken``
-        (for :meth:`check`, which reports and removes them)."""
+        (for :meth:`check`, which reports and removes them). A write waits at most
+        ``lock_timeout`` seconds for another process's write to finish."""
         self._path = Path(path)
+        self._lock_timeout = lock_timeout
         self._tolerate_broken = tolerate_broken
         self._broken: list[str] = []
         self._lock = threading.RLock()
@@ -285,7 +293,7 @@ class CassetteStore:
             finally:
                 self._holding -= 1
             return
-        with exclusive(self._path):
+        with exclusive(self._path, timeout=self._lock_timeout):
             self._holding = 1
             try:
                 yield

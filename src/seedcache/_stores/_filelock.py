@@ -13,12 +13,17 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from .._errors import StoreError
 
-__all__ = ["exclusive", "lock_path"]
+__all__ = ["LOCK_TIMEOUT_SECONDS", "exclusive", "lock_path"]
+
+LOCK_TIMEOUT_SECONDS = 120.0
+"""How long a writer waits for another to finish: writes take milliseconds, so a lock held
+this long belongs to a stopped or hung process, and waiting on would hang this one too."""
 
 
 def lock_path(path: Path) -> Path:
@@ -27,12 +32,19 @@ def lock_path(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def exclusive(path: Path) -> Iterator[None]:
-    """Hold the lock that guards changes to ``path`` (waits for other holders)."""
+def exclusive(path: Path, *, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
+    """Hold the lock that guards changes to ``path``, waiting at most ``timeout`` seconds
+    for another holder (then a :class:`StoreError` names the process that holds it)."""
     guard = lock_path(path)
     try:
         guard.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = _acquire(guard)
+        descriptor = _acquire(guard, time.monotonic() + timeout)
+    except TimeoutError:
+        raise StoreError(
+            f"{path} has been locked by {_holder(guard)} for {timeout:.0f} s (stopped or "
+            f"hung?); nothing was written. Let that process finish or stop it; if none "
+            f"runs, remove {guard}"
+        ) from None
     except OSError as exc:
         raise StoreError(f"cannot lock {path} for writing: {exc}") from exc
     try:
@@ -49,7 +61,16 @@ def exclusive(path: Path) -> Iterator[None]:
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-def _acquire(guard: Path) -> int:
+def _holder(guard: Path) -> str:
+    """Who holds the lock, as its holder wrote it (``process 1234``)."""
+    try:
+        written = guard.read_bytes()[:32].decode("ascii", "replace").strip()
+    except OSError:
+        written = ""
+    return f"process {written}" if written.isdigit() else "another process"
+
+
+def _acquire(guard: Path, deadline: float) -> int:
     while True:
         try:
             descriptor = os.open(guard, os.O_RDWR | os.O_CREAT | _NO_FOLLOW, 0o644)
@@ -61,7 +82,7 @@ def _acquire(guard: Path) -> int:
                 ) from exc
             raise
         try:
-            _lock(descriptor)
+            _lock(descriptor, deadline)
             held = os.fstat(descriptor)
             try:
                 current = os.stat(guard)
@@ -71,6 +92,10 @@ def _acquire(guard: Path) -> int:
                 held.st_dev,
                 held.st_ino,
             ):
+                # Who holds it, for a writer that waits too long to say.
+                os.ftruncate(descriptor, 0)
+                os.lseek(descriptor, 0, os.SEEK_SET)
+                os.write(descriptor, str(os.getpid()).encode())
                 return descriptor
         except BaseException:
             os.close(descriptor)
@@ -78,19 +103,35 @@ def _acquire(guard: Path) -> int:
         os.close(descriptor)  # the holder before us removed this file; lock the new one
 
 
+# How often a waiting writer tries again: quick at first, then at most every 50 ms.
+_FIRST_RETRY, _LONGEST_RETRY = 0.002, 0.05
+
 if sys.platform == "win32":  # pragma: no cover - not run in CI
     import msvcrt
 
-    def _lock(descriptor: int) -> None:
-        while True:  # LK_LOCK gives up after ten seconds; keep waiting like flock does
-            try:
-                msvcrt.locking(descriptor, msvcrt.LK_LOCK, 1)
-                return
-            except OSError:
-                continue
+    def _try_lock(descriptor: int) -> bool:
+        try:
+            msvcrt.locking(descriptor, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
 
 else:
     import fcntl
 
-    def _lock(descriptor: int) -> None:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
+    def _try_lock(descriptor: int) -> bool:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+def _lock(descriptor: int, deadline: float) -> None:
+    """Take the lock, retrying until ``deadline`` (then :class:`TimeoutError`)."""
+    pause = _FIRST_RETRY
+    while not _try_lock(descriptor):
+        if time.monotonic() >= deadline:
+            raise TimeoutError
+        time.sleep(pause)
+        pause = min(pause * 2, _LONGEST_RETRY)
