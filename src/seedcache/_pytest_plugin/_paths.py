@@ -18,8 +18,9 @@ import xxhash
 __all__ = ["default_cassette", "legacy_cassette", "safe_name", "unhashed_cassette"]
 
 # Characters no file name may hold on some system, plus "~", which only the hash suffix
-# uses: a name without "~" was never escaped, so it cannot equal an escaped one.
-_UNSAFE = re.compile(r'[<>:"/\\|?*~\x00-\x1f\x7f]')
+# uses (a name without "~" was never escaped, so it cannot equal an escaped one), and "^",
+# which only marks capitals.
+_UNSAFE = re.compile(r'[<>:"/\\|?*~^\x00-\x1f\x7f]')
 # File systems allow 255 bytes per name; leave room for the hash and ".json".
 _MAX_NAME_BYTES = 200
 _HASH_DIGITS = 10
@@ -39,15 +40,14 @@ def safe_name(raw: str) -> str:
 def default_cassette(item: pytest.Item, cassette_dir: Path, rootpath: Path) -> Path:
     """The cassette of a test that names none.
 
-    A parametrize id with capitals gets a hash of the raw name: ``[A]`` and ``[a]`` are one
-    file on case-insensitive file systems (macOS, Windows), and must not share it.
+    A capital in a parametrize id is marked with ``^`` (``test_x[^Mars]``): ``[A]`` and
+    ``[a]`` would be one file on case-insensitive file systems (macOS, Windows).
     """
-    name = _test_name(item)
-    file_name = safe_name(name)
-    _, bracket, parameters = name.partition("[")
-    if bracket and parameters != parameters.lower() and "~" not in file_name:
-        digest = xxhash.xxh3_64_hexdigest(name.encode("utf-8", "surrogatepass"))[:_HASH_DIGITS]
-        file_name = f"{file_name}~{digest}"
+    file_name = safe_name(_test_name(item))
+    head, bracket, parameters = file_name.partition("[")
+    if bracket and "~" not in file_name:  # an escaped name's hash already tells case apart
+        marked = "".join(f"^{c}" if c.isupper() else c for c in parameters)
+        file_name = head + bracket + marked
     return cassette_dir / _file_part(item, rootpath) / f"{file_name}.json"
 
 
