@@ -61,7 +61,9 @@ class SeedCache:
     list (``api-key``, ``code``, ``sig``, ``access_token`` …): they are never keyed or
     stored; ``match_headers`` lists request headers that change the answer;
     ``namespace`` separates otherwise equal keys; ``strict`` makes replay fail on a repeat
-    beyond the recorded takes.
+    beyond the recorded takes. ``repeats`` (or ``$SEEDCACHE_REPEATS``) is ``"takes"``: the
+    n-th identical request of a session replays take n, as tests want; or ``"first"``:
+    every repeat replays the first take, as a notebook cell run again wants.
 
     In ``refresh`` mode a take is replayed only while the backend that answered it (its
     dated model and fingerprint) is still served. The first request for each model in a
@@ -93,9 +95,11 @@ class SeedCache:
         fingerprint_max_age: str | timedelta | None = None,
         max_age: str | timedelta | None = None,
         backends: Backends | None = None,
+        repeats: str | None = None,
         clock: Clock = time.time,
     ) -> None:
         resolved = resolve_mode(mode)
+        repeats = _checked_repeats(repeats or settings.repeats() or "takes")
         if history_limit < 0:
             raise ConfigurationError(f"history_limit must be 0 or more, not {history_limit}")
         if store is None:
@@ -139,6 +143,7 @@ class SeedCache:
             history_limit=history_limit,
             clock=clock,
             currency=self._currency,
+            count_repeats=repeats == "takes",
         )
 
     @classmethod
@@ -309,9 +314,7 @@ class SeedCache:
         """The proxy bound to its socket, not yet serving (``.run()`` serves until a signal)."""
         from ._serve import Proxy
 
-        if repeats not in ("first", "takes"):
-            raise ConfigurationError(f"repeats must be 'first' or 'takes', not {repeats!r}")
-        core = self._core.sibling(count_repeats=repeats == "takes")
+        core = self._core.sibling(count_repeats=_checked_repeats(repeats) == "takes")
         # Closed by the proxy when it stops, in the event loop that used it.
         return Proxy(
             core,
@@ -423,3 +426,9 @@ class SeedCache:
 
     def __repr__(self) -> str:
         return f"<SeedCache mode={self.mode.value!r} store={self._store.location!r}>"
+
+
+def _checked_repeats(repeats: str) -> str:
+    if repeats not in ("first", "takes"):
+        raise ConfigurationError(f"repeats must be 'first' or 'takes', not {repeats!r}")
+    return repeats

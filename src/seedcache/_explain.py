@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from ._errors import CacheMiss, CorruptEntryError
@@ -51,6 +52,13 @@ def explain_miss(
             f"#{decision.occurrence + 1}; strict replay forbids reusing the last take"
         )
     found = nearest(canonical, _likely_first(canonical, store), ignore=key_config.ignore)
+    hosts = None if found is None else host_only(found.summary, canonical.summary)
+    if found is not None and hosts is not None and not key_config.match_host:
+        # The host is not part of keys now: a URL that differs only in it is no difference
+        # to list beside others (alone, it is the host advice below).
+        kept = [d for d in found.differences if not d.startswith("url:")]
+        if kept:
+            found = replace(found, differences=kept)
     if found is None:
         lines.append("nothing is recorded there yet.")
     elif not decision.recorded and not found.differences:
@@ -65,9 +73,8 @@ def explain_miss(
         lines.extend(f"  {d}" for d in differences[:_SHOWN])
         if len(differences) > _SHOWN:
             lines.append(f"  … and {len(differences) - _SHOWN} more")
-        origins = host_only(found.summary, canonical.summary)
-        if origins is not None and len(differences) == 1:
-            lines.append(_host_advice(origins, match_host=key_config.match_host))
+        if hosts is not None and len(differences) == 1:
+            lines.append(_host_advice(hosts, match_host=key_config.match_host))
     lines.append(advice())
     return CacheMiss(
         "\n".join(lines),
@@ -97,10 +104,13 @@ def _likely_first(canonical: Canonical, store: Store) -> Iterator[tuple[str, dic
 def _host_advice(origins: tuple[str, str], *, match_host: bool) -> str:
     where = f"recorded at {origins[0]}, asked at {origins[1]}"
     if match_host:
+        # Both steps at once: a key recorded with host matching on holds the host, so
+        # turning it off alone would only lead to the next miss.
         return (
             f"it differs only in its host: {where}. To replay across hosts, turn "
             "host matching off (pytest ini: seedcache_match_host = false; "
-            "SeedCache(match_host=False); seedcache serve --no-match-host)."
+            "SeedCache(match_host=False); seedcache serve --no-match-host) and record it "
+            "again with host matching off: a key recorded with it on holds the host."
         )
     return (
         f"it differs only in its host ({where}), but it was recorded with host "

@@ -14,11 +14,13 @@ __all__ = [
     "FINGERPRINTS_ENV_VAR",
     "MAX_AGE_ENV_VAR",
     "MODE_ENV_VAR",
+    "REPEATS_ENV_VAR",
     "debug",
     "directory",
     "fingerprints",
     "max_age",
     "mode",
+    "repeats",
 ]
 
 DIR_ENV_VAR = "SEEDCACHE_DIR"
@@ -29,6 +31,9 @@ FINGERPRINTS_ENV_VAR = "SEEDCACHE_FINGERPRINTS"
 """Pinned current fingerprints for ``refresh``, separated by commas or spaces."""
 MAX_AGE_ENV_VAR = "SEEDCACHE_MAX_AGE"
 """Re-fetch takes older than this in ``refresh`` (``30d``, ``12h``)."""
+REPEATS_ENV_VAR = "SEEDCACHE_REPEATS"
+"""``takes`` (the n-th identical request replays take n) or ``first`` (every repeat
+replays the first take)."""
 DEBUG_ENV_VAR = "SEEDCACHE_DEBUG"
 """Show the traceback of an unexpected CLI error."""
 
@@ -56,6 +61,11 @@ def fingerprints() -> str | None:
 def max_age() -> str | None:
     """``$SEEDCACHE_MAX_AGE``, if set."""
     return _read(MAX_AGE_ENV_VAR)
+
+
+def repeats() -> str | None:
+    """``$SEEDCACHE_REPEATS``, if set."""
+    return _read(REPEATS_ENV_VAR)
 
 
 def debug() -> bool:

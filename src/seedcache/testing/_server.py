@@ -72,8 +72,11 @@ class FakeOpenAI:
         fingerprint: str = "fp_a1b2c3d4e5",
         gzip_bodies: bool = True,
         model_versions: dict[str, str] | None = None,
+        port: int = 0,
     ) -> None:
         self.fingerprint = fingerprint
+        self._listen_port = port
+        """The port to listen on; 0 picks a free one each start."""
         self.model_versions: dict[str, str] = dict(model_versions or {})
         """Aliases and the dated model that answers them (``{"gpt-4o": "gpt-4o-2024-08-06"}``),
         as the real API names ``gpt-4o-2024-08-06`` in its answer to ``gpt-4o``. A model
@@ -154,9 +157,9 @@ class FakeOpenAI:
             return self._rotation[-1]
 
     def start(self) -> Self:
-        """Listen on 127.0.0.1, on a free port."""
+        """Listen on 127.0.0.1, on the port given (a free one by default)."""
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = _Listener(("127.0.0.1", 0), handler)
+        self._server = _Listener(("127.0.0.1", self._listen_port), handler)
         self._server.daemon_threads = True
         self._port = self._server.server_address[1]
         # A short poll interval makes stop() quick; tests stop servers often.

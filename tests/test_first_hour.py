@@ -1,0 +1,141 @@
+"""The first hour, round two: what a new user tripped on, each fixed and held by a test."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import MESSAGES, make_client
+from seedcache import CacheMiss, ConfigurationError, SeedCache
+
+
+def ask(cache, fake, seed=123):
+    raw = cache.wrap(make_client(fake)).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=MESSAGES, seed=seed
+    )
+    return raw.parse().choices[0].message.content, raw.http_response.extensions["seedcache"]
+
+
+# -- 1. a notebook cell run again pays nothing -----------------------------------------------
+
+
+def test_repeats_first_replays_the_first_take_to_every_repeat(fake, make_cache):
+    cache = make_cache("auto", repeats="first")
+    texts = [ask(cache, fake)[0] for _ in range(3)]
+    assert fake.request_count == 1
+    assert texts == [texts[0]] * 3
+    assert [t.status for t in cache.store.get(cache.store.keys()[0]).takes] == [200]
+
+
+def test_repeats_takes_stays_the_default_and_the_environment_can_choose(
+    fake, make_cache, monkeypatch
+):
+    ask(make_cache("auto"), fake)
+    ask(make_cache("auto"), fake)
+    cache = make_cache("auto")
+    ask(cache, fake)
+    ask(cache, fake)  # the second identical call of a session is a new take
+    assert fake.request_count == 2
+    monkeypatch.setenv("SEEDCACHE_REPEATS", "first")
+    cache = make_cache("auto")
+    for _ in range(3):
+        ask(cache, fake)
+    assert fake.request_count == 2
+    with pytest.raises(ConfigurationError, match="repeats must be 'first' or 'takes'"):
+        make_cache("auto", repeats="all")
+
+
+# -- 2. the seedcache fixture needs no key in replay -----------------------------------------
+
+
+def test_the_seedcache_fixture_wraps_a_client_built_without_a_key_in_replay(inner, fake):
+    inner.makepyfile(
+        test_custom="""
+        import openai
+
+        def test_custom(seedcache):
+            client = seedcache.wrap(openai.OpenAI())
+            reply = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], seed=1
+            )
+            assert reply.choices[0].message.content
+        """
+    )
+    inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=1)
+    fake.stop()
+    inner._monkeypatch.delenv("OPENAI_API_KEY")  # a clean CI: no key at all
+    inner.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+# -- 3. FakeOpenAI on its own -----------------------------------------------------------------
+
+
+def test_the_fake_server_runs_on_its_own_port_from_the_command_line(tmp_path):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "seedcache.testing", "--port", str(port), "--fingerprint", "fp_x"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        assert f"http://127.0.0.1:{port}/v1" in line
+        import openai
+
+        with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k") as client:
+            reply = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, seed=1)
+        assert reply.system_fingerprint == "fp_x"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        server.stdout.close()
+        server.stderr.close()
+
+
+def test_the_fake_server_takes_a_port():
+    import socket
+
+    from seedcache.testing import FakeOpenAI
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with FakeOpenAI(port=port) as server:
+        assert server.base_url == f"http://127.0.0.1:{port}/v1"
+
+
+# -- 4. a host-keyed miss gives the whole fix at once ------------------------------------------
+
+
+def test_a_miss_across_hosts_says_both_steps_at_once(fake, tmp_path):
+    from seedcache.testing import FakeOpenAI
+
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        ask(cache, fake)
+    with FakeOpenAI() as elsewhere, SeedCache.cassette(path, mode="replay") as cache:
+        with pytest.raises(CacheMiss) as missed:
+            ask(cache, elsewhere)
+    text = str(missed.value)
+    assert "turn host matching off" in text
+    assert "record it again with host matching off" in text
+
+
+def test_with_host_matching_off_a_miss_does_not_list_the_url(fake, tmp_path):
+    from seedcache.testing import FakeOpenAI
+
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto", match_host=False) as cache:
+        ask(cache, fake)
+    with FakeOpenAI() as elsewhere, SeedCache.cassette(
+        path, mode="replay", match_host=False
+    ) as cache, pytest.raises(CacheMiss) as missed:
+        ask(cache, elsewhere, seed=124)
+    assert missed.value.differences == ("body.seed: 123 (recorded) vs 124 (now)",)
