@@ -120,9 +120,9 @@ def test_a_miss_across_hosts_says_both_steps_at_once(fake, tmp_path):
     path = tmp_path / "c.json"
     with SeedCache.cassette(path, mode="auto") as cache:
         ask(cache, fake)
-    with FakeOpenAI() as elsewhere, SeedCache.cassette(path, mode="replay") as cache:
-        with pytest.raises(CacheMiss) as missed:
-            ask(cache, elsewhere)
+    replaying = SeedCache.cassette(path, mode="replay")
+    with FakeOpenAI() as elsewhere, replaying, pytest.raises(CacheMiss) as missed:
+        ask(replaying, elsewhere)
     text = str(missed.value)
     assert "turn host matching off" in text
     assert "record it again with host matching off" in text
