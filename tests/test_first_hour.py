@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -139,3 +140,38 @@ def test_with_host_matching_off_a_miss_does_not_list_the_url(fake, tmp_path):
     ) as cache, pytest.raises(CacheMiss) as missed:
         ask(cache, elsewhere, seed=124)
     assert missed.value.differences == ("body.seed: 123 (recorded) vs 124 (now)",)
+
+
+# -- 5. stale entries in shared cassettes can be pruned ----------------------------------------
+
+SHARED = """
+import pytest
+
+pytestmark = pytest.mark.seedcache(cassette="shared.json")
+
+@pytest.mark.parametrize("n", range({count}))
+def test_topic(openai_client, n):
+    assert openai_client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{{"role": "user", "content": f"topic {{n}}"}}], seed=1
+    ).choices[0].message.content
+"""
+
+
+def test_prune_unused_removes_what_no_test_of_a_full_passing_run_used(inner, fake):
+    shared = inner.path / "cassettes" / "shared.json"
+    inner.makepyfile(test_shared=SHARED.format(count=8))
+    inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=8)
+    assert len(json.loads(shared.read_text())["entries"]) == 8
+    inner.makepyfile(test_shared=SHARED.format(count=3))  # five tests were deleted
+
+    partial = inner.runpytest_subprocess("--seedcache-prune-unused", "-k", "topic")
+    partial.assert_outcomes(passed=3)
+    partial.stdout.fnmatch_lines(["*--seedcache-prune-unused did nothing: this run selected*"])
+    assert len(json.loads(shared.read_text())["entries"]) == 8
+
+    result = inner.runpytest_subprocess("--seedcache-prune-unused", "-n", "2")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["seedcache: removed 5 unused entries", "*shared.json: 5"])
+    assert len(json.loads(shared.read_text())["entries"]) == 3
+    fake.stop()
+    inner.runpytest_subprocess().assert_outcomes(passed=3)

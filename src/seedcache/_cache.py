@@ -196,12 +196,16 @@ class SeedCache:
         """Every :class:`CacheMiss` raised so far, even those the calling code swallowed."""
         return tuple(self._core.missed)
 
+    def consumed(self) -> dict[str, int]:
+        """How many takes of each key this cache was asked for (repeats counted)."""
+        return self._core.consumed()
+
     def unused(self) -> list[tuple[str, list[int]]]:
         """Recorded takes this cache was never asked for: ``(key, take indices)`` pairs.
 
         After a test ran its course, these are what it no longer uses.
         """
-        return Catalog(self._store).unused(self._core.consumed())
+        return Catalog(self._store).unused(self.consumed())
 
     def entry(self, key: str) -> Entry:
         """The entry for ``key`` or a unique prefix of it.

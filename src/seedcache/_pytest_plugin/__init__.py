@@ -65,6 +65,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "refreshed recordings are kept).",
     )
     group.addoption(
+        "--seedcache-prune-unused",
+        action="store_true",
+        default=False,
+        help="After a run of every test that passed, remove recorded entries no test used "
+        "(refused on -k, -m or node-id runs: the unselected tests' entries look unused).",
+    )
+    group.addoption(
         "--seedcache-report-unused",
         action="store_true",
         default=False,
@@ -224,8 +231,10 @@ def _after_test(request: pytest.FixtureRequest, run: CassetteRun) -> None:
     if changes:
         described = [[c.model, c.before, c.after, n] for c, n in changes.items()]
         item.user_properties.append((CHANGES_PROPERTY, described))
-    if request.config.getoption("--seedcache-report-unused") and run.mode is Mode.REPLAY:
-        consumed = {"path": str(run.path), "consumed": cache._core.consumed()}
+    config = request.config
+    report_unused = config.getoption("--seedcache-report-unused") and run.mode is Mode.REPLAY
+    if report_unused or config.getoption("--seedcache-prune-unused"):
+        consumed = {"path": str(run.path), "consumed": cache.consumed()}
         item.user_properties.append((CONSUMED_PROPERTY, consumed))
     missed = cache.missed
     run.finish(passed=passed and not missed)

@@ -18,6 +18,7 @@ __all__ = [
     "STATS_PROPERTY",
     "Reporter",
     "miss_text",
+    "prune_unused",
     "short_miss",
 ]
 
@@ -84,6 +85,8 @@ class Reporter:
         self.consumed: dict[str, dict[str, int]] = {}
         self.changes: dict[tuple[str, str, str], int] = {}
         self.tests = 0
+        self.pruned: list[str] = []
+        """What --seedcache-prune-unused did or why it did nothing, said in the summary."""
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "teardown":
@@ -143,7 +146,9 @@ class Reporter:
                     "recordings are kept)",
                     red=True,
                 )
-        if self.consumed:
+        for line in self.pruned:
+            terminalreporter.write_line(line)
+        if self.consumed and self.config.getoption("--seedcache-report-unused"):
             unused = list(_unused(self.consumed))
             terminalreporter.write_line(f"seedcache: {count(len(unused), 'unused recording')}:")
             for line in unused:
@@ -159,8 +164,31 @@ class Reporter:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(session.config, "workerinput"):
             return  # an xdist worker: the controller adds up every worker and judges
+        if self.config.getoption("--seedcache-prune-unused"):
+            self.pruned = self._prune_unused(session)
         if self.fails_on_drift and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _prune_unused(self, session: pytest.Session) -> list[str]:
+        """Remove entries no test of this run used, if the run can tell: every test
+        selected, and every test passed."""
+        option = self.config.option
+        chosen = [a for a in self.config.invocation_params.args if "::" in str(a)]
+        if getattr(option, "keyword", "") or getattr(option, "markexpr", "") or chosen:
+            return [
+                "seedcache: --seedcache-prune-unused did nothing: this run selected some "
+                "tests only (-k, -m or test ids), so the others' entries look unused"
+            ]
+        if session.testsfailed or session.exitstatus != pytest.ExitCode.OK:
+            return [
+                "seedcache: --seedcache-prune-unused did nothing: the run did not pass, "
+                "and a failed test may not have asked for everything it uses"
+            ]
+        removed = prune_unused(self.consumed)
+        total = sum(removed.values())
+        lines = [f"seedcache: removed {count(total, 'unused entry', 'unused entries')}"]
+        lines += [f"  {path}: {n}" for path, n in sorted(removed.items()) if n]
+        return lines
 
     def _describe_changes(self) -> str:
         ranked = sorted(self.changes.items(), key=lambda item: -item[1])
@@ -177,6 +205,27 @@ class Reporter:
             return str(path.relative_to(Path.cwd()))
         except ValueError:
             return str(path)
+
+
+def prune_unused(consumed: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Remove from each cassette the entries no test asked for; how many, per cassette."""
+    from .._errors import StoreError
+    from .._stores import CassetteStore
+
+    removed: dict[str, int] = {}
+    for path, used in consumed.items():
+        if not Path(path).exists():
+            continue
+        try:
+            store = CassetteStore(path)
+            unused = [s.key for s in store.summaries() if not used.get(s.key)]
+            with store.batch():
+                for key in unused:
+                    store.delete(key)
+        except StoreError:
+            continue  # a cassette that cannot be read or written keeps what it has
+        removed[path] = len(unused)
+    return removed
 
 
 def _unused(consumed: dict[str, dict[str, int]]) -> Iterable[str]:
