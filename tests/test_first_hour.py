@@ -175,3 +175,24 @@ def test_prune_unused_removes_what_no_test_of_a_full_passing_run_used(inner, fak
     assert len(json.loads(shared.read_text())["entries"]) == 3
     fake.stop()
     inner.runpytest_subprocess().assert_outcomes(passed=3)
+
+
+# -- 6. cassettes a person can review -----------------------------------------------------------
+
+
+def test_a_stream_s_readable_output_must_match_its_events(fake, tmp_path):
+    from seedcache import CassetteStore, CorruptEntryError
+
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        chunks = cache.wrap(make_client(fake)).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, seed=3, stream=True
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    document = json.loads(path.read_text())
+    take = document["entries"][0]["takes"][0]
+    assert "\n".join(take["output"]) == text
+    take["output"] = ["A reviewer reads this, but the events say otherwise."]
+    path.write_text(json.dumps(document, indent=2))
+    with pytest.raises(CorruptEntryError, match="does not match the recorded events"):
+        CassetteStore(path)

@@ -74,11 +74,12 @@ def test_tests_sharing_a_cassette_each_keep_their_recording(inner, fake, monkeyp
     replay_offline(inner, fake, monkeypatch, passed=14)
 
 
-def test_record_on_a_shared_cassette_replaces_only_the_keys_it_recorded(inner, monkeypatch):
+def test_record_on_a_shared_cassette_replaces_only_the_keys_it_recorded(inner, fake, monkeypatch):
     write(inner, SHARED_SUITE)
     inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=14)
     path = inner.path / "cassettes" / "shared" / "group.json"
     before = {e["key"]: e for e in entries(path)}
+    fake.fingerprint = "fp_new0000"  # so that what test_a records differs
     inner.runpytest_subprocess("--seedcache-mode=record", "-k", "test_a").assert_outcomes(passed=1)
     after = {e["key"]: e for e in entries(path)}
     assert after.keys() == before.keys()
@@ -312,3 +313,36 @@ def test_async(async_openai_client):
     inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=2)
     result = replay_offline(inner, fake, monkeypatch, passed=2)
     result.stdout.fnmatch_lines(["ssl contexts built: 0"])
+
+
+def test_re_recording_an_unchanged_suite_leaves_every_cassette_byte_identical(inner, fake):
+    from conftest import stored_bytes
+
+    write(
+        inner,
+        {
+            **SHARED_SUITE,
+            "tests/test_own.py": ASK
+            + """
+def test_own(openai_client):
+    assert ask(openai_client, "own")
+
+def test_stream(openai_client):
+    chunks = openai_client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "s"}], seed=7, stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+""",
+        },
+    )
+    inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=16)
+    cassettes = inner.path / "cassettes"
+    before = stored_bytes(cassettes)
+    inner.runpytest_subprocess("--seedcache-mode=record").assert_outcomes(passed=16)
+    assert fake.request_count == 32  # everything was fetched again...
+    assert stored_bytes(cassettes) == before  # ...and nothing moved
+    stream = json.loads((cassettes / "tests" / "test_own" / "test_stream.json").read_text())
+    # The answer a stream spells sits beside its events, for a reviewer.
+    output = stream["entries"][0]["takes"][0]["output"]
+    assert isinstance(output, list)
+    assert " ".join(output).strip()

@@ -14,6 +14,7 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ._content import content_of
 from ._errors import CorruptEntryError
 from ._takes import Entry, Take
 
@@ -77,15 +78,19 @@ def _take_to_document(take: Take) -> dict[str, Any]:
     headers: Any = (
         dict(take.headers) if len(set(names)) == len(names) else [list(h) for h in take.headers]
     )
-    return {
+    document: dict[str, Any] = {
         "status": take.status,
         "fingerprint": take.fingerprint,
         "model": take.model,
         "recorded_at": _iso(take.recorded_at_ms),
         "latency_ms": take.latency_ms,
         "headers": headers,
-        "body": _body_to_document(take.body, is_stream=take.is_stream),
     }
+    if take.is_stream:
+        # A stream's exact events replay; the answer they spell is what a reviewer reads.
+        document["output"] = content_of(take).text.split("\n")
+    document["body"] = _body_to_document(take.body, is_stream=take.is_stream)
+    return document
 
 
 def _take_from_document(document: Any, where: str) -> Take:
@@ -104,11 +109,14 @@ def _take_from_document(document: Any, where: str) -> Take:
                 )
             pairs.append((items[0], items[1]))
     headers = tuple((str(k).lower(), _expect(v, str, f"{where}.headers.{k}")) for k, v in pairs)
+    body = _body_from_document(doc.get("body"), f"{where}.body")
+    if "output" in doc:
+        _check_output(doc["output"], body, f"{where}.output")
     return checked_take(
         where,
         status=doc.get("status"),
         headers=headers,
-        body=_body_from_document(doc.get("body"), f"{where}.body"),
+        body=body,
         fingerprint=doc.get("fingerprint") or None,
         model=doc.get("model") or None,
         recorded_at_ms=_parse_iso(doc.get("recorded_at"), f"{where}.recorded_at"),
@@ -228,6 +236,18 @@ def _body_from_document(document: Any, where: str) -> bytes:
         except ValueError as exc:
             raise CorruptEntryError(f"{where}.base64: {exc}") from None
     raise CorruptEntryError(f"{where}: expected one of json, sse, text or base64")
+
+
+def _check_output(output: Any, body: bytes, where: str) -> None:
+    """A stream's readable ``output`` must be what its events spell: an edit that changed
+    the events but not the text a reviewer reads would replay something else unseen."""
+    lines = _expect(output, list, where)
+    spelled = content_of(Take(200, (("content-type", "text/event-stream"),), body)).text
+    if "\n".join(_expect(line, str, f"{where}[]") for line in lines) != spelled:
+        raise CorruptEntryError(
+            f"{where}: does not match the recorded events; the cassette was edited by hand "
+            "(record it again, or make the two agree)"
+        )
 
 
 # -- frames (disk store) -------------------------------------------------------------------
