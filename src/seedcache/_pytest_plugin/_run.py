@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._modes import Mode
-
 from .._takes import Entry
 
 if TYPE_CHECKING:
