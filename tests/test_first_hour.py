@@ -196,3 +196,39 @@ def test_a_stream_s_readable_output_must_match_its_events(fake, tmp_path):
     path.write_text(json.dumps(document, indent=2))
     with pytest.raises(CorruptEntryError, match="does not match the recorded events"):
         CassetteStore(path)
+
+
+# -- 7. the CLI and the report say it once, in plain words --------------------------------------
+
+
+def cli(*args):
+    from click.testing import CliRunner
+
+    from seedcache._cli import cli as command
+
+    return CliRunner().invoke(command, [str(a) for a in args])
+
+
+def test_stats_and_the_report_read_right(fake, tmp_path, redis_url):
+    for location in (str(tmp_path / "c"), redis_url):
+        with SeedCache(location, mode="auto") as cache:
+            ask(cache, fake)
+        with SeedCache(location, mode="replay") as cache:
+            ask(cache, fake)
+            cost = cache.stats().cost_saved_usd
+        assert cost is not None
+        assert cost == round(cost, 6)  # rounded once: no float noise
+        stats = cli("--cache-dir", location, "stats").output
+        assert "saved saved" not in stats
+        assert "saved    " in stats
+        assert ("in Redis" in stats) == location.startswith("redis")
+        report = cli("--cache-dir", location, "report").output
+        assert "1 entry, 1 take " in report
+        assert "1 takes" not in report
+        assert "0 of 0 refreshed keys" in report
+    with SeedCache(tmp_path / "c", mode="auto") as cache:
+        ask(cache, fake)
+        ask(cache, fake)  # a second take of one seeded request: determinism has a row
+    header = cli("--cache-dir", tmp_path / "c", "determinism").output.splitlines()[0].split("  ")
+    names = [name.strip() for name in header if name.strip()]
+    assert len(names) == len(set(names))  # no two columns headed alike

@@ -15,7 +15,7 @@ from ._drift import DeterminismRow, TakeDiff
 from ._fingerprints import FingerprintStatus
 from ._overview import Overview
 from ._savings import describe_saved, dollars
-from ._units import human_bytes, short_count
+from ._units import count, human_bytes, short_count
 
 __all__ = ["render_html"]
 
@@ -117,7 +117,8 @@ def _timeline(rows: list[FingerprintStatus]) -> str:
         svg.append(f'<text x="0" y="{y + 13}">{label}</text>')
         if row.first_seen_ms is not None and row.last_seen_ms is not None:
             x = _LABEL + width * (row.first_seen_ms - start) / span
-            bar = max(6.0, width * (row.last_seen_ms - row.first_seen_ms) / span)
+            # A sighting is an instant; a bar of at least 2% of the width stays a bar.
+            bar = max(width * 0.02, width * (row.last_seen_ms - row.first_seen_ms) / span)
             color = "#16a34a" if row.current else "#9ca3af"
             svg.append(
                 f'<rect x="{x:.1f}" y="{y + 3}" width="{bar:.1f}" height="12" rx="3" '
@@ -126,10 +127,12 @@ def _timeline(rows: list[FingerprintStatus]) -> str:
             )
         else:
             svg.append(f'<text x="{_LABEL}" y="{y + 13}" class="muted">only in recordings</text>')
-        svg.append(f'<text x="{_WIDTH - 60}" y="{y + 13}">{row.takes} takes</text>')
+        svg.append(f'<text x="{_WIDTH - 60}" y="{y + 13}">{count(row.takes, "take")}</text>')
     axis = _ROW * len(rows) + 18
-    svg.append(f'<text x="{_LABEL}" y="{axis}">{_when(start) if seen else ""}</text>')
-    last = _when(end) if seen else ""
+    # Within one minute both ends would read the same: then the seconds tell them apart.
+    when = _when if end - start >= 60_000 else _when_to_the_second
+    svg.append(f'<text x="{_LABEL}" y="{axis}">{when(start) if seen else ""}</text>')
+    last = when(end) if seen else ""
     svg.append(f'<text x="{_LABEL + width}" y="{axis}" text-anchor="end">{last}</text>')
     svg.append("</svg>")
     return "".join(svg)
@@ -145,7 +148,8 @@ def _determinism_section(rows: Iterable[DeterminismRow]) -> str:
         "output, under the same fingerprint and under different ones.</p>"
     )
     for row in rows:
-        out.append(f'<h3>{escape(row.model)} <span class="muted">{row.keys} keys</span></h3>')
+        keys = count(row.keys, "key")
+        out.append(f'<h3>{escape(row.model)} <span class="muted">{keys}</span></h3>')
         bars = [
             ("same fingerprint", row.same_identical, row.same_pairs),
             ("different fingerprints", row.different_identical, row.different_pairs),
@@ -260,3 +264,9 @@ def _when(ms: int | None) -> str:
     if not ms:
         return "-"
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _when_to_the_second(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

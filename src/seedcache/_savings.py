@@ -179,15 +179,20 @@ def savings_of(replayed: Iterable[tuple[str, TokenUsage | None, int]]) -> Saving
         else:
             row[2] += price * count
     models = tuple(
-        ModelSavings(model, hits, tokens, float(cost) if priced else None)
+        ModelSavings(model, hits, tokens, _to_dollars(cost) if priced else None)
         for model, (hits, tokens, cost, priced) in sorted(per_model.items())
     )
-    priced_costs = [m.cost_usd for m in models if m.cost_usd is not None]
+    priced = [(cost, ok) for _, (_, _, cost, ok) in per_model.items() if ok]
     return Savings(
         tokens=sum(m.tokens for m in models),
-        cost_usd=float(sum(priced_costs)) if priced_costs else None,
+        # Summed exactly, rounded once, to the micro-dollar: no float noise in totals.
+        cost_usd=_to_dollars(sum((cost for cost, _ in priced), Decimal(0))) if priced else None,
         models=models,
     )
+
+
+def _to_dollars(amount: Decimal) -> float:
+    return float(amount.quantize(Decimal("0.000001")))
 
 
 def dollars(amount: float) -> str:

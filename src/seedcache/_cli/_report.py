@@ -15,7 +15,7 @@ from .._overview_html import render_html
 from .._savings import describe_saved, from_counters, is_saving_counter
 from .._stores import Store, is_redis_location
 from .._stores._cassette import write_atomically
-from .._units import human_bytes, printable, short_count
+from .._units import count, human_bytes, printable, short_count
 from ._app import App, cli, pass_app
 from ._render import emit_json, short_time, table
 
@@ -36,9 +36,10 @@ def stats_command(app: App, as_json: bool) -> None:
     paint.echo(f"{paint('store', bold=True)}    {report.location} ({report.kind})")
     paint.echo(f"{paint('entries', bold=True)}  {totals.entries}")
     paint.echo(f"{paint('takes', bold=True)}    {totals.takes} (+{totals.history} in history)")
+    where = "in Redis" if report.kind == "redis" else "on disk"
     paint.echo(
         f"{paint('bytes', bold=True)}    {human_bytes(totals.body_bytes)} of bodies, "
-        f"{human_bytes(report.footprint)} on disk"
+        f"{human_bytes(report.footprint)} {where}"
     )
     plain = {k: v for k, v in report.counters.items() if not is_saving_counter(k)}
     if plain:
@@ -46,11 +47,8 @@ def stats_command(app: App, as_json: bool) -> None:
         paint.echo(f"{paint('counters', bold=True)} {counted} (all sessions)")
     saved = from_counters(report.counters)
     if saved.tokens:
-        paint.echo(
-            f"{paint('saved', bold=True)}    "
-            + describe_saved(saved.tokens, saved.cost_usd, unpriced=bool(saved.unpriced))
-            + " (all sessions)"
-        )
+        said = describe_saved(saved.tokens, saved.cost_usd, unpriced=bool(saved.unpriced))
+        paint.echo(f"{paint('saved', bold=True)}    {said.removeprefix('saved ')} (all sessions)")
     if totals.by_model:
         paint.echo()
         rows = [
@@ -146,12 +144,12 @@ def determinism_command(app: App, as_json: bool) -> None:
     headers = [
         "MODEL",
         "KEYS",
-        "SAME FP",
-        "IDENTICAL",
-        "DIFFERENT FP",
-        "IDENTICAL",
-        "NO FP",
-        "IDENTICAL",
+        "SAME-FP PAIRS",
+        "SAME-FP IDENTICAL",
+        "OTHER-FP PAIRS",
+        "OTHER-FP IDENTICAL",
+        "NO-FP PAIRS",
+        "NO-FP IDENTICAL",
     ]
     rows = [_determinism_row(row) for row in (*summary.rows, summary.total)]
     for line in table(app.paint, headers, rows, right=range(1, 8)):
@@ -230,7 +228,8 @@ def _print_overview(app: App, overview: Overview) -> None:
     stats, totals = overview.stats, overview.stats.totals
     paint.echo(f"{paint('store', bold=True)}  {stats.location} ({stats.kind})")
     paint.echo(
-        f"{totals.entries} entries, {totals.takes} takes (+{totals.history} in history), "
+        f"{count(totals.entries, 'entry', 'entries')}, {count(totals.takes, 'take')} "
+        f"(+{totals.history} in history), "
         f"{human_bytes(totals.body_bytes)} of bodies"
     )
     saved = overview.savings
@@ -250,7 +249,14 @@ def _print_overview(app: App, overview: Overview) -> None:
     paint.echo(paint("same seed, same output", bold=True))
     if overview.determinism.rows:
         rows = [_determinism_row(row) for row in overview.determinism.rows]
-        headers = ["MODEL", "KEYS", "SAME FP", "IDENTICAL", "DIFFERENT FP", "IDENTICAL"]
+        headers = [
+            "MODEL",
+            "KEYS",
+            "SAME-FP PAIRS",
+            "SAME-FP IDENTICAL",
+            "OTHER-FP PAIRS",
+            "OTHER-FP IDENTICAL",
+        ]
         for line in table(paint, headers, [r[:6] for r in rows], right=range(1, 6)):
             paint.echo(line)
     else:
@@ -258,7 +264,7 @@ def _print_overview(app: App, overview: Overview) -> None:
     paint.echo()
     paint.echo(
         paint("changed on refresh", bold=True)
-        + f"  {overview.changed_total} of {overview.refreshed_keys} refreshed keys"
+        + f"  {overview.changed_total} of {count(overview.refreshed_keys, 'refreshed key')}"
     )
     for diff in overview.changed[:_DIFFS_PRINTED]:
         paint.echo()
