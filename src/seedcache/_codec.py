@@ -169,6 +169,13 @@ def checked_take(
         for pair in pairs
     ):
         raise CorruptEntryError(f"{where}.headers: expected [name, value] pairs of strings")
+    # Every JSON answer of these APIs is an object (a list for Gemini's unstreamed
+    # chunks); a bare 5 would reach the SDK as something no call returns. Checked by its
+    # first byte: decoding is hot.
+    if 200 <= code < 300 and body and _is_json(pairs) and body.lstrip()[:1] not in b"{[":
+        raise CorruptEntryError(
+            f"{where}.body: a JSON answer that is not an object, which no endpoint returns"
+        )
     return Take(
         status=code,
         headers=tuple((str(k), str(v)) for k, v in pairs),
@@ -335,6 +342,14 @@ def decode_entry(frame: bytes, *, where: str) -> Entry:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _is_json(headers: tuple[Any, ...]) -> bool:
+    for name, value in headers:
+        if str(name).lower() == "content-type":
+            media = str(value).split(";")[0].strip().lower()
+            return media == "application/json" or media.endswith("+json")
+    return False
 
 
 # Inflating: any body up to this size; a larger one only at a ratio an API answer can

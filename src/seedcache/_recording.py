@@ -175,6 +175,9 @@ class Recording:
                 json.loads(body)
             except (ValueError, RecursionError):
                 return False
+            # What the stores accept back (see checked_take): an answer, not a bare value.
+            if 200 <= self._status < 300 and body.lstrip()[:1] not in b"{[":
+                return False
         return True
 
 
