@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -251,3 +252,16 @@ def test_a_take_whose_json_is_not_an_object_is_broken(fake, tmp_path):
     assert "not an object" in verified.output
     with pytest.raises(CorruptEntryError, match="not an object"):
         CassetteStore(path)
+
+
+# -- 9. replays are told apart in logs ----------------------------------------------------------
+
+
+def test_a_replay_says_so_in_the_seedcache_log(fake, tmp_path, caplog):
+    with SeedCache(tmp_path / "c", mode="auto") as cache:
+        ask(cache, fake)
+    replaying = SeedCache(tmp_path / "c", mode="replay")
+    with replaying, caplog.at_level(logging.DEBUG, logger="seedcache"):
+        key = ask(replaying, fake)[1].key
+    lines = [r.getMessage() for r in caplog.records if r.name == "seedcache"]
+    assert f"replayed POST /v1/chat/completions take 0 (key {key}), no network" in lines

@@ -253,6 +253,14 @@ class Core:
                 assert entry is not None  # a replay needs a take
                 take = entry.takes[decision.index]
                 session.count_replay(key, decision.index, take)
+                # The HTTP library logs its own line for a replay too; this one says what
+                # it was ("seedcache replayed … take 0").
+                _log.debug(
+                    "replayed %s take %d (key %s), no network",
+                    canonical.endpoint,
+                    decision.index,
+                    key,
+                )
                 return Replayed(take, Outcome(Action.HIT, key, decision.index))
             checking: Checking | None = None
             if decision.check and may_hold:
