@@ -141,19 +141,23 @@ def determinism_command(app: App, as_json: bool) -> None:
     if not summary.rows:
         click.echo("no seeded request was recorded more than once", err=True)
         return
-    headers = [
-        "MODEL",
-        "KEYS",
-        "SAME-FP PAIRS",
-        "SAME-FP IDENTICAL",
-        "OTHER-FP PAIRS",
-        "OTHER-FP IDENTICAL",
-        "NO-FP PAIRS",
-        "NO-FP IDENTICAL",
-    ]
     rows = [_determinism_row(row) for row in (*summary.rows, summary.total)]
-    for line in table(app.paint, headers, rows, right=range(1, 8)):
+    for line in table(app.paint, _DETERMINISM_HEADERS, rows, right=range(1, 8)):
         app.paint.echo(line)
+
+
+# Pairs of takes of one seeded request, and how many of them were identical, by whether
+# the two had the same fingerprint, different ones, or one without.
+_DETERMINISM_HEADERS = [
+    "MODEL",
+    "KEYS",
+    "SAME-FP PAIRS",
+    "SAME-FP IDENTICAL",
+    "OTHER-FP PAIRS",
+    "OTHER-FP IDENTICAL",
+    "NO-FP PAIRS",
+    "NO-FP IDENTICAL",
+]
 
 
 def _determinism_row(row: DeterminismRow) -> list[str]:
@@ -249,14 +253,7 @@ def _print_overview(app: App, overview: Overview) -> None:
     paint.echo(paint("same seed, same output", bold=True))
     if overview.determinism.rows:
         rows = [_determinism_row(row) for row in overview.determinism.rows]
-        headers = [
-            "MODEL",
-            "KEYS",
-            "SAME-FP PAIRS",
-            "SAME-FP IDENTICAL",
-            "OTHER-FP PAIRS",
-            "OTHER-FP IDENTICAL",
-        ]
+        headers = _DETERMINISM_HEADERS[:6]
         for line in table(paint, headers, [r[:6] for r in rows], right=range(1, 6)):
             paint.echo(line)
     else:
