@@ -265,3 +265,12 @@ def test_a_replay_says_so_in_the_seedcache_log(fake, tmp_path, caplog):
         key = ask(replaying, fake)[1].key
     lines = [r.getMessage() for r in caplog.records if r.name == "seedcache"]
     assert f"replayed POST /v1/chat/completions take 0 (key {key}), no network" in lines
+
+
+def test_a_cassette_from_a_newer_seedcache_says_so(tmp_path):
+    from seedcache import CassetteStore, CorruptEntryError
+
+    path = tmp_path / "c.json"
+    path.write_text('{"seedcache": 99, "entries": []}')
+    with pytest.raises(CorruptEntryError, match="written by a newer seedcache"):
+        CassetteStore(path)

@@ -427,7 +427,13 @@ def parse_cassette(data: bytes, *, where: str) -> CassetteContents:
         place = _non_finite(document)
         if place is not None:
             raise CorruptEntryError(f"{where}: {place}: NaN and Infinity are not JSON numbers")
-    if not isinstance(document, dict) or document.get("seedcache") != CASSETTE_FORMAT:
+    version = document.get("seedcache") if isinstance(document, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version > CASSETTE_FORMAT:
+        raise CorruptEntryError(
+            f"{where}: written by a newer seedcache (cassette format {version}; this one reads "
+            f"format {CASSETTE_FORMAT}): upgrade seedcache to read it"
+        )
+    if not isinstance(document, dict) or version != CASSETTE_FORMAT:
         raise CorruptEntryError(
             f"{where}: not a seedcache cassette (expected a JSON object with "
             f'"seedcache": {CASSETTE_FORMAT})'
