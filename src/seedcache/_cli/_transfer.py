@@ -90,7 +90,15 @@ def export_command(
     source = app.store()
     if _same_place(source.location, str(target)):
         raise click.UsageError("TARGET is the store being exported")
-    chosen = [s.key for s in source.summaries() if not models or s.model in models]
+    listed = [s.key for s in source.summaries() if not models or s.model in models]
+    chosen = list(dict.fromkeys(listed))
+    if len(chosen) < len(listed):
+        # A folder of cassettes: one request recorded by several tests is one entry.
+        click.echo(
+            f"{count(len(listed) - len(chosen), 'entry', 'entries')} shared by several "
+            "cassettes: copied once each, from the cassette refreshed or recorded last",
+            err=True,
+        )
     if keys:
         known = source.keys()
         wanted = {resolve_key(k, known, location=source.location) for k in keys}
