@@ -421,7 +421,7 @@ def test_verify_fixes_a_cassette_with_a_broken_entry(cache_dir, tmp_path):
     ("args", "code", "message"),
     [
         (["--cache-dir", "{tmp}/nowhere", "ls"], 1, "no cache directory at"),
-        (["--cache-dir", "{tmp}", "ls"], 1, "is not a seedcache directory"),
+        (["--cache-dir", "{tmp}/plain", "ls"], 1, "is not a seedcache directory"),
         (["--cassette", "{tmp}/missing.json", "stats"], 1, "no cassette at"),
         (["--cassette", "{tmp}/bad.json", "ls"], 1, "not valid JSON at line 1"),
         (["--cache-dir", "{tmp}/a", "--cassette", "{tmp}/b.json", "ls"], 2, "not both"),
@@ -431,6 +431,8 @@ def test_verify_fixes_a_cassette_with_a_broken_entry(cache_dir, tmp_path):
 )
 def test_errors_are_one_line_with_the_right_exit_code(tmp_path, args, code, message):
     (tmp_path / "bad.json").write_text("{oops")
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "notes.txt").write_text("not a cache")
     result = run(*[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert result.exit_code == code
     assert message in result.stderr

@@ -274,3 +274,24 @@ def test_a_cassette_from_a_newer_seedcache_says_so(tmp_path):
     path.write_text('{"seedcache": 99, "entries": []}')
     with pytest.raises(CorruptEntryError, match="written by a newer seedcache"):
         CassetteStore(path)
+
+
+# -- one way to name a store (the house, round two, item 4) -------------------------------------
+
+
+def test_a_json_location_is_a_cassette_everywhere(fake, tmp_path):
+    path = tmp_path / "story.json"
+    with SeedCache(path, mode="auto") as cache:
+        text = ask(cache, fake)[0]
+    assert path.is_file()  # a cassette, not a folder named story.json
+    assert cli("--cache-dir", path, "ls").exit_code == 0
+    with SeedCache.cassette(path, mode="replay") as cache:
+        assert ask(cache, fake)[0] == text
+
+
+def test_a_folder_of_cassettes_replays_through_seedcache(fake, tmp_path):
+    with SeedCache(tmp_path / "cassettes" / "a.json", mode="auto") as cache:
+        text = ask(cache, fake)[0]
+    with SeedCache(tmp_path / "cassettes", mode="replay") as cache:
+        assert cache.store.kind == "cassettes"
+        assert ask(cache, fake)[0] == text

@@ -14,14 +14,12 @@ import click
 
 from .. import _settings as settings
 from .._cache import DEFAULT_DIR
-from .._errors import SeedCacheError
+from .._errors import SeedCacheError, StoreError
 from .._settings import DEBUG_ENV_VAR, DIR_ENV_VAR
-from .._stores import CassetteStore, DiskStore, Store, is_redis_location, open_store, redact
+from .._stores import Store, is_redis_location, open_store, redact
 from ._render import Painter
 
 __all__ = ["App", "cli", "open_location", "pass_app"]
-
-_DISK_DATABASE = "cache.db"
 
 
 @dataclass
@@ -49,6 +47,7 @@ class App:
             if self.cassette is not None and self.cassette.is_dir():
                 from .._stores._folder import CassetteFolder
 
+                # Named as a cassette: every cassette in it, even an empty folder.
                 self._store = CassetteFolder(self.cassette)
             else:
                 self._store = open_location(
@@ -77,34 +76,21 @@ class App:
 def open_location(
     location: str | Path | None, *, create: bool = False, tolerate_broken: bool = False
 ) -> Store:
-    """A store for ``location``: a Redis URL, a ``.json`` cassette, else a cache directory.
+    """The store ``location`` names (:func:`~seedcache._stores.open_store`'s table).
 
     Reading commands never create anything: a mistyped path is an error, not a new empty
     cache.
     """
     if location is None:
         raise click.UsageError("no store given")
-    if is_redis_location(str(location)):
-        return open_store(str(location))
-    path = Path(location)
-    is_cassette = path.suffix.lower() == ".json" or path.is_file()
-    if is_cassette:
-        if path.is_dir():
-            raise SeedCacheError(f"{path} is a directory; a cassette is a .json file")
-        if not path.exists() and not create:
-            raise SeedCacheError(f"no cassette at {path}")
-        return CassetteStore(path, tolerate_broken=tolerate_broken)
-    if not create:
-        if not path.exists():
+    try:
+        return open_store(location, create=create, tolerate_broken=tolerate_broken)
+    except StoreError as exc:
+        if not create and "no cache directory" in str(exc):
             raise SeedCacheError(
-                f"no cache directory at {path}; give --cache-dir (or set {DIR_ENV_VAR}) "
-                "or --cassette FILE"
-            )
-        if not (path / _DISK_DATABASE).is_file():
-            raise SeedCacheError(
-                f"{path} is not a seedcache directory (it has no {_DISK_DATABASE})"
-            )
-    return DiskStore(path)
+                f"{exc}; give --cache-dir (or set {DIR_ENV_VAR}) or --cassette FILE"
+            ) from None
+        raise
 
 
 class _Group(click.Group):
