@@ -234,3 +234,52 @@ def test_a_model_that_matches_nothing_fails_loudly(environment, fake, tmp_path):
     result = canary("--cassette", str(path), "--model", "gpt-4o-minii")
     assert result.exit_code == 1
     assert "no recorded request for gpt-4o-minii" in result.output
+
+
+@pytest.mark.parametrize(
+    "hostile_url",
+    [
+        ":{port}/chat/completions",
+        ".attacker.example/v1/chat/completions",
+        "@{host}/v1/chat/completions",
+    ],
+)
+def test_a_recorded_url_cannot_steer_the_key_whatever_the_base_url(fake, tmp_path, hostile_url):
+    from seedcache.testing import FakeOpenAI
+
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        record(cache, fake, topics=["mars"])
+    with FakeOpenAI() as attacker:
+        host = attacker.base_url.removeprefix("http://").removesuffix("/v1")
+        document = json.loads(path.read_text())
+        url = hostile_url.format(port=host.rpartition(":")[2], host=host)
+        document["entries"][0]["request"]["url"] = url
+        path.write_text(json.dumps(document))
+        base = fake.base_url.removesuffix("/v1")  # a base URL with no path
+        result = CliRunner().invoke(
+            cli,
+            ["--cassette", str(path), "refresh", "--dry-run", "--base-url", base],
+            env={"OPENAI_API_KEY": SENTINEL_KEY},
+        )
+        assert attacker.request_count == 0, result.output
+    assert "Traceback" not in result.output
+
+
+def test_only_generation_posts_are_sent_again_never_a_delete(environment, fake, tmp_path):
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        record(cache, fake, topics=["mars"])
+    document = json.loads(path.read_text())
+    planted = json.loads(json.dumps(document["entries"][0]))
+    planted["key"] = "ab" * 16
+    planted["request"]["method"] = "DELETE"
+    planted["request"]["url"] = fake.base_url + "/files/file-123"
+    document["entries"].append(planted)
+    path.write_text(json.dumps(document))
+    sent = fake.request_count
+    result = canary("--cassette", str(path), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert fake.request_count - sent == 1
+    assert all(r.method == "POST" for r in fake.requests[sent:])
+    assert "skipped 1 request" in result.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 
 from ._backends import BackendChange, identity_of
@@ -23,7 +24,16 @@ from ._recording import Recording
 from ._stores import Store
 from ._takes import Entry, Take
 
-__all__ = ["LiveAnswer", "ModelDrift", "Recheck", "Send", "recheck", "resendable"]
+__all__ = [
+    "RESENT_ENDPOINTS",
+    "LiveAnswer",
+    "ModelDrift",
+    "Recheck",
+    "Send",
+    "endpoint_of",
+    "recheck",
+    "resendable",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +80,8 @@ class Recheck:
 
     models: dict[str, ModelDrift] = field(default_factory=dict)
     skipped: int = 0
-    """Recorded requests that cannot be sent again (bodies that are not JSON)."""
+    """Recorded requests not sent again: not a POST to a generation endpoint with a JSON
+    body (an upload, a DELETE, anything that changes something)."""
     rerecorded: int = 0
     stopped: str | None = None
     """Why the run stopped before the end (the upstream could not be reached)."""
@@ -92,17 +103,39 @@ Target = tuple[Store, Entry, int]
 # Summaries of bodies that were not JSON objects: text, multipart parts, or a digest.
 _NOT_JSON_SHAPES = ({"text"}, {"multipart"}, {"bytes", "xxh3"})
 
+RESENT_ENDPOINTS = frozenset({"/chat/completions", "/completions", "/responses", "/embeddings"})
+"""What the canary sends again: generation endpoints whose answers it can compare, never
+a request that changes anything (a DELETE, a fine-tune, a batch). A cassette is a file
+anyone may edit in a pull request, and the canary sends it with the caller's key."""
+
+
+def endpoint_of(entry: Entry) -> str | None:
+    """The API endpoint a recorded request called (``/chat/completions``), when it is one
+    the canary may send again: POST, to an absolute http(s) URL, under ``/v1``."""
+    request = entry.request
+    if str(request.get("method", "")).upper() != "POST":
+        return None
+    try:
+        parts = urlsplit(str(request.get("url", "")))
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    prefix, found, endpoint = parts.path.partition("/v1/")
+    if not found or prefix.count("/") > 3:
+        return None
+    endpoint = "/" + endpoint
+    return endpoint if endpoint in RESENT_ENDPOINTS else None
+
 
 def resendable(entry: Entry) -> bool:
-    """Whether the recorded request can be sent again as it was: a JSON body, or none.
-
-    Uploads (multipart) and bodies kept only as a digest cannot be rebuilt.
-    """
+    """Whether the recorded request can and may be sent again as it was: a POST to a
+    generation endpoint (:data:`RESENT_ENDPOINTS`) with a JSON body."""
+    if endpoint_of(entry) is None:
+        return False
     if entry.request.get("body_kind", "json") != "json":
         return False
     body = entry.request.get("body")
-    if body is None:
-        return True
     return isinstance(body, dict) and set(body) not in _NOT_JSON_SHAPES
 
 

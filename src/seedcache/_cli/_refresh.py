@@ -7,14 +7,14 @@ import os
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
 from .._cache import DEFAULT_UPSTREAM
 from .._errors import SeedCacheError
 from .._fingerprints import model_of
-from .._recheck import LiveAnswer, Recheck, Target, recheck
+from .._recheck import RESENT_ENDPOINTS, LiveAnswer, Recheck, Target, recheck
 from .._stores import Store, redact
 from .._stores._location import scrub_credentials
 from .._units import count
@@ -140,7 +140,11 @@ def _print(app: App, result: Recheck, *, dry_run: bool) -> None:
         for error in drift.errors:
             app.paint.echo(f"  failed: {error}")
     if result.skipped:
-        click.echo(f"skipped {count(result.skipped, 'request')} whose body is not JSON", err=True)
+        click.echo(
+            f"skipped {count(result.skipped, 'request')}: only POSTs with a JSON body to "
+            f"{', '.join(sorted(RESENT_ENDPOINTS))} are sent again",
+            err=True,
+        )
     if dry_run:
         click.echo("dry run: nothing was written", err=True)
     else:
@@ -200,16 +204,18 @@ class _Sender:
         return LiveAnswer(response.status_code, list(response.headers.multi_items()), data)
 
     def _rebased(self, url: str) -> str:
-        """``url`` moved onto the base URL: the part after the recorded ``/v1`` is kept.
+        """The base URL's scheme, host and path, then the recorded endpoint and query.
 
-        The recorded scheme and host are never used: they come from a file anyone may
-        have edited, and the request carries the caller's key.
+        Nothing of the recorded scheme or host is used, nor pasted as text: they come from
+        a file anyone may have edited, and the request carries the caller's key.
         """
-        parts = urlsplit(url)
-        path = parts.path
-        marker = path.find("/v1/")
-        endpoint = path[marker + 3 :] if marker >= 0 else path
-        return self._base_url + endpoint + (f"?{parts.query}" if parts.query else "")
+        recorded = urlsplit(url)
+        endpoint = "/" + recorded.path.partition("/v1/")[2]
+        if endpoint not in RESENT_ENDPOINTS:  # resendable() let only these through
+            raise SeedCacheError(f"refusing to send {endpoint!r}: not a generation endpoint")
+        base = urlsplit(self._base_url)
+        path = base.path.rstrip("/") + endpoint
+        return urlunsplit((base.scheme, base.netloc, path, recorded.query, ""))
 
     def __enter__(self) -> _Sender:
         return self
