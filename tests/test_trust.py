@@ -729,3 +729,118 @@ def test_ids_that_differ_only_in_case_never_share_a_cassette(inner, fake):
     assert len({name.lower() for name in files}) == 4  # distinct on macOS and Windows too
     fake.stop()
     inner.runpytest_subprocess().assert_outcomes(passed=4)
+
+
+# -- the attacker's second pass ---------------------------------------------------------------
+
+
+def test_a_planted_database_link_changes_no_file_outside(fake, tmp_path):
+    import sqlite3 as sql
+
+    from seedcache import StoreError
+
+    victim = tmp_path / "victim.db"
+    with contextlib.closing(sql.connect(victim)) as db:
+        db.execute("CREATE TABLE Settings (key TEXT, value TEXT)")
+        db.execute("INSERT INTO Settings VALUES ('theme', 'dark')")
+        db.commit()
+    before = victim.read_bytes()
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "cache.db").symlink_to(victim)
+    with pytest.raises(StoreError, match="symbolic link"):
+        SeedCache(tmp_path / "cache")
+    assert victim.read_bytes() == before
+
+
+def test_a_value_file_that_is_a_link_inside_the_cache_is_never_followed(fake, tmp_path):
+    directory = tmp_path / "c"
+    key = recorded_disk_entry(fake, directory)
+    (directory / "ab" / "cd").mkdir(parents=True)
+    link = directory / "ab" / "cd" / ("e" * 28 + ".val")
+    link.symlink_to(directory / "cache.db")
+    point_row_at(directory, key, f"ab/cd/{'e' * 28}.val")
+    assert cli("--cache-dir", directory, "verify", "--fix").exit_code == 0
+    assert (directory / "cache.db").is_file()
+    with SeedCache(directory, mode="auto") as cache:
+        assert ask_story(cache, fake)[1].action is Action.RECORDED
+    assert (directory / "cache.db").is_file()
+
+
+def test_a_value_file_that_is_a_fifo_never_hangs_a_read(fake, tmp_path):
+    import os
+
+    directory = tmp_path / "c"
+    key = recorded_disk_entry(fake, directory)
+    (directory / "ab" / "cd").mkdir(parents=True)
+    os.mkfifo(directory / "ab" / "cd" / ("f" * 28 + ".val"))
+    point_row_at(directory, key, f"ab/cd/{'f' * 28}.val")
+    result = cli("--cache-dir", directory, "verify")
+    assert result.exit_code == 1
+    assert "not a regular file" in result.output
+
+
+@pytest.mark.parametrize("kind", ["disk", "redis"])
+def test_a_planted_lease_that_runs_for_a_year_is_taken_over(fake, tmp_path, kind, request):
+    import json as json_module
+    import time
+
+    location = str(tmp_path / "c") if kind == "disk" else request.getfixturevalue("redis_url")
+    with SeedCache(location, mode="auto") as cache:
+        key = ask_story(cache, fake)[1].key
+        cache.store.delete(key)
+    if kind == "disk":
+        lease = json_module.dumps({"owner": "x", "token": "t", "until": time.time() + 3e7})
+        with SeedCache(location) as cache:
+            cache.store._cache.set(f"lease:{key}", lease.encode())
+    else:
+        client, namespace = redis_client(location)
+        client.set(f"{namespace}:{{{key}}}:lease", "stale", px=365 * 86400 * 1000)
+        client.close()
+    started = time.monotonic()
+    with SeedCache(location, mode="auto") as cache:
+        assert ask_story(cache, fake)[1].action is Action.RECORDED
+    assert time.monotonic() - started < 5
+
+
+def test_secrets_anywhere_in_a_request_never_reach_the_store(fake, tmp_path):
+    import httpx2
+
+    def upstream(request):
+        return httpx2.Response(200, json={"ok": True})
+
+    path = tmp_path / "c.json"
+    cache = SeedCache.cassette(path, mode="auto", match_headers=["openai-beta"])
+    with cache, httpx2.Client(transport=cache.transport(httpx2.MockTransport(upstream))) as client:
+        base = "https://api.openai.com/v1"
+        client.get(f"{base}/models/{ADMIN_KEY}")
+        client.get(f"{base}/models", params={"q": ADMIN_KEY})
+        client.post(f"{base}/chat/completions", json={"metadata": {ADMIN_KEY: 1}})
+        client.post(f"{base}/chat/completions", json={"m": f"key_{ADMIN_KEY}"})
+        client.post(
+            f"{base}/chat/completions",
+            content=b'{"m": "\\u0073' + ADMIN_KEY[1:].encode() + b'"}',
+            headers={"content-type": "application/json"},
+        )
+        client.post(
+            f"{base}/x",
+            content=f"client_secret={ADMIN_KEY}".encode(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        client.post(f"{base}/chat/completions", json={}, headers={"OpenAI-Beta": ADMIN_KEY})
+    assert ADMIN_KEY[3:].encode() not in path.read_bytes()
+
+
+def test_json_output_escapes_what_a_terminal_acts_on(fake, tmp_path):
+    import dataclasses
+
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        key = ask_story(cache, fake)[1].key
+        entry = cache.store.get(key)
+        take = dataclasses.replace(entry.takes[0], model="gpt\u009b2J\u202e")
+        cache.store.update(key, lambda e: dataclasses.replace(e, takes=(take,)))
+    for command in (["ls", "--json"], ["show", key[:8], "--json"]):
+        output = cli("--cassette", path, *command).output
+        assert "\u009b" not in output
+        assert "\u202e" not in output
+    assert "\\u009b" in cli("--cassette", path, "show", key[:8], "--json").output

@@ -314,7 +314,8 @@ def decode_entry(frame: bytes, *, where: str) -> Entry:
             raise CorruptEntryError(f"{at}: body truncated ({len(blob)} of {size} bytes)")
         offset += size
         if m.get("encoding") == "zlib":
-            blob = _inflate(blob, at)
+            blob = _inflate(blob, at, budget[0])
+            budget[0] -= len(blob)
         return checked_take(
             at,
             status=m.get("status"),
@@ -326,6 +327,8 @@ def decode_entry(frame: bytes, *, where: str) -> Entry:
             latency_ms=m.get("latency_ms"),
         )
 
+    # One budget for the whole frame: many small bombs are one big one.
+    budget = [min(_MAX_INFLATED, max(_FREE_INFLATE, len(frame) * _MAX_RATIO))]
     try:
         takes = [take(m, f"{where}.takes[{i}]") for i, m in enumerate(doc.get("takes", []))]
         history = [take(m, f"{where}.history[{i}]") for i, m in enumerate(doc.get("history", []))]
@@ -359,8 +362,10 @@ _MAX_RATIO = 200
 _MAX_INFLATED = 256 * 1024 * 1024
 
 
-def _inflate(blob: bytes, where: str) -> bytes:
-    allowed = min(_MAX_INFLATED, max(_FREE_INFLATE, len(blob) * _MAX_RATIO))
+def _inflate(blob: bytes, where: str, allowed: int) -> bytes:
+    """``blob`` inflated, refused past ``allowed`` bytes (what is left of the frame's
+    budget: any size up to 8 MiB, more only at a ratio an answer compresses to)."""
+    allowed = max(0, allowed)
     inflater = zlib.decompressobj()
     try:
         body = inflater.decompress(blob, allowed)

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 import xxhash
 
 from ._errors import ConfigurationError
-from ._redact import may_hold_credentials, redact_fields, redact_keys_in
+from ._redact import may_hold_credentials, redact_fields, redact_keys_in, redact_summary
 from ._wire import CapturedRequest, is_secret_header, keyed_query
 
 __all__ = [
@@ -209,6 +209,11 @@ def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
         summary["headers"] = headers
     if config.namespace is not None:
         summary["namespace"] = config.namespace
+    if may_hold_credentials(request.body) or may_hold_credentials(
+        (url + "".join(headers.values())).encode()
+    ):
+        # What is stored never holds a secret, wherever the request put one.
+        summary = redact_summary(summary)
     return Canonical(key=key, summary=summary)
 
 

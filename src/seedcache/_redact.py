@@ -19,7 +19,13 @@ import hmac
 import re
 from typing import Any
 
-__all__ = ["CREDENTIAL_FIELDS", "may_hold_credentials", "redact_fields", "redact_keys_in"]
+__all__ = [
+    "CREDENTIAL_FIELDS",
+    "may_hold_credentials",
+    "redact_fields",
+    "redact_keys_in",
+    "redact_summary",
+]
 
 CREDENTIAL_FIELDS = frozenset(
     {
@@ -40,13 +46,20 @@ CREDENTIAL_FIELDS = frozenset(
 _DIGEST_KEY = b"seedcache body credential v1"
 # OpenAI secret keys: sk-…, sk-proj-…, sk-admin-…, sk-svcacct-…, restricted rk-…, and the
 # Realtime API's ephemeral ek_…; long enough that ordinary words never match.
-_SECRET_KEY = re.compile(rb"\b(?:sk|rk)-[A-Za-z0-9_-]{20,}|\bek_[A-Za-z0-9_-]{20,}")
+_SECRET_KEY = re.compile(rb"(?<![A-Za-z0-9])(?:(?:sk|rk)-|ek_)[A-Za-z0-9_-]{20,}")
 
 
 # Decides on the raw bytes, in C, whether a body needs walking at all (almost none do).
+# A JSON escape (\u0073k-…) may spell either, so it asks for a walk too.
 _MAYBE = re.compile(
     rb"(?i:api[_-]?key|client[_-]secret|secret[_-]key|access[_-]token|refresh[_-]token"
-    rb"|id[_-]token|password|authorization)|sk-|rk-|ek_"
+    rb"|id[_-]token|password|authorization)|sk-|rk-|ek_|\\u"
+)
+# Credential fields written as text: form fields (client_secret=…) and JSON pairs in a
+# body kept as text (too deep to parse, or not JSON at all).
+_FIELD_IN_TEXT = re.compile(
+    r"(?i)(\b(?:api[_-]?key|client[_-]secret|secret[_-]key|access[_-]token|refresh[_-]token"
+    r"|id[_-]token|password|authorization)\b\"?\s*[:=]\s*\"?)([^\"&\s,}]+)"
 )
 
 
@@ -76,6 +89,37 @@ def redact_fields(value: Any) -> Any:
     if isinstance(value, str) and _SECRET_KEY.search(value.encode()):
         return redact_keys_in(value.encode()).decode()
     return value
+
+
+def redact_summary(value: Any) -> Any:
+    """A stored request summary with no credential left in it: credential fields (by name,
+    also as multipart parts and as text), and secret keys in every string and every
+    object key (the URL, headers, the body)."""
+    if isinstance(value, dict):
+        if _is_credential(value.get("name")) and "content" in value:  # a multipart part
+            return {**value, "content": f"hmac-{_digest(str(value['content']).encode())}"}
+        return {
+            _redacted_text(k) if isinstance(k, str) else k: (
+                f"hmac-{_digest(str(v).encode())}" if _is_credential(k) else redact_summary(v)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_summary(item) for item in value]
+    if isinstance(value, str):
+        return _redacted_text(value)
+    return value
+
+
+def _is_credential(name: Any) -> bool:
+    return isinstance(name, str) and name.strip().lower().replace("-", "_") in CREDENTIAL_FIELDS
+
+
+def _redacted_text(text: str) -> str:
+    if _MAYBE.search(text.encode()) is None:
+        return text
+    text = _FIELD_IN_TEXT.sub(lambda m: m.group(1) + "hmac-" + _digest(m.group(2).encode()), text)
+    return redact_keys_in(text.encode()).decode()
 
 
 def redact_keys_in(body: bytes) -> bytes:

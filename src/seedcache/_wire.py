@@ -84,6 +84,7 @@ SECRET_QUERY_PARAMS = frozenset(
         "id_token",
         "refresh_token",
         "client_secret",
+        "x_amz_credential",  # a presigned AWS URL's access key id
     }
 )
 # Names that end like a credential but usually are not one: page tokens, sort keys,

@@ -29,6 +29,10 @@ T = TypeVar("T")
 _FOREIGN_ESCAPE = re.compile("\x1b(?!\\[[0-9;]*m)|[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f-\x9f]")
 
 
+# Characters json.dumps leaves raw with ensure_ascii=False that a terminal acts on.
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def _shown(match: re.Match[str]) -> str:
     return printable(match.group())
 
@@ -86,8 +90,13 @@ def table(
 
 
 def emit_json(document: Any) -> None:
-    """Print ``document`` as indented JSON (never coloured, stable key order)."""
-    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    """Print ``document`` as indented JSON (never coloured, stable key order).
+
+    Readable text stays as it is; C1 controls and bidi overrides, which JSON allows raw
+    in strings, are written as ``\\uXXXX`` escapes so a terminal never acts on them.
+    """
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    click.echo(_RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
 
 
 def short_time(ms: int | None) -> str:

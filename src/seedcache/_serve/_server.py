@@ -33,29 +33,49 @@ _GRACEFUL_SECONDS = 30
 
 
 def _headers_in_time(seconds: float) -> Any:
-    """uvicorn's h11 protocol, closing a connection whose request head is not in after
-    ``seconds`` (uvicorn has no such timeout of its own)."""
+    """uvicorn's h11 protocol, closing a connection that does not send its request in time
+    (uvicorn has no such timeout of its own): each request head within ``seconds`` of
+    the connection opening or the last response, and a body that never pauses longer than
+    :data:`_BODY_PAUSE_SECONDS`."""
+    import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    class HeadersInTime(H11Protocol):
+    class RequestsInTime(H11Protocol):
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
-            self._head_due = self.loop.call_later(seconds, self._head_late)
+            self._due = self.loop.call_later(seconds, self._late)
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
-            if self.cycle is not None:  # a whole head arrived: the request is under way
-                self._head_due.cancel()
+            state = self.conn.their_state
+            if state is h11.SEND_BODY:
+                # A head is in; the body may take long, but must not stop for long.
+                self._due.cancel()
+                self._due = self.loop.call_later(_BODY_PAUSE_SECONDS, self._late)
+            elif state is not h11.IDLE:
+                self._due.cancel()  # the whole request is in
+            # Still in a head: the deadline set when it was due stands, however the bytes
+            # trickle in.
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._due.cancel()
+            self._due = self.loop.call_later(seconds, self._late)
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._head_due.cancel()
+            self._due.cancel()
             super().connection_lost(exc)
 
-        def _head_late(self) -> None:
-            if self.cycle is None and not self.transport.is_closing():
+        def _late(self) -> None:
+            waiting = self.conn.their_state in (h11.IDLE, h11.SEND_BODY)
+            if waiting and not self.transport.is_closing():
                 self.transport.close()
 
-    return HeadersInTime
+    return RequestsInTime
+
+
+# A request body that stops for this long is abandoned (uploads stream steadily).
+_BODY_PAUSE_SECONDS = 60.0
 
 
 class Proxy:

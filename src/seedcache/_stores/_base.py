@@ -21,6 +21,10 @@ from .._index import Summary, Totals
 from .._takes import Entry
 
 T = TypeVar("T")
+
+MAX_LEASE_SECONDS = 600.0
+"""No lease seedcache takes runs longer (leases last two minutes and are renewed): one
+that claims to is planted, and is treated as expired rather than waited on."""
 _log = logging.getLogger("seedcache")
 
 __all__ = [

@@ -27,6 +27,7 @@ from .._errors import CorruptEntryError, StoreError, UnsafeDataError
 from .._index import Summary, Totals, newest_of, parse_many, summarize
 from .._takes import Entry
 from ._base import (
+    MAX_LEASE_SECONDS,
     Capabilities,
     Change,
     Check,
@@ -284,7 +285,9 @@ class DiskStore:
 
     def _lease_until(self, key: str) -> float:
         until = self._lease_record(key).get("until")
-        return float(until) if isinstance(until, int | float) else 0.0
+        if not isinstance(until, int | float) or until > time.time() + MAX_LEASE_SECONDS:
+            return 0.0  # unreadable, or further ahead than any lease runs: planted
+        return float(until)
 
     def _lease_token(self, key: str) -> object:
         return self._lease_record(key).get("token")

@@ -32,7 +32,14 @@ import diskcache
 
 from .._errors import StoreError
 
-__all__ = ["MAX_VALUE_BYTES", "DataOnlyDisk", "ReadOnlyRows", "Refused", "open_rows"]
+__all__ = [
+    "MAX_VALUE_BYTES",
+    "DataOnlyDisk",
+    "ReadOnlyRows",
+    "Refused",
+    "open_rows",
+    "refuse_unless_plain",
+]
 
 # A take is an API response; anything larger in one value file is a mistake or an attack.
 MAX_VALUE_BYTES = 256 * 1024 * 1024
@@ -117,11 +124,14 @@ def read_value_file(directory: str, filename: Any) -> bytes:
     full = _inside(root, filename)
     if full is None:
         raise Refused(
-            f"a row names the value file {filename!r}, which is not inside the cache "
-            "directory; seedcache reads no file outside it. Run `seedcache verify --fix`"
+            f"a row names the value file {filename!r}, which is not a plain value file inside "
+            "the cache directory (outside it, through a link, or not named as diskcache "
+            "names them); seedcache reads no such file. Run `seedcache verify --fix`"
         )
     try:
-        descriptor = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        # Non-blocking: a FIFO planted as a value file must not hang the read.
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        descriptor = os.open(full, flags)
     except OSError as exc:
         raise Refused(f"cannot read value file {filename!r}: {exc.strerror}") from None
     with os.fdopen(descriptor, "rb") as handle:
@@ -141,11 +151,15 @@ _VALUE_FILE = re.compile(r"[0-9a-f]{2}[/\\][0-9a-f]{2}[/\\][0-9a-f]{28}\.val")
 
 
 def _inside(root: str, filename: Any) -> str | None:
-    """The real path of the value file ``filename`` under ``root``; None when it is not
-    one diskcache would name, or it resolves anywhere else."""
+    """The path of the value file ``filename`` under ``root``; None when it is not one
+    diskcache would name, or any part of it is a symbolic link (a link inside the cache
+    may point at the database, or at another entry's file)."""
     if not isinstance(filename, str) or not _VALUE_FILE.fullmatch(filename):
         return None
-    full = os.path.realpath(os.path.join(root, filename))
+    joined = os.path.normpath(os.path.join(root, filename))
+    full = os.path.realpath(joined)
+    if full != joined:
+        return None
     if not full.startswith(root + os.sep):
         return None
     return full
@@ -154,6 +168,7 @@ def _inside(root: str, filename: Any) -> str | None:
 def open_rows(path: Path) -> Any:
     """A diskcache Cache over ``path`` with seedcache's settings and nothing else."""
     database = path / diskcache.core.DBNAME
+    refuse_unless_plain(database)
     if database.exists():
         _forget_foreign_settings(database)
     cache = diskcache.Cache(str(path), disk=DataOnlyDisk, **_SETTINGS)
@@ -169,6 +184,16 @@ def open_rows(path: Path) -> Any:
 
     cache.disk.named_elsewhere = named_elsewhere
     return cache
+
+
+def refuse_unless_plain(database: Path) -> None:
+    """The database must be a plain file in the directory: a link (a CI cache tarball can
+    carry one) would make SQLite change a file elsewhere."""
+    if database.is_symlink() or (database.exists() and not database.is_file()):
+        raise StoreError(
+            f"{database} is a symbolic link or not a regular file; seedcache opens only a "
+            "plain database file. Remove it, or point SEEDCACHE_DIR elsewhere"
+        )
 
 
 def _forget_foreign_settings(database: Path) -> None:
@@ -196,6 +221,7 @@ class ReadOnlyRows:
     def __init__(self, path: Path) -> None:
         self._directory = str(path)
         database = path / diskcache.core.DBNAME
+        refuse_unless_plain(database)
         if not database.is_file():
             raise StoreError(f"{path} holds no cache database and cannot be written")
         self._lock = threading.Lock()

@@ -34,6 +34,7 @@ from .._errors import ConfigurationError, CorruptEntryError, StoreError
 from .._index import Summary, Totals, newest_of, parse_many, summarize
 from .._takes import Entry
 from ._base import (
+    MAX_LEASE_SECONDS,
     Capabilities,
     Change,
     Check,
@@ -58,12 +59,14 @@ _DEFAULT_MAX_BULK = 512 * 1024 * 1024
 _log = logging.getLogger("seedcache")
 
 # Lease scripts: each touches the entry's hash and its lease, one slot.
-# A lease without expiry was never written by seedcache (every lease is SET with PX):
-# it is planted or broken, and waiting on it would wait forever. It is taken over.
+# A lease without expiry, or with more left than any lease runs, was never written by
+# seedcache (every lease is SET with PX, and renewed): it is planted or broken, and
+# waiting on it would wait forever or ten minutes. It is taken over.
 _CLAIM = """
 local rev = redis.call('HGET', KEYS[1], 'rev') or '0'
 if rev ~= ARGV[1] then return 0 end
-if redis.call('PTTL', KEYS[2]) == -1 then redis.call('DEL', KEYS[2]) end
+local left = redis.call('PTTL', KEYS[2])
+if left == -1 or left > tonumber(ARGV[4]) then redis.call('DEL', KEYS[2]) end
 if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
 return 0
 """
@@ -288,7 +291,9 @@ class RedisStore:
         token = uuid.uuid4().hex
         keys = [self._entry(key), self._lease(key)]
         with self._talking("lease a key on"):
-            granted = self._claim(keys=keys, args=[str(revision), token, _ms(seconds)])
+            granted = self._claim(
+                keys=keys, args=[str(revision), token, _ms(seconds), _ms(MAX_LEASE_SECONDS)]
+            )
         if not granted:
             return None
         self._tokens[key] = token
@@ -323,7 +328,7 @@ class RedisStore:
                         return
                     left_ms = self._client.pttl(self._lease(key))
                     left = deadline - time.monotonic()
-                    if left_ms < 0 or left <= 0:
+                    if left_ms < 0 or left <= 0 or left_ms > _ms(MAX_LEASE_SECONDS):
                         return  # no lease (released, or expired with a crashed holder)
                     pubsub.get_message(timeout=min(left, left_ms / 1000 + 0.01, 1.0))
             finally:
