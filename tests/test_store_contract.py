@@ -64,7 +64,9 @@ def store(open_store: OpenStore) -> Store:
 
 
 def take(body: bytes = b'{"ok": true}', *, at: int = 1, fingerprint: str | None = None) -> Take:
-    return Take(200, (("content-type", "application/json"),), body, fingerprint, "m", at, 2)
+    # A JSON answer is an object (the stores refuse anything else); other bodies are text.
+    media = "application/json" if body.startswith(b"{") else "text/plain"
+    return Take(200, (("content-type", media),), body, fingerprint, "m", at, 2)
 
 
 def entry(key: str = "ab12", *takes: Take) -> Entry:

@@ -185,14 +185,14 @@ def savings_of(replayed: Iterable[tuple[str, TokenUsage | None, int]]) -> Saving
     priced = [(cost, ok) for _, (_, _, cost, ok) in per_model.items() if ok]
     return Savings(
         tokens=sum(m.tokens for m in models),
-        # Summed exactly, rounded once, to the micro-dollar: no float noise in totals.
+        # Summed exactly, converted once: no float noise in totals (0.00032147, not …97).
         cost_usd=_to_dollars(sum((cost for cost, _ in priced), Decimal(0))) if priced else None,
         models=models,
     )
 
 
 def _to_dollars(amount: Decimal) -> float:
-    return float(amount.quantize(Decimal("0.000001")))
+    return float(amount.quantize(Decimal("1e-12")))
 
 
 def dollars(amount: float) -> str:
