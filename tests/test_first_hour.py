@@ -172,7 +172,7 @@ def test_prune_unused_removes_what_no_test_of_a_full_passing_run_used(inner, fak
 
     result = inner.runpytest_subprocess("--seedcache-prune-unused", "-n", "2")
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines(["seedcache: removed 5 unused entries", "*shared.json: 5"])
+    result.stdout.fnmatch_lines(["seedcache: removed 5 unused takes", "*shared.json: 5"])
     assert len(json.loads(shared.read_text())["entries"]) == 3
     fake.stop()
     inner.runpytest_subprocess().assert_outcomes(passed=3)
@@ -295,3 +295,26 @@ def test_a_folder_of_cassettes_replays_through_seedcache(fake, tmp_path):
     with SeedCache(tmp_path / "cassettes", mode="replay") as cache:
         assert cache.store.kind == "cassettes"
         assert ask(cache, fake)[0] == text
+
+
+TWICE = """
+def test_twice(openai_client):
+    for _ in range({calls}):
+        openai_client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{{"role": "user", "content": "hi"}}], seed=1
+        )
+"""
+
+
+def test_prune_unused_removes_what_report_unused_lists(inner, fake):
+    inner.makepyfile(test_twice=TWICE.format(calls=2))
+    inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=1)
+    inner.makepyfile(test_twice=TWICE.format(calls=1))
+    reported = inner.runpytest_subprocess("--seedcache-report-unused")
+    reported.stdout.fnmatch_lines(["seedcache: 1 unused recording:", "*takes ?1?"])
+    pruned = inner.runpytest_subprocess("--seedcache-prune-unused")
+    pruned.stdout.fnmatch_lines(["seedcache: removed 1 unused take"])
+    [path] = (inner.path / "cassettes").rglob("*.json")
+    assert [len(e["takes"]) for e in json.loads(path.read_text())["entries"]] == [1]
+    again = inner.runpytest_subprocess("--seedcache-report-unused")
+    again.stdout.fnmatch_lines(["seedcache: 0 unused recordings:"])

@@ -196,8 +196,10 @@ def _to_dollars(amount: Decimal) -> float:
 
 
 def dollars(amount: float) -> str:
-    """$1,234.56, or $0.0019 for amounts under a cent (a test suite's savings)."""
-    return f"${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.4f}"
+    """$1,234.56, $0.0019 under a cent (a test suite's savings), $0.000041 below that."""
+    if amount >= 0.01 or amount == 0:
+        return f"${amount:,.2f}"
+    return f"${amount:.4f}" if amount >= 0.0001 else f"${amount:.6f}"
 
 
 def describe_saved(tokens: int, cost_usd: float | None, *, unpriced: bool = False) -> str:

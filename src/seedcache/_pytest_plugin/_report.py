@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sysconfig
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .._units import count
+
+if TYPE_CHECKING:
+    from .._takes import Entry
 
 __all__ = [
     "CHANGES_PROPERTY",
@@ -186,7 +190,7 @@ class Reporter:
             ]
         removed = prune_unused(self.consumed)
         total = sum(removed.values())
-        lines = [f"seedcache: removed {count(total, 'unused entry', 'unused entries')}"]
+        lines = [f"seedcache: removed {count(total, 'unused take')}"]
         lines += [f"  {path}: {n}" for path, n in sorted(removed.items()) if n]
         return lines
 
@@ -208,7 +212,9 @@ class Reporter:
 
 
 def prune_unused(consumed: dict[str, dict[str, int]]) -> dict[str, int]:
-    """Remove from each cassette the entries no test asked for; how many, per cassette."""
+    """Remove from each cassette what no test asked for (what ``--seedcache-report-unused``
+    lists): whole entries, and takes past the last one asked for. A cassette left with
+    nothing is removed. How many takes went, per cassette."""
     from .._errors import StoreError
     from .._stores import CassetteStore
 
@@ -218,14 +224,27 @@ def prune_unused(consumed: dict[str, dict[str, int]]) -> dict[str, int]:
             continue
         try:
             store = CassetteStore(path)
-            unused = [s.key for s in store.summaries() if not used.get(s.key)]
+            cut = 0
             with store.batch():
-                for key in unused:
-                    store.delete(key)
+                for summary in list(store.summaries()):
+                    keep = used.get(summary.key, 0)
+                    if keep >= summary.take_count:
+                        continue
+                    cut += summary.take_count - keep
+                    if keep == 0:
+                        store.delete(summary.key)
+                    else:
+                        store.update(summary.key, functools.partial(_first_takes, keep))
+            if not store.keys():
+                Path(path).unlink()
         except StoreError:
             continue  # a cassette that cannot be read or written keeps what it has
-        removed[path] = len(unused)
+        removed[path] = cut
     return removed
+
+
+def _first_takes(keep: int, entry: Entry | None) -> Entry | None:
+    return None if entry is None else dataclasses.replace(entry, takes=entry.takes[:keep])
 
 
 def _unused(consumed: dict[str, dict[str, int]]) -> Iterable[str]:
