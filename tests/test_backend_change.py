@@ -298,3 +298,22 @@ def test_two_fingerprints_in_any_mix_and_concurrency_refresh_nothing(fake, make_
         assert [a[0] for a in answers] == [recorded[t] for t in topics]
         assert refresher.stats().refreshed == 0
         assert refresher.backend_changes() == {}
+
+
+def test_a_pin_the_model_does_not_serve_is_said_once_and_piles_no_history(
+    fake, make_cache, caplog
+):
+    import logging
+
+    record(make_cache, fake, topics=["mars", "venus"])
+    for _ in range(3):
+        refresher = make_cache("refresh", fingerprints=["fp_gone"])
+        with caplog.at_level(logging.WARNING, logger="seedcache"):
+            # One check shows the model's backend; its other take then replays.
+            actions = [ask(refresher, fake, t)[1] for t in ("mars", "venus")]
+            assert actions == [Action.CONFIRMED, Action.HIT]
+    warnings = [r.getMessage() for r in caplog.records if "not a pinned fingerprint" in r.msg]
+    assert len(warnings) == 3  # once per run, not once per take
+    assert "pin fp_a1b2c3d4e5" in warnings[0]
+    entry = make_cache("replay").store.get(make_cache("replay").store.keys()[0])
+    assert entry.history == ()

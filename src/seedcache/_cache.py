@@ -7,7 +7,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -64,6 +64,8 @@ class SeedCache:
     beyond the recorded takes. ``repeats`` (or ``$SEEDCACHE_REPEATS``) is ``"takes"``: the
     n-th identical request of a session replays take n, as tests want; or ``"first"``:
     every repeat replays the first take, as a notebook cell run again wants.
+    ``miss_advice`` is the last line of every :class:`CacheMiss` (how to record what
+    was missing), a string or a function asked only when a miss happens.
 
     In ``refresh`` mode a take is replayed only while the backend that answered it (its
     dated model and fingerprint) is still served. The first request for each model in a
@@ -96,6 +98,7 @@ class SeedCache:
         max_age: str | timedelta | None = None,
         backends: Backends | None = None,
         repeats: str | None = None,
+        miss_advice: str | Callable[[], str] | None = None,
         clock: Clock = time.time,
     ) -> None:
         resolved = resolve_mode(mode)
@@ -145,6 +148,9 @@ class SeedCache:
             currency=self._currency,
             count_repeats=repeats == "takes",
         )
+        if miss_advice is not None:
+            advice = miss_advice
+            self._core.miss_advice = advice if callable(advice) else lambda: advice
 
     @classmethod
     def cassette(

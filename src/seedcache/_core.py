@@ -55,9 +55,11 @@ __all__ = [
     "resolve_sync",
 ]
 
-# What a miss suggests, unless the owner of the core knows better (the pytest plugin).
+# What a miss suggests, unless the owner of the core knows better (the pytest plugin, the
+# proxy). The mode given in code wins over the environment, so both are named.
 DEFAULT_MISS_ADVICE = (
-    "to record it, run once with mode 'auto' (or SEEDCACHE_MODE=auto) and an API key."
+    "to record it, run once in mode 'auto' with an API key: SeedCache(..., mode='auto'), "
+    "or SEEDCACHE_MODE=auto where the code gives no mode."
 )
 # How long a request waits for an identical one in flight (here or in another process)
 # before going live itself.
@@ -455,6 +457,7 @@ class Core:
         if landing.kept:
             # Kept as served beside the live one: current for the rest of the run too.
             self._learn(recording.canonical, landing.take)
+            self._warn_unserved_pins(take)
             return
         self._note_live(take)
         self._note_refresh(recording.canonical, landing.replaced, take)
@@ -463,8 +466,8 @@ class Core:
         """Live answers a check of ``take`` asks for: a few before a backend is called gone
         (it may be served beside another), one once this run found it gone."""
         identity = identity_of(take)
-        if self._currency is None or identity is None:
-            return 1
+        if self._currency is None or identity is None or self._currency.pins:
+            return 1  # with pins, one answer says whether the pin is served
         scope = scope_of(canonical.model, canonical.endpoint, take)
         gone = self._currency.backends.is_gone(scope, identity, now=self.clock())
         return 1 if gone else CHECK_SAMPLES
@@ -488,6 +491,25 @@ class Core:
             )
         except StoreError:
             return False
+
+    def _warn_unserved_pins(self, live: Take) -> None:
+        """Pins that the model does not serve re-fetch its takes every run: say so, once."""
+        currency = self._currency
+        if currency is None or not currency.pins or live.fingerprint in currency.pins:
+            return
+        model = live.model or "?"
+        with self._session.lock:
+            if model in self._session.pin_warnings:
+                return
+            self._session.pin_warnings.add(model)
+        _log.warning(
+            "%s answers with %s, not a pinned fingerprint (%s): its takes are fetched again "
+            "every run; pin %s, or drop the pins",
+            model,
+            live.fingerprint or "no fingerprint",
+            ", ".join(sorted(currency.pins)),
+            live.fingerprint or "nothing",
+        )
 
     def _lost(self, canonical: Canonical, take: Take) -> None:
         """A check's answers did not show ``take``'s backend: gone for the rest of the run."""
@@ -639,10 +661,15 @@ Checking = tuple[str, Identity]
 _UNLEASED = Lease("", "")
 
 
+# How often one request waits for another's check before it checks for itself.
+_HOLDS = 8
+
+
 def resolve_sync(core: Core, request: CapturedRequest) -> Replayed | Live:
     """:meth:`Core.begin`, waiting in this thread for an identical request in the air."""
     arrived = core.arrive()
     may_join = may_lease = may_hold = True
+    holds = 0
     awaiting_until: float | None = None
     while True:
         step = core.begin(
@@ -651,7 +678,9 @@ def resolve_sync(core: Core, request: CapturedRequest) -> Replayed | Live:
         if isinstance(step, Replayed | Live):
             return step
         if isinstance(step, Hold):
-            may_hold = step.check.wait(FLIGHT_WAIT_SECONDS)
+            holds += 1
+            # A bound on deciding again: past it, go live rather than wait once more.
+            may_hold = step.check.wait(FLIGHT_WAIT_SECONDS) and holds < _HOLDS
         elif isinstance(step, Await):
             awaiting_until = awaiting_until or time.monotonic() + FLIGHT_WAIT_SECONDS
             left = awaiting_until - time.monotonic()
@@ -701,6 +730,7 @@ async def resolve_async(core: Core, request: CapturedRequest) -> Replayed | Live
     """:meth:`Core.begin` in a worker thread; waiting is awaited, never blocking the loop."""
     arrived = core.arrive()
     may_join = may_lease = may_hold = True
+    holds = 0
     awaiting_until: float | None = None
     while True:
         begin = functools.partial(
@@ -715,7 +745,8 @@ async def resolve_async(core: Core, request: CapturedRequest) -> Replayed | Live
         if isinstance(step, Replayed | Live):
             return step
         if isinstance(step, Hold):
-            may_hold = await step.check.wait_async(FLIGHT_WAIT_SECONDS)
+            holds += 1
+            may_hold = await step.check.wait_async(FLIGHT_WAIT_SECONDS) and holds < _HOLDS
         elif isinstance(step, Await):
             awaiting_until = awaiting_until or time.monotonic() + FLIGHT_WAIT_SECONDS
             left = min(_AWAIT_SLICE_SECONDS, awaiting_until - time.monotonic())

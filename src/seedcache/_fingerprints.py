@@ -288,13 +288,14 @@ class Currency:
             # A take dated in the future has no age to trust: it must not escape max_age.
             if age_ms > _ms(self.max_age) or age_ms < -_FUTURE_TOLERANCE_MS:
                 return Freshness.STALE
-        if self.pins:
-            current = take.fingerprint is None or take.fingerprint in self.pins
-            return Freshness.CURRENT if current else Freshness.STALE
         identity = identity_of(take)
+        if self.pins and (take.fingerprint is None or take.fingerprint in self.pins):
+            return Freshness.CURRENT
         if identity is None:
             return Freshness.CURRENT  # an error names no backend; only its age counts
         if self.backends.is_served(scope, identity, now=now):
+            # Served now. (With pins too: a take the model still answers from is kept,
+            # rather than replaced by its like every run.)
             return Freshness.CURRENT
         # Not seen yet, or found gone: checked live either way (a backend found gone may
         # still be served beside another, and then its take must stay).

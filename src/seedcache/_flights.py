@@ -308,6 +308,8 @@ class Session:
     replayed; what :mod:`._savings` prices when asked. Small, whatever the bodies."""
     changes: Counter[BackendChange] = field(default_factory=Counter)
     """Backend changes ``refresh`` met, with how many takes each replaced."""
+    pin_warnings: set[str] = field(default_factory=set)
+    """Models already warned about as serving no pinned fingerprint."""
     keeper: LeaseKeeper = field(init=False)
     _arrivals: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 

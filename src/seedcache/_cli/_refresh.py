@@ -136,6 +136,8 @@ def _sampled(targets: Iterator[Target], limit: int | None) -> Iterator[Target]:
 
 def _print(app: App, result: Recheck, *, dry_run: bool) -> None:
     for drift in sorted(result.models.values(), key=lambda d: d.model):
+        if not drift.checked:
+            continue  # the run stopped before any of its requests was sent
         app.paint.echo(drift.describe())
         for error in drift.errors:
             app.paint.echo(f"  failed: {error}")

@@ -99,7 +99,13 @@ def serve_command(
             "through the cache and read what it recorded",
             err=True,
         )
-    cache = SeedCache(mode=mode, store=app.store(create=True), match_host=match_host, ignore=ignore)
+    cache = SeedCache(
+        mode=mode,
+        store=app.store(create=True),
+        match_host=match_host,
+        ignore=ignore,
+        miss_advice="to record it, run the proxy with --mode auto and send the request again.",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExposedProxyWarning)  # said above, in CLI words
         proxy = cache.proxy_server(

@@ -119,10 +119,13 @@ def _run_for(request: pytest.FixtureRequest, defaults: dict[str, Any]) -> Casset
     if existing is not None:
         return existing
     config = request.config
+    problem: str | None = None
     try:
         options = merged_options(item, defaults)
     except OptionError as exc:
-        pytest.fail(f"seedcache: {exc}", pytrace=False)
+        problem = str(exc)
+    if problem is not None:  # failed outside the except block: one message, not two
+        pytest.fail(f"seedcache: {problem}", pytrace=False)
     marker_mode = options.pop("mode", None)
     mode_text = (
         config.getoption("--seedcache-mode") or marker_mode or config.getini("seedcache_mode")
@@ -197,10 +200,13 @@ def seedcache(
     run = _run_for(request, seedcache_config)
     from .._errors import SeedCacheError
 
+    problem: str | None = None
     try:
         cache = run.open()
     except (SeedCacheError, TypeError) as exc:
-        pytest.fail(f"seedcache: cannot open {run.path}: {exc}", pytrace=False)
+        problem = str(exc)
+    if problem is not None:
+        pytest.fail(f"seedcache: cannot open {run.path}: {problem}", pytrace=False)
     with pytest.MonkeyPatch.context() as patch:
         if run.mode is Mode.REPLAY and not os.environ.get("OPENAI_API_KEY"):
             # `seedcache.wrap(openai.OpenAI())` builds the client first, and the SDK

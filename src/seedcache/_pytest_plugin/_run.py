@@ -54,8 +54,9 @@ class CassetteRun:
             if self.mode is Mode.RECORD:
                 self._scratch = Path(tempfile.mkdtemp(prefix="seedcache-record-"))
                 target = self._scratch / self.path.name
-            cache = SeedCache.cassette(target, mode=self.mode, **self.options)
-            cache._core.miss_advice = self.miss_advice
+            cache = SeedCache.cassette(
+                target, mode=self.mode, miss_advice=self.miss_advice, **self.options
+            )
             self.cache = cache
         return self.cache
 
