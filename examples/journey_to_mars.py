@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seedcache: {stats.as_dict()}")
             saved = stats.cost_saved_usd
             cost = "price unknown" if saved is None else f"${saved:.4f}"
-            print(f"seedcache: replays saved {stats.tokens_saved} tokens ({cost})")
+            if stats.hits:  # a recording run replays nothing, so saves nothing
+                print(f"seedcache: replays saved {stats.tokens_saved} tokens ({cost})")
     except seedcache.SeedCacheError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
