@@ -844,3 +844,85 @@ def test_json_output_escapes_what_a_terminal_acts_on(fake, tmp_path):
         assert "\u009b" not in output
         assert "\u202e" not in output
     assert "\\u009b" in cli("--cassette", path, "show", key[:8], "--json").output
+
+
+# -- the attacker's third pass ----------------------------------------------------------------
+
+
+def test_keys_after_an_escape_and_camel_case_credential_fields_are_redacted(tmp_path):
+    import httpx2
+
+    def upstream(request):
+        return httpx2.Response(
+            200,
+            content=b'{"content": "Your key:\\n'
+            + ADMIN_KEY.encode()
+            + b'", "t": "a\\t'
+            + EPHEMERAL.encode()
+            + b'"}',
+            headers={"content-type": "application/json"},
+        )
+
+    path = tmp_path / "c.json"
+    cache = SeedCache.cassette(path, mode="auto")
+    with cache, httpx2.Client(transport=cache.transport(httpx2.MockTransport(upstream))) as client:
+        url = "https://api.openai.com/v1/chat/completions"
+        client.post(url, json={"accessToken": "TOKEN-SENTINEL", "clientSecret": "CS-SENTINEL"})
+        client.post(url, json={"openai_api_key": "OAK-SENTINEL", "max_tokens": 7})
+        client.post(
+            "https://api.openai.com/v1/x",
+            content=f"prompt=hello%20{ADMIN_KEY}".encode(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+    stored = path.read_bytes()
+    for secret in (ADMIN_KEY[3:], EPHEMERAL[3:], "TOKEN-SENTINEL", "CS-SENTINEL", "OAK-SENTINEL"):
+        assert secret.encode() not in stored, secret
+    assert b'"max_tokens": 7' in stored  # a field that is no credential stays readable
+
+
+def test_the_canary_sends_no_recorded_header_but_the_few_that_change_an_answer(fake, tmp_path):
+    from click.testing import CliRunner
+
+    from conftest import SENTINEL_KEY
+    from seedcache._cli import cli as command
+
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        ask_story(cache, fake)
+    document = json.loads(path.read_text())
+    document["entries"][0]["request"]["headers"] = {
+        "Host": "attacker.example",
+        "X-HTTP-Method-Override": "DELETE",
+        "OpenAI-Beta": "assistants=v2",
+    }
+    document["entries"][0]["request"]["url"] += "?admin=1"
+    path.write_text(json.dumps(document))
+    sent = fake.request_count
+    result = CliRunner().invoke(
+        command,
+        ["--cassette", str(path), "refresh", "--dry-run", "--base-url", fake.base_url],
+        env={"OPENAI_API_KEY": SENTINEL_KEY},
+    )
+    assert result.exit_code == 0, result.output
+    [request] = fake.requests[sent:]
+    assert request.headers.get("host", "").startswith("127.0.0.1")
+    assert "x-http-method-override" not in {k.lower() for k in request.headers}
+    assert request.headers.get("openai-beta") == "assistants=v2"
+    assert "?" not in request.path
+
+
+def test_a_value_folder_that_is_a_link_receives_nothing(fake, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    directory = tmp_path / "c"
+    with SeedCache(directory, mode="auto") as cache:
+        ask_story(cache, fake)
+    for first in range(256):
+        name = directory / f"{first:02x}"
+        if not name.exists():
+            name.symlink_to(outside)
+    with SeedCache(directory, mode="auto") as cache:
+        client = cache.wrap(make_client(fake))
+        client.embeddings.create(model="text-embedding-3-large", input=["x"] * 12)  # > 32 KB
+        assert cache.stats().write_errors >= 1
+    assert list(outside.iterdir()) == []

@@ -109,6 +109,10 @@ a request that changes anything (a DELETE, a fine-tune, a batch). A cassette is 
 anyone may edit in a pull request, and the canary sends it with the caller's key."""
 
 
+RESENT_HEADERS = frozenset({"openai-beta"})
+"""The recorded headers the canary sends again (those keys can match on)."""
+
+
 def endpoint_of(entry: Entry) -> str | None:
     """The API endpoint a recorded request called (``/chat/completions``), when it is one
     the canary may send again: POST, to an absolute http(s) URL, under ``/v1``."""
@@ -199,7 +203,14 @@ def _fetch(
     request = entry.request
     body = request.get("body")
     data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
-    headers = {str(k): str(v) for k, v in (request.get("headers") or {}).items()}
+    recorded = request.get("headers")
+    # Only headers that change an answer, by name: a cassette edited in a pull request
+    # must not add Host, a method override or anything else to a request with your key.
+    headers = {
+        str(k).lower(): str(v)
+        for k, v in (recorded.items() if isinstance(recorded, dict) else ())
+        if str(k).lower() in RESENT_HEADERS
+    }
     if data is not None:
         headers["content-type"] = "application/json"
     taken: list[Take | None] = []

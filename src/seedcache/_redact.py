@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from typing import Any
 
@@ -29,43 +30,55 @@ __all__ = [
 
 CREDENTIAL_FIELDS = frozenset(
     {
-        "api_key",
         "apikey",
-        "client_secret",
-        "secret_key",
-        "access_token",
-        "refresh_token",
-        "id_token",
+        "clientsecret",
+        "secretkey",
+        "privatekey",
+        "accesstoken",
+        "refreshtoken",
+        "idtoken",
+        "authtoken",
         "password",
+        "passwd",
         "authorization",
     }
 )
-"""Body field names (compared lower-cased, ``-`` as ``_``) whose values are credentials."""
+"""Body field names whose values are credentials, compared with case, ``_`` and ``-``
+removed, at the end of the name: ``api_key``, ``apiKey``, ``openai_api_key``,
+``clientSecret``, ``auth_token`` all count; ``max_tokens`` does not."""
 
 # A fixed key: digests must match on every machine that replays a cassette.
 _DIGEST_KEY = b"seedcache body credential v1"
 # OpenAI secret keys: sk-…, sk-proj-…, sk-admin-…, sk-svcacct-…, restricted rk-…, and the
 # Realtime API's ephemeral ek_…; long enough that ordinary words never match.
-_SECRET_KEY = re.compile(rb"(?<![A-Za-z0-9])(?:(?:sk|rk)-|ek_)[A-Za-z0-9_-]{20,}")
+_SECRET_KEY = re.compile(
+    # Not inside a longer word; but right after an escape (\n, \t, %20, \u0020) is a
+    # start, since the escape's last letter is not text.
+    rb"(?:(?<![A-Za-z0-9])|(?<=\\[ntrbf])|(?<=%[0-9A-Fa-f]{2})|(?<=\\u[0-9A-Fa-f]{4}))"
+    rb"(?:(?:sk|rk)-|ek_)[A-Za-z0-9_-]{20,}"
+)
 
 
 # Decides on the raw bytes, in C, whether a body needs walking at all (almost none do).
 # A JSON escape (\u0073k-…) may spell either, so it asks for a walk too.
-_MAYBE = re.compile(
-    rb"(?i:api[_-]?key|client[_-]secret|secret[_-]key|access[_-]token|refresh[_-]token"
-    rb"|id[_-]token|password|authorization)|sk-|rk-|ek_|\\u"
-)
+_MAYBE = re.compile(rb"(?i:key|secret|token|passw|authoriz)|sk-|rk-|ek_|\\u|%")
 # Credential fields written as text: form fields (client_secret=…) and JSON pairs in a
 # body kept as text (too deep to parse, or not JSON at all).
 _FIELD_IN_TEXT = re.compile(
-    r"(?i)(\b(?:api[_-]?key|client[_-]secret|secret[_-]key|access[_-]token|refresh[_-]token"
-    r"|id[_-]token|password|authorization)\b\"?\s*[:=]\s*\"?)([^\"&\s,}]+)"
+    r"(?i)([A-Za-z0-9_-]*(?:api[_-]?key|client[_-]?secret|secret[_-]?key|private[_-]?key"
+    r"|access[_-]?token|refresh[_-]?token|id[_-]?token|auth[_-]?token|password|passwd"
+    r"|authorization)\"?\s*[:=]\s*\"?)([^\"&\s,}]+)"
 )
 
 
 def may_hold_credentials(raw: bytes) -> bool:
     """Whether ``raw`` may hold a credential field or a secret key (cheap, may say yes)."""
     return _MAYBE.search(raw) is not None
+
+
+def _exact(value: Any) -> bytes:
+    """A value's bytes for its digest, its type included: 1 and "1" stay apart."""
+    return json.dumps(value, sort_keys=True, default=str).encode()
 
 
 def _digest(value: bytes) -> str:
@@ -77,11 +90,7 @@ def redact_fields(value: Any) -> Any:
     and secret keys inside any string replaced."""
     if isinstance(value, dict):
         return {
-            k: (
-                f"hmac-{_digest(str(v).encode())}"
-                if isinstance(k, str) and k.lower().replace("-", "_") in CREDENTIAL_FIELDS
-                else redact_fields(v)
-            )
+            k: f"hmac-{_digest(_exact(v))}" if _is_credential(k) else redact_fields(v)
             for k, v in value.items()
         }
     if isinstance(value, list):
@@ -97,10 +106,10 @@ def redact_summary(value: Any) -> Any:
     object key (the URL, headers, the body)."""
     if isinstance(value, dict):
         if _is_credential(value.get("name")) and "content" in value:  # a multipart part
-            return {**value, "content": f"hmac-{_digest(str(value['content']).encode())}"}
+            return {**value, "content": f"hmac-{_digest(_exact(value['content']))}"}
         return {
             _redacted_text(k) if isinstance(k, str) else k: (
-                f"hmac-{_digest(str(v).encode())}" if _is_credential(k) else redact_summary(v)
+                f"hmac-{_digest(_exact(v))}" if _is_credential(k) else redact_summary(v)
             )
             for k, v in value.items()
         }
@@ -112,7 +121,10 @@ def redact_summary(value: Any) -> Any:
 
 
 def _is_credential(name: Any) -> bool:
-    return isinstance(name, str) and name.strip().lower().replace("-", "_") in CREDENTIAL_FIELDS
+    if not isinstance(name, str):
+        return False
+    squeezed = "".join(c for c in name.lower() if c.isalnum())
+    return squeezed.endswith(tuple(CREDENTIAL_FIELDS))
 
 
 def _redacted_text(text: str) -> str:

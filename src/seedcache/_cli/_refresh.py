@@ -217,7 +217,9 @@ class _Sender:
             raise SeedCacheError(f"refusing to send {endpoint!r}: not a generation endpoint")
         base = urlsplit(self._base_url)
         path = base.path.rstrip("/") + endpoint
-        return urlunsplit((base.scheme, base.netloc, path, recorded.query, ""))
+        # No recorded query either: the generation endpoints take none, and a planted one
+        # could reach a gateway's own switches.
+        return urlunsplit((base.scheme, base.netloc, path, "", ""))
 
     def __enter__(self) -> _Sender:
         return self

@@ -83,6 +83,19 @@ class DataOnlyDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache is untype
             )
         return super().get(key, raw)
 
+    def filename(self, key: Any = diskcache.UNKNOWN, value: Any = diskcache.UNKNOWN) -> Any:
+        """A new value file's name, refused when its folders are links: a link planted
+        as ``ab`` would send recorded answers out of the private cache directory."""
+        name, full = super().filename(key, value)
+        root = os.path.realpath(self._directory)
+        folder = os.path.normpath(os.path.dirname(os.path.join(root, name)))
+        if os.path.realpath(folder) != folder:
+            raise StoreError(
+                f"the value folder {os.path.dirname(name)} in {self._directory} is a symbolic "
+                "link; seedcache writes nothing through one. Remove it"
+            )
+        return name, full
+
     def store(self, value: Any, read: bool, key: Any = diskcache.UNKNOWN) -> Any:
         if not isinstance(value, bytes) or read:
             raise TypeError(f"seedcache stores only bytes, not {type(value).__name__}")
