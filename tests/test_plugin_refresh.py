@@ -65,31 +65,23 @@ def test_a_refresh_run_after_a_backend_change_refreshes_every_test(inner, fake, 
     for path in cassettes.rglob("*.json"):
         assert b'"fingerprint": "fp_new0000"' in path.read_bytes()
 
-    # Nothing changed since: one live call per model and worker, and no file moves.
+    # Nothing changed since: one live call per model and worker, no file moves, and
+    # --seedcache-fail-on-drift has nothing to fail on.
     before = stored_bytes(cassettes)
     sent = fake.request_count
-    result = inner.runpytest_subprocess("--seedcache-mode=refresh", *workers)
+    drift_check = ["--seedcache-mode=refresh", "--seedcache-fail-on-drift", *workers]
+    result = inner.runpytest_subprocess(*drift_check)
     result.assert_outcomes(passed=10)
+    assert result.ret == 0
     assert fake.request_count - sent <= checks
     assert "0 refreshed" in summary_line(result)
     assert stored_bytes(cassettes) == before
 
-
-def test_fail_on_drift_fails_the_run_and_keeps_the_refreshed_recordings(inner, fake):
-    write(inner, SUITE)
-    inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=10)
-    cassettes = inner.path / "cassettes"
-
-    # No drift: the flag changes nothing.
-    result = inner.runpytest_subprocess("--seedcache-mode=refresh", "--seedcache-fail-on-drift")
-    assert result.ret == 0
-
-    fake.fingerprint = "fp_new0000"
-    result = inner.runpytest_subprocess(
-        "--seedcache-mode=refresh", "--seedcache-fail-on-drift", "-n", "2"
-    )
+    # Another change: the tests pass, the run fails, and the recordings are refreshed.
+    fake.fingerprint = "fp_third"
+    result = inner.runpytest_subprocess(*drift_check)
     result.assert_outcomes(passed=10)
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*--seedcache-fail-on-drift: the run fails*"])
     for path in cassettes.rglob("*.json"):
-        assert b'"fingerprint": "fp_new0000"' in path.read_bytes()
+        assert b'"fingerprint": "fp_third"' in path.read_bytes()
