@@ -165,10 +165,11 @@ def test_prune_unused_removes_what_no_test_of_a_full_passing_run_used(inner, fak
     assert len(json.loads(shared.read_text())["entries"]) == 8
     inner.makepyfile(test_shared=SHARED.format(count=3))  # five tests were deleted
 
-    partial = inner.runpytest_subprocess("--seedcache-prune-unused", "-k", "topic")
-    partial.assert_outcomes(passed=3)
-    partial.stdout.fnmatch_lines(["*--seedcache-prune-unused did nothing: this run selected*"])
-    assert len(json.loads(shared.read_text())["entries"]) == 8
+    for selection in (["-k", "topic"], ["test_shared.py"]):
+        partial = inner.runpytest_subprocess("--seedcache-prune-unused", *selection)
+        partial.assert_outcomes(passed=3)
+        partial.stdout.fnmatch_lines(["*--seedcache-prune-unused did nothing: this run sel*"])
+        assert len(json.loads(shared.read_text())["entries"]) == 8
 
     result = inner.runpytest_subprocess("--seedcache-prune-unused", "-n", "2")
     result.assert_outcomes(passed=3)

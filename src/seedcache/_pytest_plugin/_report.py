@@ -177,11 +177,17 @@ class Reporter:
         """Remove entries no test of this run used, if the run can tell: every test
         selected, and every test passed."""
         option = self.config.option
-        chosen = [a for a in self.config.invocation_params.args if "::" in str(a)]
-        if getattr(option, "keyword", "") or getattr(option, "markexpr", "") or chosen:
+        # Paths or test ids on the command line, -k, -m, --deselect, --lf: a part of the
+        # suite, whose cassettes (shared ones above all) hold entries other tests use.
+        named = self.config.args_source is pytest.Config.ArgsSource.ARGS
+        filtered = any(
+            getattr(option, name, None) for name in ("keyword", "markexpr", "deselect", "lf")
+        )
+        if named or filtered:
             return [
                 "seedcache: --seedcache-prune-unused did nothing: this run selected some "
-                "tests only (-k, -m or test ids), so the others' entries look unused"
+                "tests only (paths, test ids, -k, -m, --deselect or --lf), so the others' "
+                "entries look unused; run the whole suite with it"
             ]
         if session.testsfailed or session.exitstatus != pytest.ExitCode.OK:
             return [
