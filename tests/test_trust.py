@@ -926,3 +926,33 @@ def test_a_value_folder_that_is_a_link_receives_nothing(fake, tmp_path):
         client.embeddings.create(model="text-embedding-3-large", input=["x"] * 12)  # > 32 KB
         assert cache.stats().write_errors >= 1
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("media", "body"),
+    [
+        (
+            "text/event-stream",
+            b"".join(
+                b'data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,'
+                b'"delta":{"content":"' + piece + b'"}}]}\n\n'
+                for piece in (b"Your key is ", b"sk-proj-", b"SENTINEL0123456789", b"abcdefABCDEF")
+            )
+            + b"data: [DONE]\n\n",
+        ),
+        ("application/json", b'{"a": "\\u0073k-proj-SENTINEL0123456789abcdefABCDEF"}'),
+    ],
+    ids=["key-split-across-events", "key-in-json-escapes"],
+)
+def test_an_answer_that_spells_a_key_only_once_read_is_never_stored(tmp_path, media, body):
+    import httpx2
+
+    def upstream(request):
+        return httpx2.Response(200, content=body, headers={"content-type": media})
+
+    path = tmp_path / "c.json"
+    cache = SeedCache.cassette(path, mode="auto")
+    with cache, httpx2.Client(transport=cache.transport(httpx2.MockTransport(upstream))) as client:
+        live = client.post("https://api.openai.com/v1/chat/completions", json={"stream": True})
+        assert live.content == body  # the caller gets what it paid for
+    assert b"SENTINEL0123456789" not in (path.read_bytes() if path.exists() else b"")

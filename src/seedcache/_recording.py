@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ._backends import Identity
+from ._content import content_of
 from ._keys import Canonical
 from ._outcome import OUTCOME_HEADER, Action, Outcome
 from ._policy import Fetch, Slot
-from ._redact import redact_keys_in
+from ._redact import holds_a_key, redact_keys_in
 from ._takes import Take, media_type, response_identity
 from ._wire import keep_response_headers
 
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from ._core import Replayed
 
 __all__ = ["UNSTORED_STATUSES", "Recording"]
+
+_log = logging.getLogger("seedcache")
 
 # Statuses never stored (nor any 5xx). The SDK retries 408, 409 and 429: storing them
 # would replay a transient failure forever. 401, 403 and 407 depend on the credentials,
@@ -120,7 +124,18 @@ class Recording:
         if self._closed:
             return
         body = b"".join(self._chunks)
-        self._close(self._take(body) if self._complete(body, exhausted=exhausted) else None)
+        take = self._take(body) if self._complete(body, exhausted=exhausted) else None
+        if take is not None and holds_a_key(content_of(take).text):
+            # A key that only shows once the answer is read (split across stream events,
+            # or spelled with JSON escapes) cannot be cut out of the bytes that replay:
+            # such an answer is passed on and never stored.
+            _log.warning(
+                "%s answered with what looks like a secret key; the answer was passed on "
+                "and not recorded",
+                self.canonical.endpoint,
+            )
+            take = None
+        self._close(take)
 
     def abandon(self) -> None:
         """The upstream failed or the caller went away: nothing becomes a take."""

@@ -22,6 +22,7 @@ from typing import Any
 
 __all__ = [
     "CREDENTIAL_FIELDS",
+    "holds_a_key",
     "may_hold_credentials",
     "redact_fields",
     "redact_keys_in",
@@ -132,6 +133,13 @@ def _redacted_text(text: str) -> str:
         return text
     text = _FIELD_IN_TEXT.sub(lambda m: m.group(1) + "hmac-" + _digest(m.group(2).encode()), text)
     return redact_keys_in(text.encode()).decode()
+
+
+def holds_a_key(text: str) -> bool:
+    """Whether readable ``text`` (an answer as the SDK assembles it) holds a secret key."""
+    return ("sk-" in text or "rk-" in text or "ek_" in text) and bool(
+        _SECRET_KEY.search(text.encode())
+    )
 
 
 def redact_keys_in(body: bytes) -> bytes:
