@@ -934,8 +934,8 @@ def test_a_value_folder_that_is_a_link_receives_nothing(fake, tmp_path):
         (
             "text/event-stream",
             b"".join(
-                b'data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,'
-                b'"delta":{"content":"' + piece + b'"}}]}\n\n'
+                b'data: {"id":"c","object":"chat.completion.chunk","model":"m",'
+                b'"choices":[{"index":0,"delta":{"content":"' + piece + b'"}}]}\n\n'
                 for piece in (b"Your key is ", b"sk-proj-", b"SENTINEL0123456789", b"abcdefABCDEF")
             )
             + b"data: [DONE]\n\n",
