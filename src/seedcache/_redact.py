@@ -19,6 +19,7 @@ import hmac
 import json
 import re
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 __all__ = [
     "CREDENTIAL_FIELDS",
@@ -56,7 +57,8 @@ _SECRET_KEY = re.compile(
     # Not inside a longer word; but right after an escape (\n, \t, %20, \u0020) is a
     # start, since the escape's last letter is not text.
     rb"(?:(?<![A-Za-z0-9])|(?<=\\[ntrbf])|(?<=%[0-9A-Fa-f]{2})|(?<=\\u[0-9A-Fa-f]{4}))"
-    rb"(?:(?:sk|rk)-|ek_)[A-Za-z0-9_-]{20,}"
+    # What redaction wrote (sk-redacted-…) is no key: redacting twice changes nothing.
+    rb"(?:(?:sk|rk)-|ek_)(?!redacted-)[A-Za-z0-9_-]{20,}"
 )
 
 
@@ -131,6 +133,9 @@ def _is_credential(name: Any) -> bool:
 def _redacted_text(text: str) -> str:
     if _MAYBE.search(text.encode()) is None:
         return text
+    form = _redacted_form(text)
+    if form is not None:
+        return form
     text = _FIELD_IN_TEXT.sub(lambda m: m.group(1) + "hmac-" + _digest(m.group(2).encode()), text)
     return redact_keys_in(text.encode()).decode()
 
@@ -140,6 +145,24 @@ def holds_a_key(text: str) -> bool:
     return ("sk-" in text or "rk-" in text or "ek_" in text) and bool(
         _SECRET_KEY.search(text.encode())
     )
+
+
+def _redacted_form(text: str) -> str | None:
+    """``text`` as a form body with its credential fields digested (names are judged
+    decoded: ``api%5Fkey``, ``creds[password]``); None when it is not a form."""
+    if not text or "=" not in text or "://" in text or text.startswith("/"):
+        return None  # not a form (a URL's query is judged apart, by _wire.keyed_query)
+    if any(c.isspace() for c in text):
+        return None
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        return None
+    kept = [
+        (name, f"hmac-{_digest(value.encode())}" if _is_credential(name) else value)
+        for name, value in pairs
+    ]
+    return redact_keys_in(urlencode(kept).encode()).decode()
 
 
 def redact_keys_in(body: bytes) -> bytes:
