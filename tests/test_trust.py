@@ -995,3 +995,15 @@ def test_a_body_too_deep_to_redact_field_by_field_is_stored_as_a_digest(tmp_path
     with cache, httpx2.Client(transport=transport) as client:
         client.post("https://api.openai.com/v1/chat/completions", json=deep)
     assert b"DEEP-SENTINEL" not in path.read_bytes()
+
+
+def test_a_key_percent_encoded_in_a_url_path_is_never_stored(tmp_path):
+    import httpx2
+
+    path = tmp_path / "c.json"
+    cache = SeedCache.cassette(path, mode="auto")
+    transport = cache.transport(httpx2.MockTransport(lambda r: httpx2.Response(200, json={})))
+    with cache, httpx2.Client(transport=transport) as client:
+        client.get("https://api.openai.com/v1/models/%73k-proj-PATHSENTINEL0123456789abcdef")
+        client.get("https://api.openai.com/v1/models/sk%2Dproj-PATHSENTINEL0123456789abcdef")
+    assert b"PATHSENTINEL" not in path.read_bytes()

@@ -19,7 +19,7 @@ import hmac
 import json
 import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode
 
 __all__ = [
     "CREDENTIAL_FIELDS",
@@ -137,6 +137,12 @@ def _redacted_text(text: str) -> str:
     if form is not None:
         return form
     text = _FIELD_IN_TEXT.sub(lambda m: m.group(1) + "hmac-" + _digest(m.group(2).encode()), text)
+    if "%" in text:
+        # A key percent-encoded (a URL path: /v1/x/%73k-…) shows only decoded; then the
+        # decoded text is what is kept, redacted.
+        decoded = unquote(text)
+        if _SECRET_KEY.search(decoded.encode()):
+            text = decoded
     return redact_keys_in(text.encode()).decode()
 
 
