@@ -476,8 +476,8 @@ class Core:
         """Whether the store saw ``recorded`` and ``live`` served side by side: the same
         dated model, two fingerprints sighted live at overlapping times. Then a live
         answer from one does not make takes of the other stale."""
-        if self._currency is None or recorded is None or live is None:
-            return False
+        if self._currency is None or recorded is None or live is None or recorded == live:
+            return False  # the same backend needs no sibling (nor a registry read)
         if recorded.model != live.model or recorded.model is None:
             return False
         if recorded.fingerprint is None or live.fingerprint is None:

@@ -64,7 +64,12 @@ _SECRET_KEY = re.compile(
 
 # Decides on the raw bytes, in C, whether a body needs walking at all (almost none do).
 # A JSON escape (\u0073k-…) may spell either, so it asks for a walk too.
-_MAYBE = re.compile(rb"(?i:key|secret|token|passw|authoriz)|sk-|rk-|ek_|\\u|%")
+# The names are those _is_credential knows, any separator: "max_tokens" or
+# "prompt_cache_key" (in nearly every request) must not cost a walk.
+_MAYBE = re.compile(
+    rb"(?i:api.?key|secret|private.?key|(?:access|refresh|id|auth).?token|passw|authoriz)"
+    rb"|sk-|rk-|ek_|\\u|%"
+)
 # Credential fields written as text: form fields (client_secret=…) and JSON pairs in a
 # body kept as text (too deep to parse, or not JSON at all).
 _FIELD_IN_TEXT = re.compile(
