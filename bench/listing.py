@@ -20,7 +20,7 @@ from pathlib import Path
 
 from seedcache import DiskStore, Entry, Take
 from seedcache._cli import cli
-from seedcache._index import summarize
+from seedcache._stores._summary import summarize
 
 QUICK = "--quick" in sys.argv
 ENTRIES = 10_000 if QUICK else 100_000

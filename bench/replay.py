@@ -22,7 +22,7 @@ from _table import alternate, median_seconds, row
 
 import seedcache
 from seedcache import CassetteStore, DiskStore, Entry, Take
-from seedcache._codec import encode_entry
+from seedcache._stores._codec import encode_entry
 from seedcache.testing import FakeOpenAI
 
 QUICK = "--quick" in sys.argv

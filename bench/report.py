@@ -17,9 +17,9 @@ from pathlib import Path
 from _table import row
 
 from seedcache import DiskStore, Entry, Take
-from seedcache._catalog import Catalog
-from seedcache._overview import gather
-from seedcache._overview_html import render_html
+from seedcache._inspect._catalog import Catalog
+from seedcache._inspect._overview import gather
+from seedcache._inspect._overview_html import render_html
 
 ENTRIES = 2_000 if "--quick" in sys.argv else 10_000
 TEXT = "The rocket rose over the red dust and the crew watched the stars. " * 6

@@ -16,9 +16,9 @@ from pathlib import Path
 import openai
 
 from seedcache import SeedCache
-from seedcache._catalog import Catalog
-from seedcache._overview import gather
-from seedcache._overview_html import render_html
+from seedcache._inspect._catalog import Catalog
+from seedcache._inspect._overview import gather
+from seedcache._inspect._overview_html import render_html
 from seedcache.testing import FakeOpenAI
 
 HOUR = 3600.0

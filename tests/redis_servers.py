@@ -76,9 +76,10 @@ class RedisServer:
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.5
-            ) as connection:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as connection,
+            ):
                 connection.sendall(b"PING\r\n")
                 if connection.recv(64).startswith((b"+PONG", b"-NOAUTH")):
                     return

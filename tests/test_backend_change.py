@@ -105,9 +105,7 @@ def test_a_new_dated_model_behind_an_alias_is_a_backend_change(fake, make_cache)
     assert respond(make_cache("replay")) == ("gpt-4o-2024-08-06", Action.HIT)
 
 
-def test_a_model_serving_two_fingerprints_side_by_side_causes_no_refresh_storm(
-    fake, make_cache
-):
+def test_a_model_serving_two_fingerprints_side_by_side_causes_no_refresh_storm(fake, make_cache):
     fake.alternate_fingerprints("fp_a", "fp_b")
     topics = [f"planet {i}" for i in range(10)]
     recorded = record(make_cache, fake, topics=topics)
@@ -300,9 +298,7 @@ def test_two_fingerprints_in_any_mix_and_concurrency_refresh_nothing(fake, make_
         assert refresher.backend_changes() == {}
 
 
-def test_a_pin_the_model_does_not_serve_is_said_once_and_piles_no_history(
-    fake, make_cache, caplog
-):
+def test_a_pin_the_model_does_not_serve_is_said_once_and_piles_no_history(fake, make_cache, caplog):
     import logging
 
     record(make_cache, fake, topics=["mars", "venus"])

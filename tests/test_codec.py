@@ -9,7 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from seedcache import CorruptEntryError, Entry, Take
-from seedcache._codec import decode_entry, encode_entry, entry_from_document, entry_to_document
+from seedcache._stores._codec import (
+    decode_entry,
+    encode_entry,
+    entry_from_document,
+    entry_to_document,
+)
 
 CHAT = {
     "id": "chatcmpl-1",

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from seedcache import Entry, NotFoundError, SeedCacheError, Take
-from seedcache._content import content_of
-from seedcache._drift import determinism, diff_entry, diff_takes
-from seedcache._index import summarize
+from seedcache._inspect._drift import determinism, diff_entry, diff_takes
+from seedcache._stores._summary import summarize
+from seedcache._takes._content import content_of
 
 JSON = (("content-type", "application/json"),)
 SSE = (("content-type", "text/event-stream; charset=utf-8"),)

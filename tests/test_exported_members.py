@@ -56,7 +56,7 @@ def test_loading_the_pytest_plugin_imports_neither_openai_nor_the_core():
         import sys
         import seedcache._pytest_plugin
         heavy = [m for m in ("openai", "httpx2", "httpx", "diskcache", "anyio",
-                              "seedcache._core", "seedcache._cache") if m in sys.modules]
+                              "seedcache._request._core", "seedcache._cache") if m in sys.modules]
         print(heavy)
         """
     )

@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 
 from seedcache import CassetteStore, ConfigurationError, DiskStore, Take
-from seedcache._backends import Backends, Identity
-from seedcache._durations import format_duration, parse_duration
-from seedcache._fingerprints import Currency, Registry, parse_pins
-from seedcache._policy import Freshness
+from seedcache._request._backends import Backends, Identity
+from seedcache._request._freshness import RefreshRules, parse_pins
+from seedcache._request._policy import Freshness
+from seedcache._stores._registry import Registry
+from seedcache._units import format_duration, parse_duration
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -89,37 +90,37 @@ def test_a_damaged_registry_reads_as_empty(tmp_path, blob):
 def test_a_take_is_current_only_when_this_run_saw_its_backend_live(store):
     clock = Clock()
     backends = Backends(clock=clock)
-    currency = Currency(Registry(store), clock=clock, backends=backends)
+    rules = RefreshRules(Registry(store), clock=clock, backends=backends)
     # Nothing learned yet: unsure, to be checked live.
-    assert currency.freshness(take("fp_a"), "gpt-4o") is Freshness.UNSURE
+    assert rules.freshness(take("fp_a"), "gpt-4o") is Freshness.UNSURE
     backends.learn("gpt-4o", Identity("gpt-4o", "fp_a"), now=clock())
-    assert currency.freshness(take("fp_a"), "gpt-4o") is Freshness.CURRENT
-    assert currency.freshness(take("fp_b"), "gpt-4o") is Freshness.UNSURE
+    assert rules.freshness(take("fp_a"), "gpt-4o") is Freshness.CURRENT
+    assert rules.freshness(take("fp_b"), "gpt-4o") is Freshness.UNSURE
     # A fingerprint seen live again is current again: side by side.
     backends.learn("gpt-4o", Identity("gpt-4o", "fp_b"), now=clock())
-    assert currency.freshness(take("fp_b"), "gpt-4o") is Freshness.CURRENT
+    assert rules.freshness(take("fp_b"), "gpt-4o") is Freshness.CURRENT
     # Another dated model behind the same alias is another backend.
     dated = take(None, model="gpt-4o-2024-08-06")
-    assert currency.freshness(dated, "gpt-4o") is Freshness.UNSURE
+    assert rules.freshness(dated, "gpt-4o") is Freshness.UNSURE
     # Errors name no backend.
     error = Take(400, (), b"{}", model="gpt-4o", recorded_at_ms=T0_MS)
-    assert currency.freshness(error, "gpt-4o") is Freshness.CURRENT
+    assert rules.freshness(error, "gpt-4o") is Freshness.CURRENT
     # What a run learned lasts an hour, then it is learned again.
     clock.ms += 2 * HOUR_MS
-    assert currency.freshness(take("fp_a"), "gpt-4o") is Freshness.UNSURE
+    assert rules.freshness(take("fp_a"), "gpt-4o") is Freshness.UNSURE
 
 
 def test_the_registry_calls_current_what_the_latest_live_run_saw(store):
     clock = Clock()
     registry = Registry(store)
-    currency = Currency(registry, clock=clock)
+    rules = RefreshRules(registry, clock=clock)
     registry.observe("gpt-4o", "fp_a", T0_MS, run_started_ms=T0_MS)
     registry.observe("gpt-4o", "fp_b", T0_MS + MINUTE_MS, run_started_ms=T0_MS)
-    assert currency.current("gpt-4o") == {"fp_a", "fp_b"}  # side by side in one run
+    assert rules.current("gpt-4o") == {"fp_a", "fp_b"}  # side by side in one run
     # The next run, a minute later, saw only fp_c: only fp_c is current, however recent.
     registry.observe("gpt-4o", "fp_c", T0_MS + 2 * MINUTE_MS, run_started_ms=T0_MS + 90_000)
-    assert currency.current("gpt-4o") == {"fp_c"}
-    assert currency.current("gpt-4o-mini") == frozenset()
+    assert rules.current("gpt-4o") == {"fp_c"}
+    assert rules.current("gpt-4o-mini") == frozenset()
 
 
 def test_a_registry_written_before_runs_were_noted_keeps_its_hour(store):
@@ -127,28 +128,31 @@ def test_a_registry_written_before_runs_were_noted_keeps_its_hour(store):
     registry = Registry(store)
     registry.observe("gpt-4o", "fp_a", T0_MS)
     registry.observe("gpt-4o", "fp_b", T0_MS + 70 * MINUTE_MS)
-    assert Currency(registry, clock=clock).current("gpt-4o") == {"fp_b"}
+    assert RefreshRules(registry, clock=clock).current("gpt-4o") == {"fp_b"}
 
 
 def test_max_age_makes_any_take_stale(store):
     clock = Clock(T0_MS + 10 * HOUR_MS)
     backends = Backends(clock=clock)
     backends.learn("gpt-4o", Identity("gpt-4o", None), now=clock())
-    assert Currency(Registry(store), clock=clock, backends=backends).freshness(
-        take(None), "gpt-4o"
-    ) is Freshness.CURRENT
-    aged = Currency(Registry(store), clock=clock, backends=backends, max_age="9h")
+    assert (
+        RefreshRules(Registry(store), clock=clock, backends=backends).freshness(
+            take(None), "gpt-4o"
+        )
+        is Freshness.CURRENT
+    )
+    aged = RefreshRules(Registry(store), clock=clock, backends=backends, max_age="9h")
     assert aged.freshness(take(None), "gpt-4o") is Freshness.STALE
     fresh = take(None, at_ms=T0_MS + 2 * HOUR_MS)
     assert aged.freshness(fresh, "gpt-4o") is Freshness.CURRENT
 
 
 def test_pins_decide_without_a_live_call(store):
-    currency = Currency(Registry(store), clock=Clock(), pins=parse_pins("fp_x, fp_y"))
-    assert currency.freshness(take("fp_y"), "gpt-4o") is Freshness.CURRENT
+    rules = RefreshRules(Registry(store), clock=Clock(), pins=parse_pins("fp_x, fp_y"))
+    assert rules.freshness(take("fp_y"), "gpt-4o") is Freshness.CURRENT
     # Not pinned: checked, and kept if the model still answers from its backend.
-    assert currency.freshness(take("fp_a"), "gpt-4o") is Freshness.UNSURE
-    assert currency.current(None) == {"fp_x", "fp_y"}
+    assert rules.freshness(take("fp_a"), "gpt-4o") is Freshness.UNSURE
+    assert rules.current(None) == {"fp_x", "fp_y"}
 
 
 def test_pins_from_arguments_and_environment(monkeypatch):

@@ -136,9 +136,11 @@ def test_with_host_matching_off_a_miss_does_not_list_the_url(fake, tmp_path):
     path = tmp_path / "c.json"
     with SeedCache.cassette(path, mode="auto", match_host=False) as cache:
         ask(cache, fake)
-    with FakeOpenAI() as elsewhere, SeedCache.cassette(
-        path, mode="replay", match_host=False
-    ) as cache, pytest.raises(CacheMiss) as missed:
+    with (
+        FakeOpenAI() as elsewhere,
+        SeedCache.cassette(path, mode="replay", match_host=False) as cache,
+        pytest.raises(CacheMiss) as missed,
+    ):
         ask(cache, elsewhere, seed=124)
     assert missed.value.differences == ("body.seed: 123 (recorded) vs 124 (now)",)
 

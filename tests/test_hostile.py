@@ -32,7 +32,7 @@ from seedcache import (
     SeedCache,
     StoreError,
 )
-from seedcache._codec import decode_entry, encode_entry
+from seedcache._stores._codec import decode_entry, encode_entry
 
 
 def load_error(path) -> str | None:
@@ -506,8 +506,8 @@ def test_credentials_in_query_parameters_are_never_keyed_or_stored(fake, tmp_pat
 
 
 def test_credentials_in_the_url_userinfo_are_never_keyed_or_stored():
-    from seedcache._keys import canonicalize
-    from seedcache._wire import CapturedRequest
+    from seedcache._request._keys import canonicalize
+    from seedcache._request._wire import CapturedRequest
 
     def canonical(url):
         return canonicalize(CapturedRequest("POST", url, (), b'{"model": "m"}'))

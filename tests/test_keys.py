@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from seedcache import ConfigurationError
-from seedcache._keys import KeyConfig, canonicalize
-from seedcache._wire import CapturedRequest
+from seedcache._request._keys import KeyConfig, canonicalize
+from seedcache._request._wire import CapturedRequest
 
 URL = "https://api.openai.com/v1/chat/completions"
 BODY = {

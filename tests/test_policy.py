@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from seedcache import Entry, Mode, Take
-from seedcache._policy import Fetch, Freshness, Miss, Replay, Slot, decide, place
+from seedcache._request._policy import Fetch, Freshness, Miss, Replay, Slot, decide, place
 
 
 def takes(n: int) -> list[Take]:

@@ -377,9 +377,7 @@ def test_calls_differing_only_in_ignored_fields_share_one_recording(fake, make_c
     assert "body.user" not in str(missed.value)
 
 
-def test_a_miss_recorded_with_the_host_tells_to_record_again_when_matching_is_off(
-    fake, make_cache
-):
+def test_a_miss_recorded_with_the_host_tells_to_record_again_when_matching_is_off(fake, make_cache):
     make_cache("auto").wrap(make_client(fake)).chat.completions.create(
         model="gpt-4o-mini", messages=MESSAGES, seed=1
     )

@@ -214,9 +214,7 @@ _RECORDER = textwrap.dedent(
 
 
 def test_a_killed_server_keeps_every_completed_take_and_no_half_one(fake, tmp_path):
-    server = RedisServer(
-        tmp_path / "aof", "--appendonly", "yes", "--appendfsync", "always"
-    )
+    server = RedisServer(tmp_path / "aof", "--appendonly", "yes", "--appendfsync", "always")
     recorder = subprocess.Popen(
         [sys.executable, "-c", _RECORDER, server.url, fake.base_url],
         stdout=subprocess.PIPE,

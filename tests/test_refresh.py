@@ -145,9 +145,7 @@ def test_the_stored_registry_plays_no_part_in_what_refresh_decides(fake, make_ca
     assert fake.request_count == 2
 
 
-def test_a_take_older_than_max_age_is_refetched_even_from_the_same_backend(
-    fake, make_cache, clock
-):
+def test_a_take_older_than_max_age_is_refetched_even_from_the_same_backend(fake, make_cache, clock):
     fake.fingerprint = "fp_a"
     ask(make_cache("auto", clock=clock), fake)
     clock.advance(48)

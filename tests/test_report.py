@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from conftest import MESSAGES, make_client
 from seedcache import SeedCache
-from seedcache._catalog import Catalog
 from seedcache._cli import cli
-from seedcache._overview import gather
-from seedcache._overview_html import render_html
+from seedcache._inspect._catalog import Catalog
+from seedcache._inspect._overview import gather
+from seedcache._inspect._overview_html import render_html
 from seedcache._stores import DiskStore
 
 HOUR = 3600.0

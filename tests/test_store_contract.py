@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from seedcache import CassetteStore, DiskStore, Entry, StoreError, Take
-from seedcache._flights import LeaseKeeper
-from seedcache._index import Totals, summarize
+from seedcache._request._flights import LeaseKeeper
 from seedcache._stores import Store
 from seedcache._stores._redis import RedisStore
+from seedcache._stores._summary import Totals, summarize
 
 OpenStore = Callable[[], Store]
 

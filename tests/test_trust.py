@@ -86,8 +86,8 @@ def test_a_row_naming_another_entry_s_value_file_neither_reads_nor_deletes_it(fa
 
 
 def canonical(url: str, **config):
-    from seedcache._keys import KeyConfig, canonicalize
-    from seedcache._wire import CapturedRequest
+    from seedcache._request._keys import KeyConfig, canonicalize
+    from seedcache._request._wire import CapturedRequest
 
     return canonicalize(CapturedRequest("GET", url, (), b""), KeyConfig(**config))
 
@@ -175,7 +175,9 @@ def test_a_sighting_from_the_future_does_not_keep_a_fingerprint_current(tmp_path
     import time
 
     from seedcache import CassetteStore
-    from seedcache._fingerprints import Currency, Registry, fingerprint_statuses
+    from seedcache._inspect._fingerprints import fingerprint_statuses
+    from seedcache._request._freshness import RefreshRules
+    from seedcache._stores._registry import Registry
 
     store = CassetteStore(tmp_path / "c.json")
     now_ms = round(time.time() * 1000)
@@ -183,9 +185,9 @@ def test_a_sighting_from_the_future_does_not_keep_a_fingerprint_current(tmp_path
     # A machine whose clock is a year ahead wrote this; then an honest run saw fp_new.
     registry.observe("gpt-4o", "fp_old", now_ms + round(YEAR * 1000), run_started_ms=now_ms)
     registry.observe("gpt-4o", "fp_new", now_ms, now_ms=now_ms, run_started_ms=now_ms)
-    currency = Currency(registry, clock=time.time)
-    assert currency.current("gpt-4o") == {"fp_new"}
-    statuses = {s.fingerprint: s for s in fingerprint_statuses(currency, [])}
+    rules = RefreshRules(registry, clock=time.time)
+    assert rules.current("gpt-4o") == {"fp_new"}
+    statuses = {s.fingerprint: s for s in fingerprint_statuses(rules, [])}
     assert (statuses["fp_old"].last_seen_ms, statuses["fp_old"].current) == (None, False)
     # The wrong time is corrected in the store, not only ignored on read.
     assert Registry(store).load()["gpt-4o"].fingerprints["fp_old"].last_seen_ms <= now_ms
@@ -283,7 +285,7 @@ def hostile_frames(good) -> dict[str, bytes]:
     import dataclasses
     import zlib
 
-    from seedcache._codec import _FRAME_HEADER, _FRAME_MAGIC, encode_entry
+    from seedcache._stores._codec import _FRAME_HEADER, _FRAME_MAGIC, encode_entry
 
     take = good.takes[0]
     frames = {
@@ -470,8 +472,8 @@ def test_planted_redis_names_and_revisions_break_no_command(fake, redis_url):
     ids=["text", "bytes", "multipart"],
 )
 def test_a_non_json_body_never_replays_a_json_body_s_answer(content_type, raw):
-    from seedcache._keys import KeyConfig, canonicalize
-    from seedcache._wire import CapturedRequest
+    from seedcache._request._keys import KeyConfig, canonicalize
+    from seedcache._request._wire import CapturedRequest
 
     def key(body: bytes, media: str) -> str:
         request = CapturedRequest("POST", LIST_URL, (("content-type", media),), body)

@@ -26,19 +26,19 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
-    from ._backends import BackendChange, Backends
     from ._cache import SeedCache
-    from ._catalog import StoreStats
-    from ._drift import DeterminismRow, DeterminismSummary, DiffSide, TakeDiff, TakeRef
-    from ._fingerprints import FingerprintStatus
-    from ._flights import Stats
-    from ._index import Summary, TakeFacts, Totals
-    from ._modes import Mode
-    from ._outcome import OUTCOME_EXTENSION, OUTCOME_HEADER, Action, Outcome
-    from ._savings import ModelSavings, Savings
+    from ._inspect._catalog import StoreStats
+    from ._inspect._drift import DeterminismRow, DeterminismSummary, DiffSide, TakeDiff, TakeRef
+    from ._inspect._fingerprints import FingerprintStatus
+    from ._inspect._savings import ModelSavings, Savings
+    from ._request._backends import BackendChange, Backends
+    from ._request._flights import Stats
+    from ._request._modes import Mode
+    from ._request._outcome import OUTCOME_EXTENSION, OUTCOME_HEADER, Action, Outcome
     from ._serve import Proxy
     from ._stores import Capabilities, CassetteStore, Check, DiskStore, Lease, Store
-    from ._takes import Entry, Take
+    from ._stores._summary import Summary, TakeFacts, Totals
+    from ._takes._take import Entry, Take
 
 __version__ = "0.2.0.dev0"
 
@@ -87,35 +87,35 @@ __all__ = [
 
 _LAZY = {
     "SeedCache": "._cache",
-    "BackendChange": "._backends",
-    "Backends": "._backends",
-    "Stats": "._flights",
-    "DeterminismRow": "._drift",
-    "DeterminismSummary": "._drift",
-    "TakeDiff": "._drift",
-    "DiffSide": "._drift",
-    "TakeRef": "._drift",
-    "FingerprintStatus": "._fingerprints",
-    "Summary": "._index",
-    "TakeFacts": "._index",
-    "Totals": "._index",
-    "StoreStats": "._catalog",
-    "Savings": "._savings",
-    "ModelSavings": "._savings",
+    "BackendChange": "._request._backends",
+    "Backends": "._request._backends",
+    "Stats": "._request._flights",
+    "DeterminismRow": "._inspect._drift",
+    "DeterminismSummary": "._inspect._drift",
+    "TakeDiff": "._inspect._drift",
+    "DiffSide": "._inspect._drift",
+    "TakeRef": "._inspect._drift",
+    "FingerprintStatus": "._inspect._fingerprints",
+    "Summary": "._stores._summary",
+    "TakeFacts": "._stores._summary",
+    "Totals": "._stores._summary",
+    "StoreStats": "._inspect._catalog",
+    "Savings": "._inspect._savings",
+    "ModelSavings": "._inspect._savings",
     "Proxy": "._serve",
     "Capabilities": "._stores",
     "Check": "._stores",
     "Lease": "._stores",
-    "Mode": "._modes",
-    "OUTCOME_EXTENSION": "._outcome",
-    "OUTCOME_HEADER": "._outcome",
-    "Action": "._outcome",
-    "Outcome": "._outcome",
+    "Mode": "._request._modes",
+    "OUTCOME_EXTENSION": "._request._outcome",
+    "OUTCOME_HEADER": "._request._outcome",
+    "Action": "._request._outcome",
+    "Outcome": "._request._outcome",
     "CassetteStore": "._stores",
     "DiskStore": "._stores",
     "Store": "._stores",
-    "Entry": "._takes",
-    "Take": "._takes",
+    "Entry": "._takes._take",
+    "Take": "._takes._take",
 }
 
 

@@ -14,21 +14,23 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from . import _settings as settings
-from ._backends import BackendChange, Backends
-from ._catalog import Catalog
-from ._core import Clock, Core, Stats
-from ._counters import COUNTERS_META, add_counters
-from ._drift import DeterminismSummary, TakeDiff, TakeRef, diff_entry
-from ._durations import parse_duration
+from ._clients._upstream import Upstreams
 from ._errors import CacheMiss, ConfigurationError, StoreError
-from ._fingerprints import Currency, FingerprintStatus, Registry, parse_pins
-from ._keys import KeyConfig, field_paths, names
-from ._lookup import find_entry
-from ._modes import Mode, resolve_mode
-from ._savings import Savings, as_counters
+from ._inspect._catalog import Catalog
+from ._inspect._drift import DeterminismSummary, TakeDiff, TakeRef, diff_entry
+from ._inspect._fingerprints import FingerprintStatus
+from ._inspect._prefixes import find_entry
+from ._inspect._savings import Savings, as_counters
+from ._request._backends import BackendChange, Backends
+from ._request._core import Clock, Core, Stats
+from ._request._freshness import RefreshRules, parse_pins
+from ._request._keys import KeyConfig, field_paths, names
+from ._request._modes import Mode, resolve_mode
 from ._stores import CassetteStore, Store, open_store
-from ._takes import Entry
-from ._upstream import Upstreams
+from ._stores._counters import COUNTERS_META, add_counters
+from ._stores._registry import Registry
+from ._takes._take import Entry
+from ._units import parse_duration
 
 __all__ = ["DEFAULT_DIR", "DEFAULT_UPSTREAM", "SeedCache"]
 
@@ -120,7 +122,7 @@ class SeedCache:
         if backends is None:
             hold = parse_duration(fingerprint_window, name="fingerprint_window")
             backends = Backends(hold=hold, clock=clock)
-        self._currency = Currency(
+        self._rules = RefreshRules(
             Registry(store),
             clock=clock,
             backends=backends,
@@ -145,7 +147,7 @@ class SeedCache:
             strict=strict,
             history_limit=history_limit,
             clock=clock,
-            currency=self._currency,
+            rules=self._rules,
             count_repeats=repeats == "takes",
         )
         if miss_advice is not None:
@@ -236,7 +238,7 @@ class SeedCache:
 
     def fingerprints(self) -> list[FingerprintStatus]:
         """Per model, each fingerprint seen live or recorded, and whether it is current."""
-        return Catalog(self._store).fingerprints(self._currency)
+        return Catalog(self._store).fingerprints(self._rules)
 
     @property
     def location(self) -> str:
@@ -253,7 +255,7 @@ class SeedCache:
         transport misses go through (it is closed with the copy). Nothing is built
         upstream until a request must go live.
         """
-        from ._wrap import wrap_client
+        from ._clients._wrap import wrap_client
 
         wrapped, http_client = wrap_client(self._core, client, transport, self._upstreams)
         self._http_clients.append(http_client)
@@ -353,7 +355,7 @@ class SeedCache:
     def _transport(
         self, next_transport: Any, *, library: str | None, is_async: bool, keep_alive: bool = True
     ) -> Any:
-        from ._wrap import make_transport, sdk_library
+        from ._clients._wrap import make_transport, sdk_library
 
         library = library or sdk_library()
         shared = next_transport is None

@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
-from .._catalog import Catalog
-from .._content import content_of
-from .._drift import diff_entry, format_time, select_take, take_labels
-from .._index import Summary
-from .._lookup import find_entry
-from .._takes import Take
+from .._inspect._catalog import Catalog
+from .._inspect._drift import diff_entry, format_time, select_take, take_labels
+from .._inspect._prefixes import find_entry
+from .._stores._summary import Summary
+from .._takes._content import content_of
+from .._takes._take import Take
 from .._units import human_bytes, printable
 from ._app import App, cli, pass_app
 from ._filters import Filters, filter_options, moment

@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import click
 
-from .._durations import parse_duration
 from .._errors import ConfigurationError
-from .._index import Summary, TakeFacts
+from .._stores._summary import Summary, TakeFacts
+from .._units import parse_duration
 
 __all__ = ["Filters", "filter_options", "moment"]
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import click
 
-from .._catalog import Catalog
-from .._index import Summary, summarize, take_facts
-from .._lookup import resolve_key
-from .._takes import Entry, Take
+from .._inspect._catalog import Catalog
+from .._inspect._prefixes import resolve_key
+from .._stores._summary import Summary, summarize, take_facts
+from .._takes._take import Entry, Take
 from .._units import count
 from ._app import App, cli, pass_app
 from ._filters import Filters, filter_options, moment

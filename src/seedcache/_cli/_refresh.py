@@ -13,8 +13,8 @@ import click
 
 from .._cache import DEFAULT_UPSTREAM
 from .._errors import SeedCacheError
-from .._fingerprints import model_of
-from .._recheck import RESENT_ENDPOINTS, LiveAnswer, Recheck, Target, recheck
+from .._inspect._recheck import RESENT_ENDPOINTS, LiveAnswer, Recheck, Target, recheck
+from .._request._freshness import model_of
 from .._stores import Store, redact
 from .._stores._location import scrub_credentials
 from .._units import count

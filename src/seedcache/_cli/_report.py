@@ -7,14 +7,15 @@ from pathlib import Path
 
 import click
 
-from .._catalog import Catalog
-from .._drift import DeterminismRow
-from .._fingerprints import Currency, Registry, parse_pins
-from .._overview import Overview, gather
-from .._overview_html import render_html
-from .._savings import describe_saved, from_counters, is_saving_counter
+from .._inspect._catalog import Catalog
+from .._inspect._drift import DeterminismRow
+from .._inspect._overview import Overview, gather
+from .._inspect._overview_html import render_html
+from .._inspect._savings import describe_saved, from_counters, is_saving_counter
+from .._request._freshness import RefreshRules, parse_pins
 from .._stores import Store, is_redis_location
 from .._stores._cassette import write_atomically
+from .._stores._registry import Registry
 from .._units import count, human_bytes, printable, short_count
 from ._app import App, cli, pass_app
 from ._render import emit_json, short_time, table
@@ -101,8 +102,8 @@ def fingerprints_command(app: App, pins: tuple[str, ...], as_json: bool, reset: 
         Registry(store).reset()
         click.echo(f"forgot every fingerprint seen live in {store.location}", err=True)
         return
-    currency = Currency(Registry(store), clock=time.time, pins=parse_pins(pins or None))
-    statuses = Catalog(store).fingerprints(currency)
+    rules = RefreshRules(Registry(store), clock=time.time, pins=parse_pins(pins or None))
+    statuses = Catalog(store).fingerprints(rules)
     if as_json:
         emit_json([s.as_dict() for s in statuses])
         return

@@ -8,8 +8,8 @@ import click
 
 from .._cache import DEFAULT_UPSTREAM, SeedCache
 from .._errors import ExposedProxyWarning
-from .._modes import Mode
-from .._savings import describe_saved
+from .._inspect._savings import describe_saved
+from .._request._modes import Mode
 from .._serve import is_loopback
 from .._units import count
 from ._app import App, cli, pass_app

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import click
 
-from .._fingerprints import REGISTRY_META, merge_registries
-from .._lookup import resolve_key
+from .._inspect._prefixes import resolve_key
 from .._stores import Store, is_redis_location, redact
 from .._stores._base import Change
-from .._takes import Entry
+from .._stores._registry import REGISTRY_META, merge_registries
+from .._takes._take import Entry
 from .._units import count
 from ._app import App, cli, open_location, pass_app
 from ._render import progress

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .._modes import Mode
+from .._request._modes import Mode
 from ._options import OptionError, merged_options
 from ._paths import default_cassette, legacy_cassette, unhashed_cassette
 from ._report import (
@@ -181,7 +181,7 @@ def _session_backends(config: pytest.Config) -> Any:
     per model for every cassette of the run."""
     backends = config.stash.get(_BACKENDS, None)
     if backends is None:
-        from .._backends import Backends
+        from .._request._backends import Backends
 
         backends = config.stash[_BACKENDS] = Backends()
     return backends

@@ -14,7 +14,7 @@ import pytest
 from .._units import count
 
 if TYPE_CHECKING:
-    from .._takes import Entry
+    from .._takes._take import Entry
 
 __all__ = [
     "CHANGES_PROPERTY",
@@ -129,7 +129,7 @@ class Reporter:
         )
         tokens = counts.get("tokens_saved", 0)
         if tokens:
-            from .._savings import describe_saved
+            from .._inspect._savings import describe_saved
 
             priced = tokens > counts.get("unpriced_tokens", 0)
             cost = counts.get("micro_usd_saved", 0) / 1_000_000 if priced else None

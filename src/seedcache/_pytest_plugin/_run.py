@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._modes import Mode
-from .._takes import Entry
+from .._request._modes import Mode
+from .._takes._take import Entry
 
 if TYPE_CHECKING:
     from .._cache import SeedCache
     from .._stores._base import Change
-    from .._takes import Take
+    from .._takes._take import Take
 
 __all__ = ["CassetteRun"]
 
@@ -126,8 +126,8 @@ def _replace(recorded: Path, target: Path) -> None:
 def _merge(recorded: Path, target: Path) -> None:
     """Replace ``target``'s entries for the keys in ``recorded``; keep all others. An entry
     whose takes answer as they did is left as it was."""
-    from .._fingerprints import REGISTRY_META, merge_registries
     from .._stores import CassetteStore
+    from .._stores._registry import REGISTRY_META, merge_registries
 
     source = CassetteStore(recorded)
     destination = CassetteStore(target)
@@ -154,8 +154,8 @@ def _keeping_unchanged(old: Entry | None, new: Entry) -> Entry:
     every recording, and a review should see only what changed."""
     if old is None:
         return new
-    from .._backends import identity_of
-    from .._content import content_of
+    from .._request._backends import identity_of
+    from .._takes._content import content_of
 
     def same(a: Take, b: Take) -> bool:
         return (

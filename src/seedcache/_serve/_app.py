@@ -16,11 +16,11 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from .._core import Core
+from .._clients._upstream import AsyncLazy, sdk_transport
+from .._clients._wrap import make_transport, sdk_library
 from .._errors import CacheMiss, ConfigurationError
-from .._outcome import OUTCOME_HEADER
-from .._upstream import AsyncLazy, sdk_transport
-from .._wrap import make_transport, sdk_library
+from .._request._core import Core
+from .._request._outcome import OUTCOME_HEADER
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "ProxyApp", "proxy_base_url"]
 

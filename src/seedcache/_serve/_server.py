@@ -16,8 +16,8 @@ import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .._core import Core
 from .._errors import ConfigurationError, ExposedProxyWarning
+from .._request._core import Core
 from ._app import DEFAULT_MAX_BODY_BYTES, ProxyApp, is_loopback, proxy_base_url
 
 __all__ = ["DEFAULT_HEADER_TIMEOUT", "DEFAULT_MAX_BODY_BYTES", "Proxy", "is_loopback"]

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
 from .._errors import CorruptEntryError, UnsafeDataError
-from .._index import Summary, Totals
-from .._takes import Entry
+from .._takes._take import Entry
+from ._summary import Summary, Totals
 
 T = TypeVar("T")
 

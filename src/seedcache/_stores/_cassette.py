@@ -29,12 +29,12 @@ from typing import Any
 
 import xxhash
 
-from .._codec import entry_from_document, entry_to_document
 from .._errors import CorruptEntryError, StoreError
-from .._index import Summary, Totals, newest_of, summarize
-from .._takes import Entry
+from .._takes._take import Entry
 from ._base import Capabilities, Change, Check, Lease, MetaChange, poll_until_settled
+from ._codec import entry_from_document, entry_to_document
 from ._filelock import LOCK_TIMEOUT_SECONDS, exclusive
+from ._summary import Summary, Totals, newest_of, summarize
 
 __all__ = [
     "CASSETTE_FORMAT",

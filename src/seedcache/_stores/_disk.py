@@ -22,10 +22,8 @@ from typing import Any
 
 import diskcache
 
-from .._codec import encode_entry
 from .._errors import CorruptEntryError, StoreError, UnsafeDataError
-from .._index import Summary, Totals, newest_of, parse_many, summarize
-from .._takes import Entry
+from .._takes._take import Entry
 from ._base import (
     MAX_LEASE_SECONDS,
     Capabilities,
@@ -37,8 +35,10 @@ from ._base import (
     poll_until_settled,
     skip_damaged,
 )
+from ._codec import encode_entry
 from ._diskrows import ReadOnlyRows, Refused, open_rows, read_value_file
 from ._frames import DecodedFrames, frame_revision
+from ._summary import Summary, Totals, newest_of, parse_many, summarize
 
 __all__ = ["DiskStore"]
 

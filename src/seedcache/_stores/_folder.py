@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .._errors import SeedCacheError, StoreError
-from .._fingerprints import REGISTRY_META, merge_registries
-from .._index import Summary, Totals, newest_of
-from .._takes import Entry
+from .._takes._take import Entry
 from ._base import Capabilities, Change, Check, Lease, MetaChange
 from ._cassette import CassetteStore
+from ._registry import REGISTRY_META, merge_registries
+from ._summary import Summary, Totals, newest_of
 
 __all__ = ["CassetteFolder"]
 

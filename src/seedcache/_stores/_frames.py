@@ -12,9 +12,9 @@ from collections import OrderedDict
 
 import xxhash
 
-from .._codec import decode_entry
 from .._errors import CorruptEntryError
-from .._takes import Entry
+from .._takes._take import Entry
+from ._codec import decode_entry
 
 __all__ = ["DecodedFrames", "frame_revision"]
 

@@ -29,10 +29,8 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .._codec import encode_entry
 from .._errors import ConfigurationError, CorruptEntryError, StoreError
-from .._index import Summary, Totals, newest_of, parse_many, summarize
-from .._takes import Entry
+from .._takes._take import Entry
 from ._base import (
     MAX_LEASE_SECONDS,
     Capabilities,
@@ -43,8 +41,10 @@ from ._base import (
     check_by_decoding,
     skip_damaged,
 )
+from ._codec import encode_entry
 from ._frames import DecodedFrames, frame_revision
 from ._location import redact, scrub_credentials, server_name
+from ._summary import Summary, Totals, newest_of, parse_many, summarize
 
 __all__ = ["RedisStore"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from ._shared import (
+from ._transport import (
     AsyncCacheTransportBase,
     AsyncReplayBody,
     AsyncTeeBody,

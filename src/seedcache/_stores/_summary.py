@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import xxhash
 
-from ._content import content_of
-from ._takes import Entry, Take
+from .._takes._content import content_of
+from .._takes._take import Entry, Take
 
 __all__ = [
     "Summary",

@@ -12,8 +12,8 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from .._takes._take import Entry, Take
 from ._modes import Mode
-from ._takes import Entry, Take
 
 __all__ = ["Decision", "Fetch", "Freshness", "Miss", "Replay", "Slot", "decide", "place"]
 

@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ._counters import COUNTERS_META, read_counters
+from .._request._freshness import RefreshRules
+from .._stores import Check, Store
+from .._stores._counters import COUNTERS_META, read_counters
+from .._stores._summary import Summary, Totals
 from ._drift import DeterminismSummary, determinism
-from ._fingerprints import Currency, FingerprintStatus, fingerprint_statuses
-from ._index import Summary, Totals
+from ._fingerprints import FingerprintStatus, fingerprint_statuses
 from ._savings import Savings, from_counters, is_saving_counter
-from ._stores import Check, Store
 
 __all__ = ["Catalog", "Listing", "StoreStats"]
 
@@ -112,7 +113,7 @@ class Catalog:
         return from_counters(read_counters(self.store.get_meta(COUNTERS_META)))
 
     def fingerprints(
-        self, currency: Currency, summaries: Iterable[Summary] | None = None
+        self, rules: RefreshRules, summaries: Iterable[Summary] | None = None
     ) -> list[FingerprintStatus]:
         """Per model, each fingerprint seen live or recorded, and whether it is current.
 
@@ -123,7 +124,7 @@ class Catalog:
             for summary in (self.store.summaries() if summaries is None else summaries)
             for take in summary.all_takes
         )
-        return fingerprint_statuses(currency, recorded)
+        return fingerprint_statuses(rules, recorded)
 
     def determinism(self, summaries: Iterable[Summary] | None = None) -> DeterminismSummary:
         """For seeded requests recorded more than once: how often the outputs agreed."""

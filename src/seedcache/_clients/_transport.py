@@ -12,11 +12,11 @@ from typing import Any, Protocol
 
 import anyio
 
-from .._core import Core, Recording, Replayed, resolve_async, resolve_sync
-from .._outcome import OUTCOME_EXTENSION
-from .._takes import Take, media_type
-from .._upstream import AsyncLazy, Lazy
-from .._wire import CapturedRequest
+from .._request._core import Core, Recording, Replayed, resolve_async, resolve_sync
+from .._request._outcome import OUTCOME_EXTENSION
+from .._request._wire import CapturedRequest
+from .._takes._take import Take, media_type
+from ._upstream import AsyncLazy, Lazy
 
 __all__ = [
     "AsyncCacheTransportBase",

@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from ._content import Content, content_of
-from ._errors import NotFoundError, SeedCacheError
-from ._index import Summary
-from ._takes import Entry, Take
-from ._units import count, printable
+from .._errors import NotFoundError, SeedCacheError
+from .._stores._summary import Summary
+from .._takes._content import Content, content_of
+from .._takes._take import Entry, Take
+from .._units import count, printable
 
 __all__ = [
     "DeterminismRow",

@@ -26,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from .._takes._take import Take
 from ._flights import Flight
-from ._takes import Take
 
 __all__ = ["CHECK_SAMPLES", "BackendChange", "Backends", "Identity", "identity_of"]
 

@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from ._errors import CacheMiss, CorruptEntryError
+from .._errors import CacheMiss, CorruptEntryError
+from .._stores import Store
+from .._units import count
 from ._keys import Canonical, KeyConfig
 from ._modes import Mode
 from ._nearest import host_only, nearest
 from ._policy import Miss
-from ._stores import Store
-from ._units import count
 
 __all__ = ["explain_miss"]
 

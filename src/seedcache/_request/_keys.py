@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import xxhash
 
-from ._errors import ConfigurationError
+from .._errors import ConfigurationError
 from ._redact import may_hold_credentials, redact_fields, redact_keys_in, redact_summary
 from ._wire import CapturedRequest, is_secret_header, keyed_query
 
@@ -51,7 +51,7 @@ class KeyConfig:
     out of the key, as dotted paths (``"user"``, ``"metadata.session"``,
     ``"messages.*.name"``: ``*`` is every key or item, a number one list item).
     ``secret_params`` names query parameters that carry credentials, beyond those the
-    built-in rule recognises (:func:`~seedcache._wire.is_secret_param`).
+    built-in rule recognises (:func:`~seedcache._request._wire.is_secret_param`).
     """
 
     match_host: bool = True

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ._errors import AmbiguousKeyError, NotFoundError
-from ._keys import KEY_LENGTH
-from ._stores import Store
-from ._takes import Entry
+from .._errors import AmbiguousKeyError, NotFoundError
+from .._request._keys import KEY_LENGTH
+from .._stores import Store
+from .._takes._take import Entry
 
 __all__ = ["find_entry", "resolve_key"]
 

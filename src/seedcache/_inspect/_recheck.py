@@ -14,15 +14,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ._backends import BackendChange, identity_of
-from ._content import content_of
-from ._errors import SeedCacheError
-from ._fingerprints import Registry, model_of
-from ._keys import Canonical
-from ._policy import Fetch, Slot, place
-from ._recording import Recording
-from ._stores import Store
-from ._takes import Entry, Take
+from .._errors import SeedCacheError
+from .._request._backends import BackendChange, identity_of
+from .._request._freshness import model_of
+from .._request._keys import Canonical
+from .._request._policy import Fetch, Slot, place
+from .._request._recording import Recording
+from .._stores import Store
+from .._stores._registry import Registry
+from .._takes._content import content_of
+from .._takes._take import Entry, Take
 
 __all__ = [
     "RESENT_ENDPOINTS",

@@ -19,8 +19,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from ._takes import Take
-from ._units import short_count
+from .._takes._take import Take
+from .._units import short_count
 
 __all__ = [
     "ModelSavings",

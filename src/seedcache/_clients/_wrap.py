@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, TypeVar
 
-from ._core import Core
-from ._errors import ConfigurationError
+from .._errors import ConfigurationError
+from .._request._core import Core
 from ._upstream import Borrowed, Upstreams
 
 __all__ = ["client_library", "make_transport", "sdk_library", "wrap_client"]
@@ -34,14 +34,14 @@ def make_transport(
         raise ConfigurationError(f"unknown HTTP library {library!r}; use 'httpx2' or 'httpx'")
     if library == "httpx":
         try:
-            from ._adapters import _httpx as adapter
+            from . import _httpx as adapter
         except ImportError:
             raise ConfigurationError(
                 "the legacy httpx family needs httpx, which is not installed. "
                 "Install it with `pip install seedcache[httpx]`"
             ) from None
     else:
-        from ._adapters import _httpx2 as adapter  # type: ignore[no-redef]
+        from . import _httpx2 as adapter  # type: ignore[no-redef]
     cls = adapter.AsyncCacheTransport if is_async else adapter.CacheTransport
     return cls(core, next_transport, close_next=close_next)
 

@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from html import escape
 
+from .._units import count, human_bytes, short_count
 from ._drift import DeterminismRow, TakeDiff
 from ._fingerprints import FingerprintStatus
 from ._overview import Overview
 from ._savings import describe_saved, dollars
-from ._units import count, human_bytes, short_count
 
 __all__ = ["render_html"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 
-from . import _settings as settings
-from ._errors import ConfigurationError
-from ._settings import MODE_ENV_VAR
+from .. import _settings as settings
+from .._errors import ConfigurationError
+from .._settings import MODE_ENV_VAR
 
 __all__ = ["Mode", "resolve_mode"]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import xxhash
 
-from ._takes import Take
+from ._take import Take
 
 __all__ = ["Content", "content_of"]
 

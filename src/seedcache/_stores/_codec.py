@@ -14,9 +14,9 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ._content import content_of
-from ._errors import CorruptEntryError
-from ._takes import Entry, Take
+from .._errors import CorruptEntryError
+from .._takes._content import content_of
+from .._takes._take import Entry, Take
 
 __all__ = [
     "decode_entry",

@@ -8,13 +8,13 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from .._takes._content import content_of
+from .._takes._take import Take, media_type, response_identity
 from ._backends import Identity
-from ._content import content_of
 from ._keys import Canonical
 from ._outcome import OUTCOME_HEADER, Action, Outcome
 from ._policy import Fetch, Slot
 from ._redact import holds_a_key, redact_keys_in
-from ._takes import Take, media_type, response_identity
 from ._wire import keep_response_headers
 
 if TYPE_CHECKING:

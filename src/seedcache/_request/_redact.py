@@ -1,6 +1,6 @@
 """Credentials inside bodies: never written, though a request or an answer carries them.
 
-Headers and query strings are handled in :mod:`seedcache._wire`. Bodies carry secrets too:
+Headers and query strings are handled in :mod:`seedcache._request._wire`. Bodies carry secrets too:
 a request field ``api_key`` (some gateways take the key in the body), and answers that
 hand out new credentials (admin API keys, a Realtime session's ``client_secret``).
 

@@ -11,10 +11,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from .._request._freshness import RefreshRules
+from .._stores._registry import Registry
+from .._stores._summary import Summary
 from ._catalog import Catalog, StoreStats
 from ._drift import DeterminismSummary, TakeDiff, diff_entry
-from ._fingerprints import Currency, FingerprintStatus, Registry
-from ._index import Summary
+from ._fingerprints import FingerprintStatus
 from ._savings import Savings
 
 __all__ = ["Overview", "gather"]
@@ -84,11 +86,11 @@ def gather(catalog: Catalog, *, now_ms: int | None = None) -> Overview:
     for summary in refreshed:
         if summary.origin is not None:
             cassettes.setdefault(summary.key, []).append(summary.origin)
-    currency = Currency(Registry(store), clock=time.time)
+    rules = RefreshRules(Registry(store), clock=time.time)
     return Overview(
         generated_ms=now_ms if now_ms is not None else round(time.time() * 1000),
         stats=catalog.stats(),
-        fingerprints=catalog.fingerprints(currency, summaries),
+        fingerprints=catalog.fingerprints(rules, summaries),
         determinism=catalog.determinism(summaries),
         changed=changed,
         cassettes=cassettes,

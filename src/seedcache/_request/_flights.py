@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._errors import CacheMiss, StoreError
-from ._savings import TokenUsage, usage_of
-from ._stores import Lease, Store
-from ._takes import Take
+from .._errors import CacheMiss, StoreError
+from .._inspect._savings import TokenUsage, usage_of
+from .._stores import Lease, Store
+from .._takes._take import Take
 
 if TYPE_CHECKING:
     from ._backends import BackendChange

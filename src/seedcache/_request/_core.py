@@ -26,20 +26,20 @@ from dataclasses import dataclass
 
 import anyio
 
+from .._errors import CacheMiss, CorruptEntryError, StoreError, UnsafeDataError
+from .._inspect._savings import Savings, savings_of
+from .._stores import Lease, Store
+from .._takes._content import content_of
+from .._takes._take import Entry, Take
 from ._backends import CHECK_SAMPLES, BackendChange, Identity, identity_of
-from ._content import content_of
-from ._errors import CacheMiss, CorruptEntryError, StoreError, UnsafeDataError
 from ._explain import explain_miss
-from ._fingerprints import Currency, model_of, scope_of
 from ._flights import Flight, Session, Stats
+from ._freshness import RefreshRules, model_of, scope_of
 from ._keys import Canonical, KeyConfig, canonicalize
 from ._modes import Mode
 from ._outcome import OUTCOME_HEADER, Action, Outcome
 from ._policy import Fetch, Freshness, Miss, Replay, Slot, decide, place
 from ._recording import Recording
-from ._savings import Savings, savings_of
-from ._stores import Lease, Store
-from ._takes import Entry, Take
 from ._wire import CapturedRequest
 
 __all__ = [
@@ -130,7 +130,7 @@ class Core:
         strict: bool = False,
         history_limit: int = 5,
         clock: Clock = time.time,
-        currency: Currency | None = None,
+        rules: RefreshRules | None = None,
         session: Session | None = None,
         count_repeats: bool = True,
     ) -> None:
@@ -140,7 +140,7 @@ class Core:
         self.strict = strict
         self.history_limit = history_limit
         self.clock = clock
-        self._currency = currency
+        self._rules = rules
         self._session = session or Session(lease_seconds=LEASE_SECONDS)
         self.count_repeats = count_repeats
         """Whether the n-th identical request maps to take n (else always to take 0)."""
@@ -178,7 +178,7 @@ class Core:
             strict=self.strict,
             history_limit=self.history_limit,
             clock=self.clock,
-            currency=self._currency,
+            rules=self._rules,
             session=self._session,
             count_repeats=count_repeats,
         )
@@ -346,24 +346,24 @@ class Core:
         )
 
     def _freshness(self, canonical: Canonical) -> Callable[[Take], Freshness] | None:
-        currency = self._currency
-        if self.mode is not Mode.REFRESH or currency is None:
+        rules = self._rules
+        if self.mode is not Mode.REFRESH or rules is None:
             return None
-        return functools.partial(_judge, currency, canonical)
+        return functools.partial(_judge, rules, canonical)
 
     def _claim_check(self, canonical: Canonical, take: Take) -> Checking | Flight | None:
         """Claim the check of ``take``'s backend: what to release when it ends, or the
         check another request is making of the same backend, to wait for."""
         identity = identity_of(take)
-        if self._currency is None or identity is None:
+        if self._rules is None or identity is None:
             return None
         scope = scope_of(canonical.model, canonical.endpoint, take)
-        underway = self._currency.backends.check(scope, identity, now=self.clock())
+        underway = self._rules.backends.check(scope, identity, now=self.clock())
         return underway if underway is not None else (scope, identity)
 
     def _checked(self, checking: Checking | None) -> None:
-        if checking is not None and self._currency is not None:
-            self._currency.backends.checked(*checking)
+        if checking is not None and self._rules is not None:
+            self._rules.backends.checked(*checking)
 
     def _ground(self, key: str, flight: Flight, occurrence: int) -> None:
         """Call off ``flight`` before it left: the occurrence and the key are free again."""
@@ -466,36 +466,36 @@ class Core:
         """Live answers a check of ``take`` asks for: a few before a backend is called gone
         (it may be served beside another), one once this run found it gone."""
         identity = identity_of(take)
-        if self._currency is None or identity is None or self._currency.pins:
+        if self._rules is None or identity is None or self._rules.pins:
             return 1  # with pins, one answer says whether the pin is served
         scope = scope_of(canonical.model, canonical.endpoint, take)
-        gone = self._currency.backends.is_gone(scope, identity, now=self.clock())
+        gone = self._rules.backends.is_gone(scope, identity, now=self.clock())
         return 1 if gone else CHECK_SAMPLES
 
     def _served_beside(self, recorded: Identity | None, live: Identity | None) -> bool:
         """Whether the store saw ``recorded`` and ``live`` served side by side: the same
         dated model, two fingerprints sighted live at overlapping times. Then a live
         answer from one does not make takes of the other stale."""
-        if self._currency is None or recorded is None or live is None or recorded == live:
+        if self._rules is None or recorded is None or live is None or recorded == live:
             return False  # the same backend needs no sibling (nor a registry read)
         if recorded.model != live.model or recorded.model is None:
             return False
         if recorded.fingerprint is None or live.fingerprint is None:
             return False
         try:
-            return self._currency.registry.served_together(
+            return self._rules.registry.served_together(
                 recorded.model,
                 recorded.fingerprint,
                 live.fingerprint,
-                before_ms=self._currency.backends.started_ms,
+                before_ms=self._rules.backends.started_ms,
             )
         except StoreError:
             return False
 
     def _warn_unserved_pins(self, live: Take) -> None:
         """Pins that the model does not serve re-fetch its takes every run: say so, once."""
-        currency = self._currency
-        if currency is None or not currency.pins or live.fingerprint in currency.pins:
+        rules = self._rules
+        if rules is None or not rules.pins or live.fingerprint in rules.pins:
             return
         model = live.model or "?"
         with self._session.lock:
@@ -507,23 +507,23 @@ class Core:
             "every run; pin %s, or drop the pins",
             model,
             live.fingerprint or "no fingerprint",
-            ", ".join(sorted(currency.pins)),
+            ", ".join(sorted(rules.pins)),
             live.fingerprint or "nothing",
         )
 
     def _lost(self, canonical: Canonical, take: Take) -> None:
         """A check's answers did not show ``take``'s backend: gone for the rest of the run."""
         identity = identity_of(take)
-        if self._currency is not None and identity is not None:
+        if self._rules is not None and identity is not None:
             scope = scope_of(canonical.model, canonical.endpoint, take)
-            self._currency.backends.lost(scope, identity, now=self.clock())
+            self._rules.backends.lost(scope, identity, now=self.clock())
 
     def _learn(self, canonical: Canonical, take: Take) -> None:
         """Every live answer teaches the run what its model serves now."""
         identity = identity_of(take)
-        if self._currency is not None and identity is not None:
+        if self._rules is not None and identity is not None:
             scope = scope_of(canonical.model, canonical.endpoint, take)
-            self._currency.backends.learn(scope, identity, now=self.clock())
+            self._rules.backends.learn(scope, identity, now=self.clock())
 
     def _store(self, recording: Recording, take: Take) -> Landing | None:
         """Store ``take``; where it landed, or None if it was not stored.
@@ -584,10 +584,10 @@ class Core:
 
     def _note_live(self, take: Take) -> None:
         """Tell the fingerprint registry what a live response showed."""
-        if self._currency is None:
+        if self._rules is None:
             return
         try:
-            self._currency.observe(take)
+            self._rules.observe(take)
         except StoreError as exc:
             # The take is stored; a registry that missed one sighting only costs a
             # re-fetch later. The caller's response must not fail for it.
@@ -650,8 +650,8 @@ def _confirms(decision: Fetch, recorded: Take | None, live: Take, *, sibling: bo
     return identity is not None and (identity == identity_of(live) or sibling)
 
 
-def _judge(currency: Currency, canonical: Canonical, take: Take) -> Freshness:
-    return currency.freshness(take, scope_of(canonical.model, canonical.endpoint, take))
+def _judge(rules: RefreshRules, canonical: Canonical, take: Take) -> Freshness:
+    return rules.freshness(take, scope_of(canonical.model, canonical.endpoint, take))
 
 
 Checking = tuple[str, Identity]

@@ -1,1 +1,0 @@
-"""Thin adapters between HTTP libraries and the core: one module per library family."""
