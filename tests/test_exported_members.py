@@ -62,3 +62,24 @@ def test_loading_the_pytest_plugin_imports_neither_openai_nor_the_core():
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_names_type_checkers_see_are_the_names_exported():
+    """``_EXPORTS`` is the one list; the imports under TYPE_CHECKING must repeat it exactly."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(seedcache))
+    guarded = next(
+        node for node in tree.body
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
+    )
+    seen = {
+        (f"{'.' * node.level}{node.module}", alias.name)
+        for node in guarded.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.asname == alias.name  # "X as X": an explicit re-export
+    }
+    listed = {(module, name) for module, names in seedcache._EXPORTS.items() for name in names}
+    assert seen == listed

@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 
 from seedcache import CassetteStore, ConfigurationError, DiskStore, Take
-from seedcache._request._backends import Backends, Identity
+from seedcache._request._backends import Backends
 from seedcache._request._freshness import RefreshRules, parse_pins
 from seedcache._request._policy import Freshness
 from seedcache._stores._registry import Registry
+from seedcache._takes._take import Identity
 from seedcache._units import format_duration, parse_duration
 
 MINUTE_MS = 60_000

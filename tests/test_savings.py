@@ -12,7 +12,8 @@ from genai_prices import Usage, calc_price
 import seedcache
 from conftest import MESSAGES, make_client
 from seedcache._cli import cli
-from seedcache._inspect._savings import TokenUsage, describe_saved, usage_of
+from seedcache._inspect._savings import describe_saved
+from seedcache._takes._usage import TokenUsage, usage_of
 
 
 def price(model: str, usage: TokenUsage) -> Decimal:

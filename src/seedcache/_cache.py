@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -20,12 +23,14 @@ from ._inspect._catalog import Catalog
 from ._inspect._drift import DeterminismSummary, TakeDiff, TakeRef, diff_entry
 from ._inspect._fingerprints import FingerprintStatus
 from ._inspect._prefixes import find_entry
-from ._inspect._savings import Savings, as_counters
+from ._inspect._savings import Savings, as_counters, savings_of
 from ._request._backends import BackendChange, Backends
-from ._request._core import Clock, Core, Stats
+from ._request._config import Clock, CoreConfig
+from ._request._core import Core
 from ._request._freshness import RefreshRules, parse_pins
 from ._request._keys import KeyConfig, field_paths, names
 from ._request._modes import Mode, resolve_mode
+from ._request._session import Stats
 from ._stores import CassetteStore, Store, open_store
 from ._stores._counters import COUNTERS_META, add_counters
 from ._stores._registry import Registry
@@ -130,11 +135,11 @@ class SeedCache:
             max_age=max_age,
         )
         self._saved_counters: dict[str, int] = {}
-        # HTTP clients made by wrap(): their connections are ours to close.
-        self._http_clients: list[Any] = []
+        # HTTP clients made by wrap(), each with whether it is async: ours to close.
+        self._http_clients: list[tuple[Any, bool]] = []
         # Transports for live requests of clients that bring none, built on first use.
         self._upstreams = Upstreams()
-        self._core = Core(
+        config = CoreConfig(
             store,
             mode=resolved,
             key_config=KeyConfig(
@@ -144,15 +149,16 @@ class SeedCache:
                 ignore=field_paths(ignore),
                 secret_params=names(secret_params, "secret_params"),
             ),
+            rules=self._rules,
             strict=strict,
             history_limit=history_limit,
             clock=clock,
-            rules=self._rules,
             count_repeats=repeats == "takes",
         )
         if miss_advice is not None:
             advice = miss_advice
-            self._core.miss_advice = advice if callable(advice) else lambda: advice
+            config = replace(config, miss_advice=advice if callable(advice) else lambda: advice)
+        self._core = Core(config)
 
     @classmethod
     def cassette(
@@ -182,9 +188,9 @@ class SeedCache:
 
     def stats(self) -> Stats:
         """A snapshot of what the cache did since it was opened, with what replays saved."""
-        saved = self._core.savings()
+        saved = self.savings()
         return Stats(
-            **self._core.stats.as_dict(),
+            **self._core.session.stats.as_dict(),
             tokens_saved=saved.tokens,
             cost_saved_usd=saved.cost_usd,
         )
@@ -192,21 +198,21 @@ class SeedCache:
     def backend_changes(self) -> dict[BackendChange, int]:
         """The backend changes ``refresh`` met so far (``gpt-4o-mini: fp_a → fp_b``), with
         how many takes each replaced, most first."""
-        counted = self._core.backend_changes()
+        counted = self._core.session.backend_changes()
         return dict(sorted(counted.items(), key=lambda item: -item[1]))
 
     def savings(self) -> Savings:
         """What this cache's replays saved, per model, and which models have no known price."""
-        return self._core.savings()
+        return savings_of(self._core.session.replays())
 
     @property
     def missed(self) -> tuple[CacheMiss, ...]:
         """Every :class:`CacheMiss` raised so far, even those the calling code swallowed."""
-        return tuple(self._core.missed)
+        return tuple(self._core.session.missed())
 
     def consumed(self) -> dict[str, int]:
         """How many takes of each key this cache was asked for (repeats counted)."""
-        return self._core.consumed()
+        return self._core.session.consumed()
 
     def unused(self) -> list[tuple[str, list[int]]]:
         """Recorded takes this cache was never asked for: ``(key, take indices)`` pairs.
@@ -257,17 +263,9 @@ class SeedCache:
         """
         from ._clients._wrap import wrap_client
 
-        wrapped, http_client = wrap_client(self._core, client, transport, self._upstreams)
-        self._http_clients.append(http_client)
+        wrapped, http_client, is_async = wrap_client(self._core, client, transport, self._upstreams)
+        self._http_clients.append((http_client, is_async))
         return wrapped
-
-    def _has_async_clients(self) -> bool:
-        """Whether closing needs an event loop (:meth:`aclose`)."""
-        return any(hasattr(client, "aclose") for client in self._http_clients)
-
-    def _adopt(self, http_client: Any) -> None:
-        """Close ``http_client`` with the cache (one the pytest fixtures built on it)."""
-        self._http_clients.append(http_client)
 
     @contextlib.contextmanager
     def proxy(
@@ -339,21 +337,29 @@ class SeedCache:
             header_timeout=header_timeout,
         )
 
-    def transport(self, next_transport: Any = None, *, library: str | None = None) -> Any:
+    def transport(
+        self, next_transport: Any = None, *, library: str | None = None, keep_alive: bool = True
+    ) -> Any:
         """A sync transport for any httpx2 (or ``library="httpx"``) client.
 
         ``library`` defaults to the one the installed SDK uses. Misses go to
         ``next_transport`` (closed with this transport), else to a transport the cache
-        builds on the first live request and shares.
+        builds on the first live request, shares, and closes with the cache.
+        ``keep_alive=False`` makes that shared transport close each connection after its
+        response: for async clients whose event loop ends before anyone could close them
+        (a test's ``asyncio.run``). The HTTP client built on the transport is yours to
+        close; it holds nothing of the cache's.
         """
-        return self._transport(next_transport, library=library, is_async=False)
+        return self._transport(next_transport, library, is_async=False, keep_alive=keep_alive)
 
-    def async_transport(self, next_transport: Any = None, *, library: str | None = None) -> Any:
+    def async_transport(
+        self, next_transport: Any = None, *, library: str | None = None, keep_alive: bool = True
+    ) -> Any:
         """The async twin of :meth:`transport`."""
-        return self._transport(next_transport, library=library, is_async=True)
+        return self._transport(next_transport, library, is_async=True, keep_alive=keep_alive)
 
     def _transport(
-        self, next_transport: Any, *, library: str | None, is_async: bool, keep_alive: bool = True
+        self, next_transport: Any, library: str | None, *, is_async: bool, keep_alive: bool
     ) -> Any:
         from ._clients._wrap import make_transport, sdk_library
 
@@ -370,25 +376,28 @@ class SeedCache:
         )
 
     def close(self) -> None:
-        """Close the sync HTTP clients made by :meth:`wrap`, then the store.
+        """Close the HTTP clients made by :meth:`wrap` and the transports the cache built,
+        then the store. Recorded takes are already on disk.
 
-        Recorded takes are already on disk. Async clients need :meth:`aclose`.
+        Async clients are closed on an event loop of their own, in a thread: from sync
+        code the loop that used them is usually gone (a test's ``asyncio.run``). Inside a
+        running loop, ``await cache.aclose()`` closes them on that loop instead.
         """
-        async_clients = []
-        for http_client in self._http_clients:
-            if hasattr(http_client, "aclose"):
-                async_clients.append(http_client)
-            else:
+        async_clients = [client for client, is_async in self._http_clients if is_async]
+        for http_client, is_async in self._http_clients:
+            if not is_async:
                 http_client.close()
-        self._http_clients = async_clients
-        self._upstreams.close()
+        self._http_clients = []
+        pending = self._upstreams.close()
+        if async_clients or pending:
+            _close_on_own_loop([*async_clients, *pending])
         self._save_counters()
         self._store.close()
 
     async def aclose(self) -> None:
         """Close every HTTP client made by :meth:`wrap`, sync and async, then the store."""
-        for http_client in self._http_clients:
-            if hasattr(http_client, "aclose"):
+        for http_client, is_async in self._http_clients:
+            if is_async:
                 await http_client.aclose()
             else:
                 http_client.close()
@@ -402,7 +411,7 @@ class SeedCache:
         capabilities = self._store.capabilities
         if not capabilities.running_totals or not capabilities.writable:
             return
-        current = {**self._core.stats.as_dict(), **as_counters(self._core.savings())}
+        current = {**self._core.session.stats.as_dict(), **as_counters(self.savings())}
         delta = {name: value - self._saved_counters.get(name, 0) for name, value in current.items()}
         if not any(delta.values()):
             return
@@ -444,3 +453,20 @@ def _checked_repeats(repeats: str) -> str:
     if repeats not in ("first", "takes"):
         raise ConfigurationError(f"repeats must be 'first' or 'takes', not {repeats!r}")
     return repeats
+
+
+def _close_on_own_loop(closables: list[Any]) -> None:
+    """``aclose()`` each of ``closables`` on a new event loop in a thread of its own (the
+    caller's thread may be running a loop). A connection bound to a loop that is gone
+    may fail to close; it is dropped with its loop, and the rest still close."""
+
+    async def close_all() -> None:
+        for closable in closables:
+            try:
+                await closable.aclose()
+            except Exception as exc:
+                _log.debug("could not close %r on a new event loop: %s", closable, exc)
+
+    thread = threading.Thread(target=asyncio.run, args=(close_all(),), name="seedcache-close")
+    thread.start()
+    thread.join()

@@ -1,8 +1,8 @@
 """Moving recordings between cache directories and cassette files: ``export``, ``import``.
 
-Entries are copied whole (request summary, every take, history) and the fingerprint
-registries are merged, so a round trip loses nothing. A key already at the destination
-is left alone unless ``--replace``: copying never destroys a recording silently.
+Entries are copied whole by :func:`~seedcache.copy_entries`, so a round trip loses
+nothing. A key already at the destination is left alone unless ``--replace``: copying
+never destroys a recording silently.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import click
 
 from .._inspect._prefixes import resolve_key
 from .._stores import Store, is_redis_location, redact
-from .._stores._base import Change
-from .._stores._registry import REGISTRY_META, merge_registries
-from .._takes._take import Entry
+from .._stores._copy import Copied, copy_entries
 from .._units import count
 from ._app import App, cli, open_location, pass_app
 from ._render import progress
@@ -23,28 +21,14 @@ from ._render import progress
 __all__: list[str] = []
 
 
-def _copy(source: Store, target: Store, keys: list[str], *, replace: bool) -> tuple[int, int]:
-    """Copy ``keys`` from ``source`` to ``target``; return (copied, skipped)."""
-    existing = set(target.keys())
-    copied = skipped = 0
-    with target.batch():
-        for key in progress(keys, "copying"):
-            if key in existing and not replace:
-                skipped += 1
-                continue
-            entry = source.get(key)
-            if entry is None:
-                continue
-            target.update(key, _replace_with(entry))
-            copied += 1
-        theirs = source.get_meta(REGISTRY_META)
-        if theirs is not None:
-            target.update_meta(REGISTRY_META, lambda ours: merge_registries(ours, theirs))
-    return copied, skipped
-
-
-def _replace_with(entry: Entry) -> Change:
-    return lambda _: entry
+def _copy(source: Store, target: Store, keys: list[str], *, replace: bool) -> Copied:
+    return copy_entries(
+        source,
+        target,
+        keys,
+        existing="replace" if replace else "skip",
+        progress=lambda chosen: progress(chosen, "copying"),
+    )
 
 
 def _same_place(a: str, b: str) -> bool:

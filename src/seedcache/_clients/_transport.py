@@ -12,8 +12,10 @@ from typing import Any, Protocol
 
 import anyio
 
-from .._request._core import Core, Recording, Replayed, resolve_async, resolve_sync
+from .._request._core import Core
 from .._request._outcome import OUTCOME_EXTENSION
+from .._request._recording import Recording
+from .._request._steps import Serve, resolve_async, resolve_sync
 from .._request._wire import CapturedRequest
 from .._takes._take import Take, media_type
 from ._upstream import AsyncLazy, Lazy
@@ -87,7 +89,7 @@ def handle_sync(
 ) -> Any:
     """Serve ``request`` through the core, calling ``send`` only when going live."""
     step = resolve_sync(core, capture(request, request.read()))
-    if isinstance(step, Replayed):
+    if isinstance(step, Serve):
         return _replayed(step, build, replay)
     recording = step.recording
     try:
@@ -126,7 +128,7 @@ async def handle_async(
 ) -> Any:
     """The async twin of :func:`handle_sync`; only the waiting and the send differ."""
     step = await resolve_async(core, capture(request, await request.aread()))
-    if isinstance(step, Replayed):
+    if isinstance(step, Serve):
         return _replayed(step, build, replay)
     recording = step.recording
     try:
@@ -179,7 +181,7 @@ def _checked(
     )
 
 
-def _replayed(step: Replayed, build: BuildResponse, replay: Callable[[list[bytes]], Any]) -> Any:
+def _replayed(step: Serve, build: BuildResponse, replay: Callable[[list[bytes]], Any]) -> Any:
     return build(
         step.take.status,
         step.headers(),

@@ -147,7 +147,8 @@ class Upstreams:
         pending = []
         for lazy in self._made.values():
             if isinstance(lazy, AsyncLazy):
-                pending.append(lazy)
+                if lazy.built:
+                    pending.append(lazy)
             else:
                 lazy.close()
         return pending

@@ -48,8 +48,9 @@ def make_transport(
 
 def wrap_client(
     core: Core, client: ClientT, transport: Any, upstreams: Upstreams
-) -> tuple[ClientT, Any]:
-    """A copy of ``client`` whose HTTP goes through ``core``, and the HTTP client it uses.
+) -> tuple[ClientT, Any, bool]:
+    """A copy of ``client`` whose HTTP goes through ``core``, the HTTP client it uses, and
+    whether that client is async (closing it then needs an event loop).
 
     The original client is untouched. Misses go to ``transport`` when given (then owned:
     closed with the copy), else through the client's own HTTP client.
@@ -79,7 +80,7 @@ def wrap_client(
         transport=cache_transport, **_client_settings(user_http)
     )
     wrapped: ClientT = client.with_options(http_client=http_client)  # type: ignore[attr-defined]
-    return wrapped, http_client
+    return wrapped, http_client, is_async
 
 
 def http_client_class(library: str, *, is_async: bool) -> Any:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .._errors import SeedCacheError
-from .._request._backends import BackendChange, identity_of
+from .._request._backends import BackendChange
 from .._request._freshness import model_of
 from .._request._keys import Canonical
 from .._request._policy import Fetch, Slot, place
@@ -23,7 +23,7 @@ from .._request._recording import Recording
 from .._stores import Store
 from .._stores._registry import Registry
 from .._takes._content import content_of
-from .._takes._take import Entry, Take
+from .._takes._take import Entry, Take, identity_of
 
 __all__ = [
     "RESENT_ENDPOINTS",

@@ -11,7 +11,6 @@ read the first time it is replayed, and priced when someone asks.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,13 +18,12 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from .._takes._take import Take
+from .._takes._usage import TokenUsage
 from .._units import short_count
 
 __all__ = [
     "ModelSavings",
     "Savings",
-    "TokenUsage",
     "as_counters",
     "describe_saved",
     "dollars",
@@ -33,25 +31,9 @@ __all__ = [
     "is_saving_counter",
     "price_usd",
     "savings_of",
-    "usage_of",
 ]
 
 _log = logging.getLogger("seedcache")
-
-
-@dataclass(frozen=True, slots=True)
-class TokenUsage:
-    """Token counts one response reported."""
-
-    input: int = 0
-    output: int = 0
-    cached_input: int = 0
-    """Part of ``input`` the provider served from its prompt cache (cheaper)."""
-
-    @property
-    def total(self) -> int:
-        """Input and output tokens together."""
-        return self.input + self.output
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,53 +72,6 @@ class Savings:
             ],
             "unpriced_models": self.unpriced,
         }
-
-
-def usage_of(take: Take) -> TokenUsage | None:
-    """The usage ``take`` reported, or None when it reported none."""
-    if take.status >= 400:
-        return None
-    if not take.is_stream:
-        return _usage_in(_loads(take.body))
-    found = None
-    for line in take.body.split(b"\n"):
-        if line.startswith(b"data:") and b'"usage"' in line:
-            found = _usage_in(_loads(line[5:])) or found
-    return found
-
-
-def _usage_in(document: Any) -> TokenUsage | None:
-    if not isinstance(document, dict):
-        return None
-    usage = document.get("usage")
-    if not isinstance(usage, dict) and isinstance(document.get("response"), dict):
-        usage = document["response"].get("usage")  # Responses API stream events
-    if not isinstance(usage, dict):
-        return None
-    details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
-    return TokenUsage(
-        input=_count(usage.get("prompt_tokens", usage.get("input_tokens"))),
-        output=_count(usage.get("completion_tokens", usage.get("output_tokens"))),
-        cached_input=_count(details.get("cached_tokens") if isinstance(details, dict) else 0),
-    )
-
-
-# No answer uses more tokens than this; a larger count is planted, and would add
-# astronomical dollars to the stored totals (or overflow a float).
-_MAX_TOKENS = 10**9
-
-
-def _count(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= _MAX_TOKENS:
-        return 0
-    return value
-
-
-def _loads(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
 
 
 @lru_cache(maxsize=4096)

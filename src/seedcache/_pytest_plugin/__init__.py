@@ -219,7 +219,7 @@ def seedcache(
 def _counters_with_savings(cache: SeedCache) -> dict[str, int]:
     """The test's counters and what its replays saved, as integers (they cross processes)."""
     saved = cache.savings()
-    counters = cache._core.stats.as_dict()  # the counters only: savings are computed above
+    counters = cache.stats().as_dict()  # the counters only: savings are added below
     counters["tokens_saved"] = saved.tokens
     counters["micro_usd_saved"] = round((saved.cost_usd or 0) * 1_000_000)
     counters["unpriced_tokens"] = sum(m.tokens for m in saved.models if m.cost_usd is None)
@@ -261,7 +261,7 @@ def _api_key(run: CassetteRun) -> str:
 
 
 @pytest.fixture
-def openai_client(seedcache: SeedCache, request: pytest.FixtureRequest) -> Any:
+def openai_client(seedcache: SeedCache, request: pytest.FixtureRequest) -> Iterator[Any]:
     """An ``openai.OpenAI`` client whose calls go through this test's cassette.
 
     Built on the cache's transport directly: no SSL context, connection pool or socket
@@ -271,8 +271,8 @@ def openai_client(seedcache: SeedCache, request: pytest.FixtureRequest) -> Any:
 
     run = request.node.stash[_RUN]
     http_client = openai.DefaultHttpxClient(transport=seedcache.transport())
-    seedcache._adopt(http_client)
-    return openai.OpenAI(api_key=_api_key(run), http_client=http_client)
+    yield openai.OpenAI(api_key=_api_key(run), http_client=http_client)
+    http_client.close()
 
 
 @pytest.fixture
@@ -282,10 +282,10 @@ def async_openai_client(seedcache: SeedCache, request: pytest.FixtureRequest) ->
 
     run = request.node.stash[_RUN]
     # The test's event loop is usually gone by teardown, so pooled connections could not
-    # be closed; without keep-alive none stays open.
-    transport = seedcache._transport(None, library=None, is_async=True, keep_alive=False)
+    # be closed; without keep-alive none stays open. The HTTP client then holds nothing
+    # to close: the transport under it is the cache's, closed with the cache.
+    transport = seedcache.async_transport(keep_alive=False)
     http_client = openai.DefaultAsyncHttpxClient(transport=transport)
-    seedcache._adopt(http_client)
     return openai.AsyncOpenAI(api_key=_api_key(run), http_client=http_client)
 
 

@@ -20,12 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._request._modes import Mode
-from .._takes._take import Entry
 
 if TYPE_CHECKING:
     from .._cache import SeedCache
-    from .._stores._base import Change
-    from .._takes._take import Take
 
 __all__ = ["CassetteRun"]
 
@@ -64,9 +61,7 @@ class CassetteRun:
         """Close the cache; in ``record`` mode, put what the test recorded in place if it passed."""
         if self.cache is None:
             return
-        from ._closing import close_cache
-
-        close_cache(self.cache)
+        self.cache.close()
         # pytest keeps every item (and this run in its stash) until the session ends: a
         # closed cache, its entries and clients kept alive per test would make every
         # garbage collection of a large suite slower than the last.
@@ -109,6 +104,7 @@ def _replace(recorded: Path, target: Path) -> None:
     """Put a whole recorded cassette in place of ``target``; takes that answer as they did
     stay as they were, and when every one did, the file is not touched."""
     from .._stores._cassette import read_cassette, write_cassette
+    from .._stores._copy import keeping_alike
     from .._stores._filelock import exclusive
 
     new = read_cassette(recorded)
@@ -117,7 +113,7 @@ def _replace(recorded: Path, target: Path) -> None:
         entries = new.entries
         if old is not None and not old.broken:
             before = {entry.key: entry for entry in old.entries}
-            entries = [_keeping_unchanged(before.get(e.key), e) for e in new.entries]
+            entries = [keeping_alike(before.get(e.key), e) for e in new.entries]
             if entries == old.entries:
                 return  # re-recorded, and nothing changed: the file stays byte for byte
         write_cassette(target, entries, new.meta)
@@ -126,48 +122,6 @@ def _replace(recorded: Path, target: Path) -> None:
 def _merge(recorded: Path, target: Path) -> None:
     """Replace ``target``'s entries for the keys in ``recorded``; keep all others. An entry
     whose takes answer as they did is left as it was."""
-    from .._stores import CassetteStore
-    from .._stores._registry import REGISTRY_META, merge_registries
+    from .._stores import CassetteStore, copy_entries
 
-    source = CassetteStore(recorded)
-    destination = CassetteStore(target)
-    changed = False
-    with destination.batch():
-        for entry in source.entries():
-            old = destination.get(entry.key)
-            kept = _keeping_unchanged(old, entry)
-            if kept != old:
-                destination.update(entry.key, _replacing_with(kept))
-                changed = True
-        theirs = source.get_meta(REGISTRY_META)
-        if changed and theirs is not None:
-            destination.update_meta(REGISTRY_META, lambda ours: merge_registries(ours, theirs))
-
-
-def _replacing_with(entry: Entry) -> Change:
-    return lambda _: entry
-
-
-def _keeping_unchanged(old: Entry | None, new: Entry) -> Entry:
-    """``new``, with each take that answers as the recorded one did (same status, backend
-    and content) replaced by the recorded one: ids, timestamps and latencies differ on
-    every recording, and a review should see only what changed."""
-    if old is None:
-        return new
-    from .._request._backends import identity_of
-    from .._takes._content import content_of
-
-    def same(a: Take, b: Take) -> bool:
-        return (
-            a.status == b.status
-            and identity_of(a) == identity_of(b)
-            and content_of(a).text == content_of(b).text
-        )
-
-    takes = tuple(
-        old.takes[i] if i < len(old.takes) and same(old.takes[i], take) else take
-        for i, take in enumerate(new.takes)
-    )
-    if takes == old.takes:
-        return old
-    return Entry(new.key, new.request, takes, new.history)
+    copy_entries(CassetteStore(recorded), CassetteStore(target), existing="update")

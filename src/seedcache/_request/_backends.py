@@ -26,33 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from .._takes._take import Take
+from .._takes._take import Identity
 from ._flights import Flight
 
-__all__ = ["CHECK_SAMPLES", "BackendChange", "Backends", "Identity", "identity_of"]
+__all__ = ["CHECK_SAMPLES", "BackendChange", "Backends"]
 
 CHECK_SAMPLES = 3
 """Live answers a check asks for before it calls a take's backend gone. A model serving
 two fingerprints half and half shows a given one in three answers 7 times in 8."""
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Which backend answered: the model named by the answer and its fingerprint."""
-
-    model: str | None
-    fingerprint: str | None
-
-    def describe(self) -> str:
-        """``gpt-4o-2024-08-06 fp_f33640a400``, or whichever half is known."""
-        return " ".join(p for p in (self.model, self.fingerprint) if p) or "unknown"
-
-
-def identity_of(take: Take) -> Identity | None:
-    """The backend identity ``take`` shows; None for errors, which name no backend."""
-    if take.status >= 400:
-        return None
-    return Identity(take.model, take.fingerprint)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,14 +19,19 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from .. import _settings as settings
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, StoreError
 from .._stores._registry import FUTURE_TOLERANCE_MS, Registry, Sightings, clamped
-from .._takes._take import Take
+from .._takes._take import Identity, Take, identity_of
 from .._units import parse_duration
-from ._backends import Backends, identity_of
+from ._backends import CHECK_SAMPLES, Backends
+from ._flights import Flight
+from ._keys import Canonical
 from ._policy import Freshness
 
-__all__ = ["RefreshRules", "model_of", "parse_pins", "scope_of"]
+__all__ = ["Checking", "RefreshRules", "model_of", "parse_pins", "scope_of"]
+
+Checking = tuple[str, Identity]
+"""A check one request makes: the scope and the backend identity it checks."""
 
 
 def parse_pins(pins: str | Iterable[str] | None) -> frozenset[str]:
@@ -62,6 +67,10 @@ class RefreshRules:
             max_age = settings.max_age()
         self.max_age = None if max_age is None else parse_duration(max_age, name="max_age")
         self._clock = clock
+
+    def judge(self, canonical: Canonical) -> Callable[[Take], Freshness]:
+        """What ``refresh`` makes of each recorded take of ``canonical``."""
+        return lambda take: self.freshness(take, _scope(canonical, take))
 
     def freshness(self, take: Take, scope: str) -> Freshness:
         """What ``refresh`` makes of ``take``, recorded for a request in ``scope`` (see
@@ -114,6 +123,64 @@ class RefreshRules:
                 run_started_ms=self.backends.started_ms,
             )
 
+    # -- what a run learns from live answers, and the checks it makes ------------------
+
+    def learn(self, canonical: Canonical, take: Take) -> None:
+        """Every live answer teaches the run what its model serves now."""
+        identity = identity_of(take)
+        if identity is not None:
+            self.backends.learn(_scope(canonical, take), identity, now=self._clock())
+
+    def lost(self, canonical: Canonical, take: Take) -> None:
+        """A check's answers did not show ``take``'s backend: gone for the rest of the run."""
+        identity = identity_of(take)
+        if identity is not None:
+            self.backends.lost(_scope(canonical, take), identity, now=self._clock())
+
+    def claim_check(self, canonical: Canonical, take: Take) -> Checking | Flight | None:
+        """Claim the check of ``take``'s backend: what to release when it ends, or the
+        check another request is making of the same backend, to wait for."""
+        identity = identity_of(take)
+        if identity is None:
+            return None
+        scope = _scope(canonical, take)
+        underway = self.backends.check(scope, identity, now=self._clock())
+        return underway if underway is not None else (scope, identity)
+
+    def checked(self, checking: Checking | None) -> None:
+        """The check claimed by :meth:`claim_check` is over (or never went out)."""
+        if checking is not None:
+            self.backends.checked(*checking)
+
+    def samples(self, canonical: Canonical, take: Take) -> int:
+        """Live answers a check of ``take`` asks for: a few before a backend is called gone
+        (it may be served beside another), one once this run found it gone."""
+        identity = identity_of(take)
+        if identity is None or self.pins:
+            return 1  # with pins, one answer says whether the pin is served
+        gone = self.backends.is_gone(_scope(canonical, take), identity, now=self._clock())
+        return 1 if gone else CHECK_SAMPLES
+
+    def served_beside(self, recorded: Identity | None, live: Identity | None) -> bool:
+        """Whether the store saw ``recorded`` and ``live`` served side by side: the same
+        dated model, two fingerprints sighted live at overlapping times. Then a live
+        answer from one does not make takes of the other stale."""
+        if recorded is None or live is None or recorded == live:
+            return False  # the same backend needs no sibling (nor a registry read)
+        if recorded.model != live.model or recorded.model is None:
+            return False
+        if recorded.fingerprint is None or live.fingerprint is None:
+            return False
+        try:
+            return self.registry.served_together(
+                recorded.model,
+                recorded.fingerprint,
+                live.fingerprint,
+                before_ms=self.backends.started_ms,
+            )
+        except StoreError:
+            return False
+
     def now_ms(self) -> int:
         """The clock, in milliseconds."""
         return round(self._clock() * 1000)
@@ -129,6 +196,10 @@ def scope_of(requested: str | None, endpoint: str, take: Take) -> str:
     /v1/chat/completions``). The same model names a fingerprint on one endpoint and none
     on another, so their identities are compared apart."""
     return f"{model_of(requested, take)} {endpoint}"
+
+
+def _scope(canonical: Canonical, take: Take) -> str:
+    return scope_of(canonical.model, canonical.endpoint, take)
 
 
 # Registries written before runs were noted called current what was seen within an hour

@@ -9,8 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from .._takes._content import content_of
-from .._takes._take import Take, media_type, response_identity
-from ._backends import Identity
+from .._takes._take import Identity, Take, media_type, response_identity
 from ._keys import Canonical
 from ._outcome import OUTCOME_HEADER, Action, Outcome
 from ._policy import Fetch, Slot
@@ -18,7 +17,7 @@ from ._redact import holds_a_key, redact_keys_in
 from ._wire import keep_response_headers
 
 if TYPE_CHECKING:
-    from ._core import Replayed
+    from ._steps import Serve
 
 __all__ = ["UNSTORED_STATUSES", "Recording"]
 
@@ -73,7 +72,7 @@ class Recording:
         self._closed = False
         self.outcome = Outcome(Action.PASSTHROUGH, canonical.key, None)
         """What the cache is doing with this response; set by :meth:`accept`."""
-        self.served: Replayed | None = None
+        self.served: Serve | None = None
         """For a check, once finished: what the caller gets (the recorded take when the
         backend is unchanged, else the new one); None to pass the live answer on."""
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ._base import Capabilities, Check, Lease, Store
+from ._base import Capabilities, Change, Check, Lease, MetaChange, Store
 from ._cassette import CassetteStore
+from ._copy import Copied, copy_entries
 from ._disk import DiskStore
 from ._location import is_redis_location, redact
 from ._open import open_store
@@ -11,10 +12,14 @@ from ._open import open_store
 __all__ = [
     "Capabilities",
     "CassetteStore",
+    "Change",
     "Check",
+    "Copied",
     "DiskStore",
     "Lease",
+    "MetaChange",
     "Store",
+    "copy_entries",
     "is_redis_location",
     "open_store",
     "redact",

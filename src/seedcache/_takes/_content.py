@@ -15,9 +15,9 @@ from typing import Any
 
 import xxhash
 
-from ._take import Take
+from ._take import Take, identity_of
 
-__all__ = ["Content", "content_of"]
+__all__ = ["Content", "answers_alike", "content_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,16 @@ def content_of(take: Take) -> Content:
     except (ValueError, RecursionError):
         return Content(take.body.decode("utf-8", "replace"))
     return _from_document(document)
+
+
+def answers_alike(a: Take, b: Take) -> bool:
+    """Whether ``a`` and ``b`` answer alike: same status, backend and content. Ids,
+    timestamps and latencies differ on every recording; a review should not see them."""
+    return (
+        a.status == b.status
+        and identity_of(a) == identity_of(b)
+        and content_of(a).text == content_of(b).text
+    )
 
 
 def _from_document(document: Any) -> Content:

@@ -12,7 +12,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Entry", "Take", "media_type", "response_identity"]
+__all__ = [
+    "Entry",
+    "Identity",
+    "Take",
+    "identity_of",
+    "loads_or_none",
+    "media_type",
+    "response_identity",
+]
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -78,6 +86,25 @@ def media_type(headers: Iterable[tuple[str, str]]) -> str:
     return ""
 
 
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Which backend answered: the model named by the answer and its fingerprint."""
+
+    model: str | None
+    fingerprint: str | None
+
+    def describe(self) -> str:
+        """``gpt-4o-2024-08-06 fp_f33640a400``, or whichever half is known."""
+        return " ".join(p for p in (self.model, self.fingerprint) if p) or "unknown"
+
+
+def identity_of(take: Take) -> Identity | None:
+    """The backend identity ``take`` shows; None for errors, which name no backend."""
+    if take.status >= 400:
+        return None
+    return Identity(take.model, take.fingerprint)
+
+
 def response_identity(body: bytes, *, is_stream: bool) -> tuple[str | None, str | None]:
     """``(system_fingerprint, model)`` read from a response body; None where absent.
 
@@ -85,13 +112,13 @@ def response_identity(body: bytes, *, is_stream: bool) -> tuple[str | None, str 
     event, Responses API events nest the model under ``response``.
     """
     if not is_stream:
-        return _identity_of(_loads(body))
+        return _identity_of(loads_or_none(body))
     fingerprint: str | None = None
     model: str | None = None
     for line in body.split(b"\n"):
         if not line.startswith(b"data:"):
             continue
-        found_fp, found_model = _identity_of(_loads(line[5:]))
+        found_fp, found_model = _identity_of(loads_or_none(line[5:]))
         fingerprint = fingerprint or found_fp
         model = model or found_model
         if model is not None:
@@ -113,7 +140,8 @@ def _identity_of(document: Any) -> tuple[str | None, str | None]:
     )
 
 
-def _loads(raw: bytes) -> Any:
+def loads_or_none(raw: bytes) -> Any:
+    """``raw`` parsed as JSON, or None when it is not JSON (or nests too deep)."""
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
