@@ -19,7 +19,7 @@ def tests(session: nox.Session) -> None:
 def stress(session: nox.Session) -> None:
     """The heavy reliability tests alone: many processes on one store, crashes, fuzzing."""
     session.install("-e", ".[test]")
-    session.run("pytest", "tests/test_stress.py", "tests/test_hostile.py", *session.posargs)
+    session.run("pytest", "tests/integration/trust/test_stress.py", "tests/integration/trust/test_hostile.py", *session.posargs)
 
 
 @nox.session

@@ -1,26 +1,32 @@
-"""Shared fixtures: the fake OpenAI server and caches over each kind of store."""
+"""Shared fixtures: the fake OpenAI server, Redis, and the one store matrix.
+
+Helpers that are not fixtures (sentinel secrets, clients, entry builders) live in
+``helpers.py``; tests import them from there, never from here."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import openai
 import pytest
 
 import seedcache
+from helpers import (
+    OPEN_CLIENTS,
+    SENTINEL_KEY,
+    SENTINEL_ORG,
+    SENTINEL_PROJECT,
+    CacheFactory,
+    MemoryStore,
+    Opener,
+    StoreKind,
+)
 from redis_servers import RedisServer, namespace_for
+from seedcache import CassetteStore, DiskStore, Store
+from seedcache._stores._redis import RedisStore
 from seedcache.testing import FakeOpenAI
 
-# A key shaped like a real one; tests scan every stored byte for it.
-SENTINEL_KEY = "sk-proj-SENTINELsecretKEY0123456789abcdefABCDEF"
-SENTINEL_ORG = "org-SENTINELorganization42"
-SENTINEL_PROJECT = "proj_SENTINELproject42"
-
 pytest_plugins = ["pytester"]
-
-CacheFactory = Callable[..., seedcache.SeedCache]
-
 
 _SECRETS = (SENTINEL_KEY.encode(), SENTINEL_ORG.encode(), SENTINEL_PROJECT.encode())
 
@@ -88,36 +94,70 @@ def redis_url(redis_server: RedisServer, request: pytest.FixtureRequest) -> str:
     return f"{redis_server.url}?namespace={namespace_for(request.node.name)}"
 
 
-@pytest.fixture(params=["disk", "cassette", "redis"])
-def store_kind(request: pytest.FixtureRequest) -> str:
-    """Each test using it runs once per store."""
-    return str(request.param)
+# -- the store matrix: every test that takes `store_kind` runs once per store ------------
+
+
+def _memory_store() -> Callable[[str], Store]:
+    shared: dict[str, Store] = {}  # one store per location, as a file would be
+    return lambda location: shared.setdefault(location, MemoryStore())
+
+
+STORES = {
+    "disk": StoreKind(True, lambda tmp, _: str(tmp / "cache"), DiskStore),
+    "cassette": StoreKind(False, lambda tmp, _: str(tmp / "cassette.json"), CassetteStore),
+    "redis": StoreKind(True, lambda _, request: request.getfixturevalue("redis_url"), RedisStore),
+    "memory": StoreKind(True, lambda tmp, _: str(tmp), _memory_store()),
+}
+DEFAULT_STORES = ("disk", "cassette", "redis")
+"""What ``store_kind`` runs over unless a test says ``@pytest.mark.stores(...)``: the
+stores users open by location (the in-memory one is the contract's)."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_kind" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("stores")
+        metafunc.parametrize("store_kind", marker.args if marker else DEFAULT_STORES)
 
 
 @pytest.fixture
-def make_cache(
-    store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[CacheFactory]:
+def store_location(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """This test's location for a store of ``store_kind``."""
+    return STORES[store_kind].location(tmp_path, request)
+
+
+@pytest.fixture
+def open_store(store_kind: str, store_location: str) -> Iterator[Opener]:
+    """Opens another store object over this test's location at each call."""
+    opener = Opener(STORES[store_kind], store_location)
+    yield opener
+    for store in opener.opened:
+        store.close()
+
+
+@pytest.fixture
+def store(open_store: Opener) -> Store:
+    """A store of ``store_kind`` over this test's location."""
+    return open_store()
+
+
+@pytest.fixture
+def make_cache(store_kind: str, store_location: str, open_store: Opener) -> Iterator[CacheFactory]:
     """Opens caches (any mode) over one store location per test; closes them after."""
     opened: list[seedcache.SeedCache] = []
-    location = request.getfixturevalue("redis_url") if store_kind == "redis" else None
 
     def factory(mode: str = "auto", **options: object) -> seedcache.SeedCache:
-        if store_kind == "disk":
-            cache = seedcache.SeedCache(tmp_path / "cache", mode=mode, **options)  # type: ignore[arg-type]
-        elif location is not None:
-            cache = seedcache.SeedCache(location, mode=mode, **options)  # type: ignore[arg-type]
+        if store_kind == "cassette":
+            cache = seedcache.SeedCache.cassette(store_location, mode=mode, **options)
+        elif store_kind == "memory":
+            cache = seedcache.SeedCache(store=open_store(), mode=mode, **options)  # type: ignore[arg-type]
         else:
-            cache = seedcache.SeedCache.cassette(tmp_path / "cassette.json", mode=mode, **options)
+            cache = seedcache.SeedCache(store_location, mode=mode, **options)  # type: ignore[arg-type]
         opened.append(cache)
         return cache
 
     yield factory
     for cache in opened:
         cache.close()
-
-
-_OPEN_CLIENTS: list[openai.OpenAI] = []
 
 
 @pytest.fixture(autouse=True)
@@ -128,30 +168,5 @@ def _close_sdk_clients() -> Iterator[None]:
     the user's to close; an unclosed socket would be a ResourceWarning, and an error.
     """
     yield
-    while _OPEN_CLIENTS:
-        _OPEN_CLIENTS.pop().close()
-
-
-def make_client(fake: FakeOpenAI, **options: object) -> openai.OpenAI:
-    """An SDK client pointed at the fake server with sentinel credentials and no retries."""
-    options.setdefault("max_retries", 0)
-    client = openai.OpenAI(
-        api_key=SENTINEL_KEY,
-        organization=SENTINEL_ORG,
-        project=SENTINEL_PROJECT,
-        base_url=fake.base_url,
-        **options,  # type: ignore[arg-type]
-    )
-    _OPEN_CLIENTS.append(client)
-    return client
-
-
-def stored_bytes(root: Path) -> bytes:
-    """Every byte of every file under ``root``."""
-    return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
-
-
-MESSAGES = [
-    {"role": "system", "content": "You are a helpful assistant that generates short stories."},
-    {"role": "user", "content": "Generate a short story about a journey to Mars."},
-]
+    while OPEN_CLIENTS:
+        OPEN_CLIENTS.pop().close()

@@ -35,6 +35,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "._request._backends": ("BackendChange", "Backends"),
     "._takes._take": ("Entry", "Take"),
     "._stores": (
+        "BaseStore",
         "Capabilities",
         "CassetteStore",
         "Change",
@@ -83,6 +84,7 @@ if TYPE_CHECKING:
     from ._request._outcome import Outcome as Outcome
     from ._request._session import Stats as Stats
     from ._serve import Proxy as Proxy
+    from ._stores import BaseStore as BaseStore
     from ._stores import Capabilities as Capabilities
     from ._stores import CassetteStore as CassetteStore
     from ._stores import Change as Change

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._base import Capabilities, Change, Check, Lease, MetaChange, Store
+from ._base import BaseStore, Capabilities, Change, Check, Lease, MetaChange, Store
 from ._cassette import CassetteStore
 from ._copy import Copied, copy_entries
 from ._disk import DiskStore
@@ -10,6 +10,7 @@ from ._location import is_redis_location, redact
 from ._open import open_store
 
 __all__ = [
+    "BaseStore",
     "Capabilities",
     "CassetteStore",
     "Change",

@@ -5,20 +5,28 @@ a key right now, so identical requests in other processes (or on other machines,
 networked store) wait for one upstream call instead of each making their own.
 ``tests/test_store_contract.py`` runs every store through the same cases; a new store
 must pass it.
+
+:class:`Store` is the contract the core and the CLI use. :class:`BaseStore` keeps it
+with the generic members written once: a new store (SQLite, S3, one in memory for
+tests) writes the twelve abstract ones, and overrides the rest only to be faster (the
+cache directory keeps a listing index, so ``newest`` and ``totals`` need not read every
+entry). ``docs/design.md`` shows a whole one in memory.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol, TypeVar, runtime_checkable
 
 from .._errors import CorruptEntryError, UnsafeDataError
 from .._takes._take import Entry
-from ._summary import Summary, Totals
+from ._summary import Summary, Totals, newest_of, summarize
 
 T = TypeVar("T")
 
@@ -28,6 +36,7 @@ that claims to is planted, and is treated as expired rather than waited on."""
 _log = logging.getLogger("seedcache")
 
 __all__ = [
+    "BaseStore",
     "Capabilities",
     "Change",
     "Check",
@@ -49,13 +58,10 @@ MetaChange = Callable[[bytes | None], bytes | None]
 class Capabilities:
     """Where stores truly differ; the core and the CLI ask these, never the store's type."""
 
-    shared_leases: bool
-    """Leases exclude other processes (and machines) using the same location, not only
-    other callers of this store object."""
-    running_totals: bool
+    running_totals: bool = False
     """Session counters are added up across sessions in the store (a cache directory
     does; a cassette, committed to version control, stays free of such noise)."""
-    writable: bool
+    writable: bool = True
     """Changes are possible; False for a directory seedcache may only read."""
 
 
@@ -180,6 +186,126 @@ class Store(Protocol):
     def close(self) -> None:
         """Release files and connections; the store is unusable afterwards."""
         ...
+
+
+class BaseStore(ABC):
+    """:class:`Store` with its generic members written once (see the module).
+
+    Twelve to write, two of them one-line properties: :attr:`location`, :attr:`kind`,
+    :meth:`get`, :meth:`update`, :meth:`delete`, :meth:`keys`, :meth:`batch`,
+    :meth:`get_meta`, :meth:`update_meta`, :meth:`claim`, :meth:`renew`, :meth:`release`.
+    Their promises are :class:`Store`'s.
+    """
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """No running totals, writable: override for a store that differs."""
+        return Capabilities()
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the data lives, for messages; no secrets."""
+
+    @property
+    @abstractmethod
+    def kind(self) -> str:
+        """What the location is, for people."""
+
+    @abstractmethod
+    def get(self, key: str) -> Entry | None:
+        """The entry for ``key`` with its revision, or None."""
+
+    @abstractmethod
+    def update(self, key: str, change: Change) -> Entry | None:
+        """Apply ``change`` atomically; storing ends this store's lease on ``key``."""
+
+    @abstractmethod
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; True when something was removed."""
+
+    @abstractmethod
+    def keys(self) -> list[str]:
+        """Every key, in a stable order."""
+
+    @abstractmethod
+    def get_meta(self, name: str) -> bytes | None:
+        """A small named blob kept beside the entries."""
+
+    @abstractmethod
+    def update_meta(self, name: str, change: MetaChange) -> bytes | None:
+        """Apply ``change`` to the named blob atomically (None deletes it)."""
+
+    @abstractmethod
+    def batch(self) -> AbstractContextManager[None]:
+        """Group changes: when the block raises, none of them is applied."""
+
+    @abstractmethod
+    def claim(self, key: str, revision: int, seconds: float) -> Lease | None:
+        """Lease ``key`` for ``seconds`` if its entry is still at ``revision`` (0: absent)."""
+
+    @abstractmethod
+    def renew(self, lease: Lease, seconds: float) -> bool:
+        """Extend ``lease``; False when it was lost meanwhile."""
+
+    @abstractmethod
+    def release(self, lease: Lease) -> None:
+        """Give ``lease`` up, if it is still held."""
+
+    # -- generic: correct for any store, overridden only to be faster ------------------
+
+    def entries(self) -> Iterator[Entry]:
+        """Every entry, read key by key; a damaged one is skipped with a warning."""
+        for key in self.keys():
+            entry = skip_damaged(partial(self.get, key))
+            if entry is not None:
+                yield entry
+
+    def summaries(self) -> Iterator[Summary]:
+        """A summary of every entry, made from the entry."""
+        for entry in self.entries():
+            yield summarize(entry)
+
+    def newest(self, limit: int) -> list[Summary]:
+        """The ``limit`` summaries most recently recorded, newest first."""
+        return newest_of(self.summaries(), limit)
+
+    def totals(self) -> Totals:
+        """Counted from every summary."""
+        return Totals.of(self.summaries())
+
+    def footprint(self) -> int:
+        """The bytes of the stored bodies (a store that knows its real size says so)."""
+        return self.totals().body_bytes
+
+    def check(self, *, fix: bool = False) -> Check:
+        """Decode every entry; report (and with ``fix``, remove) those that fail."""
+        return check_by_decoding(self, fix=fix)
+
+    def wait(self, key: str, revision: int, timeout: float) -> None:
+        """Poll until ``key`` left ``revision`` or its lease is free, or ``timeout``.
+
+        A free lease is found by claiming it and giving it straight back: the only way
+        the generic contract has to ask.
+        """
+
+        def settled() -> bool:
+            try:
+                entry = self.get(key)
+            except (CorruptEntryError, UnsafeDataError):
+                return True  # the caller decides again, and reports it
+            if (0 if entry is None else entry.revision) != revision:
+                return True
+            lease = self.claim(key, revision, 1.0)
+            if lease is None:
+                return False
+            self.release(lease)
+            return True
+
+        poll_until_settled(settled, timeout)
+
+    def close(self) -> None:  # noqa: B027 (a default, on purpose: most stores hold nothing)
+        """Nothing to release."""
 
 
 def skip_damaged(read: Callable[[], T]) -> T | None:

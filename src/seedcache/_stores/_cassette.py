@@ -31,10 +31,9 @@ import xxhash
 
 from .._errors import CorruptEntryError, StoreError
 from .._takes._take import Entry
-from ._base import Capabilities, Change, Check, Lease, MetaChange, poll_until_settled
+from ._base import BaseStore, Change, Check, Lease, MetaChange, poll_until_settled
 from ._codec import entry_from_document, entry_to_document
 from ._filelock import LOCK_TIMEOUT_SECONDS, exclusive
-from ._summary import Summary, Totals, newest_of, summarize
 
 __all__ = [
     "CASSETTE_FORMAT",
@@ -57,7 +56,7 @@ _Signature = tuple[int, int, int, int]
 _revisions = itertools.count(1)
 
 
-class CassetteStore:
+class CassetteStore(BaseStore):
     """Entries in one JSON file. Missing file: an empty cassette, created on first write."""
 
     def __init__(
@@ -97,11 +96,6 @@ class CassetteStore:
     def kind(self) -> str:
         """A cassette file."""
         return "cassette"
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """Leases are this store object's only; a committed file keeps no running totals."""
-        return Capabilities(shared_leases=False, running_totals=False, writable=True)
 
     def get(self, key: str) -> Entry | None:
         """The entry for ``key``, or None."""
@@ -146,19 +140,6 @@ class CassetteStore:
             self._refresh()
             snapshot = list(self._entries.values())
         yield from snapshot
-
-    def summaries(self) -> Iterator[Summary]:
-        """Summaries of the entries, in recording order (a cassette is held in memory)."""
-        for entry in self.entries():
-            yield summarize(entry)
-
-    def newest(self, limit: int) -> list[Summary]:
-        """The newest ``limit`` summaries (a cassette is small: sorted in memory)."""
-        return newest_of(self.summaries(), limit)
-
-    def totals(self) -> Totals:
-        """Counted from the entries held in memory."""
-        return Totals.of(self.summaries())
 
     def footprint(self) -> int:
         """The file's size."""
@@ -274,9 +255,6 @@ class CassetteStore:
             _assign(meta, name, value)
             self._commit(self._entries, meta)
             return updated
-
-    def close(self) -> None:
-        """Nothing to release: every change is already on disk."""
 
     def _meta_bytes(self, name: str) -> bytes | None:
         if name not in self._meta:

@@ -26,6 +26,7 @@ from .._errors import CorruptEntryError, StoreError, UnsafeDataError
 from .._takes._take import Entry
 from ._base import (
     MAX_LEASE_SECONDS,
+    BaseStore,
     Capabilities,
     Change,
     Check,
@@ -52,7 +53,7 @@ _META_PREFIX = "meta:"
 _TOTALS = "totals:"
 
 
-class DiskStore:
+class DiskStore(BaseStore):
     """Entries in a local directory (diskcache on SQLite), safe across threads and processes.
 
     The directory is created with mode 0700: responses can hold private data.
@@ -92,7 +93,7 @@ class DiskStore:
     @property
     def capabilities(self) -> Capabilities:
         """Leases hold across processes; totals are kept; writable unless read-only."""
-        return Capabilities(shared_leases=True, running_totals=True, writable=not self.read_only)
+        return Capabilities(running_totals=True, writable=not self.read_only)
 
     def get(self, key: str) -> Entry | None:
         """The entry for ``key``, or None.

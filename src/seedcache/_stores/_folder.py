@@ -15,17 +15,17 @@ from pathlib import Path
 
 from .._errors import SeedCacheError, StoreError
 from .._takes._take import Entry
-from ._base import Capabilities, Change, Check, Lease, MetaChange
+from ._base import BaseStore, Capabilities, Change, Check, Lease, MetaChange
 from ._cassette import CassetteStore
 from ._registry import REGISTRY_META, merge_registries
-from ._summary import Summary, Totals, newest_of
+from ._summary import Summary
 
 __all__ = ["CassetteFolder"]
 
 _log = logging.getLogger("seedcache")
 
 
-class CassetteFolder:
+class CassetteFolder(BaseStore):
     """Every ``*.json`` cassette below ``path``, read as one store."""
 
     def __init__(self, path: str | Path) -> None:
@@ -60,7 +60,7 @@ class CassetteFolder:
     @property
     def capabilities(self) -> Capabilities:
         """Read-only: a change names one cassette."""
-        return Capabilities(shared_leases=False, running_totals=False, writable=False)
+        return Capabilities(writable=False)
 
     @property
     def cassettes(self) -> list[tuple[str, CassetteStore]]:
@@ -98,14 +98,6 @@ class CassetteFolder:
         for name, store in self._cassettes:
             for summary in store.summaries():
                 yield summary.placed(name)
-
-    def newest(self, limit: int) -> list[Summary]:
-        """The newest ``limit`` summaries."""
-        return newest_of(self.summaries(), limit)
-
-    def totals(self) -> Totals:
-        """Counted over every cassette."""
-        return Totals.of(self.summaries())
 
     def footprint(self) -> int:
         """The cassettes' sizes added up."""

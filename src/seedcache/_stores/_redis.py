@@ -33,18 +33,17 @@ from .._errors import ConfigurationError, CorruptEntryError, StoreError
 from .._takes._take import Entry
 from ._base import (
     MAX_LEASE_SECONDS,
+    BaseStore,
     Capabilities,
     Change,
-    Check,
     Lease,
     MetaChange,
-    check_by_decoding,
     skip_damaged,
 )
 from ._codec import encode_entry
 from ._frames import DecodedFrames, frame_revision
 from ._location import redact, scrub_credentials, server_name
-from ._summary import Summary, Totals, newest_of, parse_many, summarize
+from ._summary import Summary, parse_many, summarize
 
 __all__ = ["RedisStore"]
 
@@ -104,7 +103,7 @@ def _key_in(name: bytes, start: int) -> str | None:
     return key if key and all(c in "0123456789abcdef" for c in key) else None
 
 
-class RedisStore:
+class RedisStore(BaseStore):
     """Entries on a Redis server or cluster, named by a URL.
 
     ``redis://[user:password@]host:port/db``, ``rediss://`` for TLS, or
@@ -157,7 +156,7 @@ class RedisStore:
     @property
     def capabilities(self) -> Capabilities:
         """Leases hold across machines; totals kept; writable."""
-        return Capabilities(shared_leases=True, running_totals=True, writable=True)
+        return Capabilities(running_totals=True)
 
     # -- entries ---------------------------------------------------------------------------
 
@@ -217,14 +216,6 @@ class RedisStore:
                 if summary is not None:
                     yield summary
 
-    def newest(self, limit: int) -> list[Summary]:
-        """The newest ``limit`` summaries (sorted from every summary)."""
-        return newest_of(self.summaries(), limit)
-
-    def totals(self) -> Totals:
-        """Counted from the summaries (a server-side running total would span slots)."""
-        return Totals.of(self.summaries())
-
     def footprint(self) -> int:
         """Bytes of the stored frames and summaries."""
         total = 0
@@ -232,10 +223,6 @@ class RedisStore:
             total += sum(len(f) for f in frames if f is not None)
             total += 64 * len(keys)  # summary and key names, roughly
         return total
-
-    def check(self, *, fix: bool = False) -> Check:
-        """Decode every entry; with ``fix``, delete those that fail."""
-        return check_by_decoding(self, fix=fix)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:

@@ -11,7 +11,7 @@ import pydantic
 import pytest
 
 import seedcache
-from conftest import (
+from helpers import (
     MESSAGES,
     SENTINEL_KEY,
     SENTINEL_ORG,

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from conftest import MESSAGES, make_client
+from helpers import MESSAGES, make_client
 from seedcache import Action, SeedCache
 
 HOUR = 3600.0

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 import seedcache
-from conftest import SENTINEL_KEY
+from helpers import SENTINEL_KEY
 from seedcache import CassetteStore, Entry, SeedCache, Take, copy_entries
 from seedcache._stores._registry import REGISTRY_META, Registry
 

@@ -15,7 +15,7 @@ import pydantic
 import pytest
 
 import seedcache
-from conftest import SENTINEL_KEY, make_client, stored_bytes
+from helpers import SENTINEL_KEY, make_client, stored_bytes
 
 MESSAGES = [{"role": "user", "content": "Plan a trip to Mars."}]
 API_VERSION = "2024-10-21"

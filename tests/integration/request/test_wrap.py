@@ -14,7 +14,7 @@ import httpx2
 import openai
 import pytest
 
-from conftest import MESSAGES, SENTINEL_KEY
+from helpers import MESSAGES, SENTINEL_KEY
 from seedcache import SeedCache
 
 

@@ -316,7 +316,7 @@ def test_async(async_openai_client):
 
 
 def test_re_recording_an_unchanged_suite_leaves_every_cassette_byte_identical(inner, fake):
-    from conftest import stored_bytes
+    from helpers import stored_bytes
 
     write(
         inner,

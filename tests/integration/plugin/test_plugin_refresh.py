@@ -7,9 +7,9 @@ parametrize ids); the fake server changes its fingerprint between runs.
 from __future__ import annotations
 
 import pytest
-
-from conftest import stored_bytes
 from test_plugin_layout import ASK, write
+
+from helpers import stored_bytes
 
 STORY = (
     ASK

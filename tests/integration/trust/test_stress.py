@@ -68,16 +68,16 @@ WORKER = (
 )
 
 
-@pytest.fixture(params=["disk", "redis"])
-def shared_location(request: pytest.FixtureRequest, tmp_path) -> str:
+@pytest.fixture
+def shared_location(store_kind: str, store_location: str) -> str:
     """One location every worker process opens: a directory, or a Redis namespace."""
-    if request.param == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    DiskStore(tmp_path / "cache").close()
-    return str(tmp_path / "cache")
+    if store_kind == "disk":
+        DiskStore(store_location).close()
+    return store_location
 
 
 @pytest.mark.stress
+@pytest.mark.stores("disk", "redis")
 def test_eight_processes_share_one_store(fake, shared_location):
     workers = [
         subprocess.Popen(

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_client, stored_bytes
+from helpers import make_client, stored_bytes
 from seedcache import SeedCache
 from seedcache._cli import cli
 

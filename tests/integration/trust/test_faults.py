@@ -16,7 +16,7 @@ import httpx2
 import openai
 import pytest
 
-from conftest import MESSAGES, SENTINEL_KEY, make_client
+from helpers import MESSAGES, SENTINEL_KEY, make_client
 from seedcache import SeedCache
 
 HOUR = 3600.0

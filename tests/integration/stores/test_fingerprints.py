@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from seedcache import CassetteStore, ConfigurationError, DiskStore, Take
+from seedcache import ConfigurationError, DiskStore, Take
 from seedcache._request._backends import Backends
 from seedcache._request._freshness import RefreshRules, parse_pins
 from seedcache._request._policy import Freshness
@@ -19,13 +19,8 @@ HOUR_MS = 60 * MINUTE_MS
 T0_MS = 1_790_000_000_000
 
 
-@pytest.fixture(params=["disk", "cassette"])
-def store(request, tmp_path):
-    opened = (
-        DiskStore(tmp_path / "d") if request.param == "disk" else CassetteStore(tmp_path / "c.json")
-    )
-    yield opened
-    opened.close()
+# The `store` fixture (conftest) runs each test taking it over these stores.
+pytestmark = pytest.mark.stores("disk", "cassette")
 
 
 class Clock:

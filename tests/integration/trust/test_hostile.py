@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import MESSAGES, SENTINEL_KEY, make_client, stored_bytes
+from helpers import MESSAGES, SENTINEL_KEY, make_client, stored_bytes
 from seedcache import (
     CassetteStore,
     ConfigurationError,

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import MESSAGES, make_client
+from helpers import MESSAGES, make_client
 from seedcache import CacheMiss, ConfigurationError, SeedCache
 
 

@@ -71,7 +71,8 @@ def test_the_names_type_checkers_see_are_the_names_exported():
 
     tree = ast.parse(inspect.getsource(seedcache))
     guarded = next(
-        node for node in tree.body
+        node
+        for node in tree.body
         if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
     )
     seen = {

@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 import seedcache
-from conftest import make_client
+from helpers import make_client
 from redis_servers import RedisServer, binary, free_port, namespace_for
 from seedcache import StoreError
 from seedcache._cli import cli

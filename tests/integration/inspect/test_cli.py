@@ -10,7 +10,7 @@ import diskcache
 import pytest
 from click.testing import CliRunner
 
-from conftest import MESSAGES, make_client
+from helpers import MESSAGES, make_client
 from seedcache import CassetteStore, DiskStore, SeedCache
 from seedcache._cli import cli
 

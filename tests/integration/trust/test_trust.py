@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
-
-from conftest import MESSAGES, make_client
-from seedcache import Action, SeedCache
 from test_hostile import cli, point_row_at, recorded_disk_entry
+
+from helpers import MESSAGES, make_client
+from seedcache import Action, SeedCache
 
 
 def value_file_of(directory, key) -> str | None:
@@ -196,10 +197,10 @@ def test_a_sighting_from_the_future_does_not_keep_a_fingerprint_current(tmp_path
 # -- 4. a store that cannot take writes degrades to pass-through ------------------------
 
 
-@pytest.fixture(params=["disk", "redis"])
-def full_store(request, fake, tmp_path):
+@pytest.fixture
+def full_store(store_kind, fake, tmp_path):
     """(location, make it full) for a real store that then refuses every write."""
-    if request.param == "disk":
+    if store_kind == "disk":
 
         def fill(cache):
             connection = cache.store._cache._sql  # the store's own SQLite connection
@@ -223,6 +224,7 @@ def full_store(request, fake, tmp_path):
     server.stop()
 
 
+@pytest.mark.stores("disk", "redis")
 def test_a_full_store_still_answers_every_request_live(fake, full_store, caplog):
     import logging
 
@@ -323,22 +325,19 @@ def hostile_frames(good) -> dict[str, bytes]:
     return planted
 
 
-@pytest.fixture(params=["disk", "redis"])
-def planted_store(request, fake, tmp_path):
+@pytest.fixture
+def planted_store(store_kind, store_location, fake):
     """(location, plant(frame)): a store with two good entries; plant() replaces one's frame
     with hostile bytes, straight into the database or the server, as an attacker would."""
-    if request.param == "disk":
-        location = str(tmp_path / "c")
-    else:
-        location = request.getfixturevalue("redis_url")
+    location = store_location
     with SeedCache(location, mode="auto") as cache:
         victim = ask_story(cache, fake, seed=1)[1].key  # seed 2's entry stays good
         ask_story(cache, fake, seed=2)
         good = cache.store.get(victim)
 
     def plant(frame: bytes) -> None:
-        if request.param == "disk":
-            with contextlib.closing(sqlite3.connect(tmp_path / "c" / "cache.db")) as db:
+        if store_kind == "disk":
+            with contextlib.closing(sqlite3.connect(Path(store_location) / "cache.db")) as db:
                 db.execute("UPDATE Cache SET value = ? WHERE key = ?", (frame, f"entry:{victim}"))
                 db.execute("DELETE FROM Cache WHERE key = ?", (f"index:{victim}",))
                 db.commit()
@@ -356,6 +355,7 @@ def planted_store(request, fake, tmp_path):
     return location, good, victim, plant
 
 
+@pytest.mark.stores("disk", "redis")
 def test_a_hostile_entry_is_corrupt_in_every_store_and_breaks_no_command(
     fake, planted_store, tmp_path
 ):
@@ -781,16 +781,16 @@ def test_a_value_file_that_is_a_fifo_never_hangs_a_read(fake, tmp_path):
     assert "not a regular file" in result.output
 
 
-@pytest.mark.parametrize("kind", ["disk", "redis"])
-def test_a_planted_lease_that_runs_for_a_year_is_taken_over(fake, tmp_path, kind, request):
+@pytest.mark.stores("disk", "redis")
+def test_a_planted_lease_that_runs_for_a_year_is_taken_over(fake, store_kind, store_location):
     import json as json_module
     import time
 
-    location = str(tmp_path / "c") if kind == "disk" else request.getfixturevalue("redis_url")
+    location = store_location
     with SeedCache(location, mode="auto") as cache:
         key = ask_story(cache, fake)[1].key
         cache.store.delete(key)
-    if kind == "disk":
+    if store_kind == "disk":
         lease = json_module.dumps({"owner": "x", "token": "t", "until": time.time() + 3e7})
         with SeedCache(location) as cache:
             cache.store._cache.set(f"lease:{key}", lease.encode())
@@ -887,7 +887,7 @@ def test_keys_after_an_escape_and_camel_case_credential_fields_are_redacted(tmp_
 def test_the_canary_sends_no_recorded_header_but_the_few_that_change_an_answer(fake, tmp_path):
     from click.testing import CliRunner
 
-    from conftest import SENTINEL_KEY
+    from helpers import SENTINEL_KEY
     from seedcache._cli import cli as command
 
     path = tmp_path / "c.json"

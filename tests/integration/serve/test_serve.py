@@ -11,7 +11,7 @@ from collections import Counter
 import openai
 import pytest
 
-from conftest import MESSAGES, SENTINEL_KEY, make_client, stored_bytes
+from helpers import MESSAGES, SENTINEL_KEY, make_client, stored_bytes
 from seedcache import ConfigurationError, SeedCache
 
 SEEDED = {"model": "gpt-4o-mini", "messages": MESSAGES, "seed": 11}

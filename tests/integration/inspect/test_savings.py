@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from genai_prices import Usage, calc_price
 
 import seedcache
-from conftest import MESSAGES, make_client
+from helpers import MESSAGES, make_client
 from seedcache._cli import cli
 from seedcache._inspect._savings import describe_saved
 from seedcache._takes._usage import TokenUsage, usage_of

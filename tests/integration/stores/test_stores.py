@@ -23,20 +23,8 @@ from seedcache import (
     UnsafeDataError,
 )
 
-
-@pytest.fixture(params=["disk", "cassette"])
-def store_kind(request: pytest.FixtureRequest) -> str:
-    """The two local stores (the contract module covers every store)."""
-    return str(request.param)
-
-
-@pytest.fixture
-def store(store_kind: str, tmp_path: Path):
-    opened = (
-        DiskStore(tmp_path / "d") if store_kind == "disk" else CassetteStore(tmp_path / "c.json")
-    )
-    yield opened
-    opened.close()
+# The two local stores (the contract module covers every store); `store` is conftest's.
+pytestmark = pytest.mark.stores("disk", "cassette")
 
 
 def entry(key: str = "ab12", body: bytes = b'{"ok": true}') -> Entry:

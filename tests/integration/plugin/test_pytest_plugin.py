@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import SENTINEL_KEY
+from helpers import SENTINEL_KEY
 
 STORY_TEST = """
 def test_story(openai_client):

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 from click.testing import CliRunner
 
-from conftest import MESSAGES, make_client
+from helpers import MESSAGES, make_client
 from seedcache import SeedCache
 from seedcache._cli import cli
 from seedcache._inspect._catalog import Catalog

@@ -21,7 +21,7 @@ import openai
 import pytest
 
 import seedcache
-from conftest import MESSAGES, SENTINEL_KEY, make_client
+from helpers import MESSAGES, SENTINEL_KEY, make_client
 from seedcache.testing import FakeOpenAI
 
 

@@ -10,68 +10,18 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-from seedcache import CassetteStore, DiskStore, Entry, StoreError, Take
+from helpers import Opener as OpenStore
+from helpers import entry, take
+from seedcache import Entry, StoreError, Take
 from seedcache._request._flights import LeaseKeeper
 from seedcache._stores import Store
-from seedcache._stores._redis import RedisStore
 from seedcache._stores._summary import Totals, summarize
 
-OpenStore = Callable[[], Store]
-
-
-def _disk(tmp_path: Path) -> OpenStore:
-    return lambda: DiskStore(tmp_path / "cache")
-
-
-def _cassette(tmp_path: Path) -> OpenStore:
-    return lambda: CassetteStore(tmp_path / "cassette.json")
-
-
-def _redis(request: pytest.FixtureRequest) -> OpenStore:
-    url = request.getfixturevalue("redis_url")
-    return lambda: RedisStore(url)
-
-
-STORES: dict[str, Callable[[pytest.FixtureRequest], OpenStore]] = {
-    "disk": lambda request: _disk(request.getfixturevalue("tmp_path")),
-    "cassette": lambda request: _cassette(request.getfixturevalue("tmp_path")),
-    "redis": _redis,
-}
-
-
-@pytest.fixture(params=sorted(STORES))
-def open_store(request: pytest.FixtureRequest) -> Iterator[OpenStore]:
-    opened: list[Store] = []
-    make = STORES[request.param](request)
-
-    def open_one() -> Store:
-        opened.append(make())
-        return opened[-1]
-
-    yield open_one
-    for store in opened:
-        store.close()
-
-
-@pytest.fixture
-def store(open_store: OpenStore) -> Store:
-    return open_store()
-
-
-def take(body: bytes = b'{"ok": true}', *, at: int = 1, fingerprint: str | None = None) -> Take:
-    # A JSON answer is an object (the stores refuse anything else); other bodies are text.
-    media = "application/json" if body.startswith(b"{") else "text/plain"
-    return Take(200, (("content-type", media),), body, fingerprint, "m", at, 2)
-
-
-def entry(key: str = "ab12", *takes: Take) -> Entry:
-    request = {"method": "POST", "url": "https://x/v1/embeddings", "body": {"model": "m"}}
-    return Entry(key, request, takes or (take(),))
+pytestmark = pytest.mark.stores("cassette", "disk", "memory", "redis")
 
 
 def appending(new: Take) -> Callable[[Entry | None], Entry]:
@@ -296,7 +246,7 @@ def test_leases_shared_across_store_objects_when_the_store_says_so(open_store: O
     first, second = open_store(), open_store()
     lease = first.claim("ab12", 0, 30)
     assert lease is not None
-    if first.capabilities.shared_leases:
+    if open_store.shares_leases:
         assert second.claim("ab12", 0, 30) is None
         first.release(lease)
         assert second.claim("ab12", 0, 30) is not None
@@ -306,7 +256,7 @@ def test_leases_shared_across_store_objects_when_the_store_says_so(open_store: O
 
 def test_wait_returns_when_the_entry_changes(open_store: OpenStore) -> None:
     holder = open_store()
-    waiter = holder if not holder.capabilities.shared_leases else open_store()
+    waiter = holder if not open_store.shares_leases else open_store()
     lease = holder.claim("ab12", 0, 30)
     assert lease is not None
     timer = threading.Timer(0.1, lambda: holder.update("ab12", lambda _: entry()))
@@ -329,7 +279,7 @@ def test_wait_gives_up_at_its_timeout(store: Store) -> None:
 def test_a_held_lease_is_renewed_until_dropped(open_store: OpenStore) -> None:
     """A response streaming in longer than a lease lasts keeps its lease."""
     holder = open_store()
-    other = open_store() if holder.capabilities.shared_leases else holder
+    other = open_store() if open_store.shares_leases else holder
     keeper = LeaseKeeper(0.3)
     lease = holder.claim("ab12", 0, keeper.seconds)
     assert lease is not None
@@ -343,7 +293,7 @@ def test_a_held_lease_is_renewed_until_dropped(open_store: OpenStore) -> None:
 
 def test_a_crashed_holders_lease_lapses_and_a_waiter_takes_over(open_store: OpenStore) -> None:
     holder = open_store()
-    waiter = open_store() if holder.capabilities.shared_leases else holder
+    waiter = open_store() if open_store.shares_leases else holder
     assert holder.claim("ab12", 0, 0.3) is not None  # and the holder is never heard of again
     started = time.monotonic()
     waiter.wait("ab12", 0, 20)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import MESSAGES, make_client, stored_bytes
+from helpers import MESSAGES, make_client, stored_bytes
 from seedcache import Action, SeedCache
 
 TOPICS = ["mars", "venus", "the moon", "titan"]
