@@ -28,7 +28,7 @@ from ._request._backends import BackendChange, Backends
 from ._request._config import Clock, CoreConfig
 from ._request._core import Core
 from ._request._freshness import RefreshRules, parse_pins
-from ._request._keys import KeyConfig, field_paths, names
+from ._request._keys import DEFAULT_MATCH_HEADERS, KeyConfig, field_paths, names
 from ._request._modes import Mode, resolve_mode
 from ._request._session import Stats
 from ._stores import CassetteStore, Store, open_store
@@ -95,7 +95,7 @@ class SeedCache:
         match_host: bool = True,
         ignore: Sequence[str] = (),
         secret_params: Sequence[str] = (),
-        match_headers: Sequence[str] = ("openai-beta",),
+        match_headers: Sequence[str] = DEFAULT_MATCH_HEADERS,
         namespace: str | None = None,
         strict: bool = False,
         history_limit: int = 5,
@@ -252,7 +252,9 @@ class SeedCache:
         return self._store.location
 
     def wrap(self, client: ClientT, *, transport: Any = None) -> ClientT:
-        """A copy of an ``openai.OpenAI`` / ``AsyncOpenAI`` client whose calls go through the cache.
+        """A copy of an SDK client whose calls go through the cache: ``openai.OpenAI`` /
+        ``AsyncOpenAI`` (and Azure's), ``anthropic.Anthropic`` / ``AsyncAnthropic`` (and
+        the Bedrock and Vertex variants), ``google.genai.Client`` (``.aio`` included).
 
         The original client is left alone, and what was configured on its HTTP client is
         kept: misses go through that client's transport (proxies, mounts, ``verify``,
@@ -263,8 +265,8 @@ class SeedCache:
         """
         from ._clients._wrap import wrap_client
 
-        wrapped, http_client, is_async = wrap_client(self._core, client, transport, self._upstreams)
-        self._http_clients.append((http_client, is_async))
+        wrapped, http_clients = wrap_client(self._core, client, transport, self._upstreams)
+        self._http_clients.extend(http_clients)
         return wrapped
 
     @contextlib.contextmanager

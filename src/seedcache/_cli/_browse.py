@@ -13,7 +13,7 @@ from .._inspect._drift import diff_entry, format_time, select_take, take_labels
 from .._inspect._prefixes import find_entry
 from .._stores._summary import Summary
 from .._takes._content import content_of
-from .._takes._take import Take
+from .._takes._take import Take, provider_of, provider_of_path
 from .._units import human_bytes, printable
 from ._app import App, cli, pass_app
 from ._filters import Filters, filter_options, moment
@@ -93,9 +93,19 @@ def ls_command(
         message = "nothing recorded" if filters.empty else "no entry matches"
         click.echo(f"{message} in {app.location}", err=True)
         return
-    headers = ["KEY", "ENDPOINT", "MODEL", "SEED", "TAKES", "FINGERPRINTS", "RECORDED", "SIZE"]
+    headers = [
+        "KEY",
+        "PROVIDER",
+        "ENDPOINT",
+        "MODEL",
+        "SEED",
+        "TAKES",
+        "FINGERPRINTS",
+        "RECORDED",
+        "SIZE",
+    ]
     body = [_summary_row(s) for s in rows]
-    right: tuple[int, ...] = (3, 4, 7)
+    right: tuple[int, ...] = (4, 5, 8)
     if any(s.origin is not None for s in rows):  # a folder of cassettes: say which
         headers.append("CASSETTE")
         for row, summary in zip(body, rows, strict=True):
@@ -114,6 +124,7 @@ def _summary_row(summary: Summary) -> list[str]:
         takes += f" +{summary.history_count} replaced"
     return [
         summary.key[:_SHORT_KEY],
+        _provider(summary),
         summary.endpoint,
         summary.model or "-",
         "-" if summary.seed is None else str(summary.seed),
@@ -127,6 +138,7 @@ def _summary_row(summary: Summary) -> list[str]:
 def _summary_dict(summary: Summary) -> dict[str, Any]:
     return {
         "key": summary.key,
+        "provider": _provider(summary),
         "endpoint": summary.endpoint,
         "model": summary.model,
         "seed": summary.seed,
@@ -137,6 +149,10 @@ def _summary_dict(summary: Summary) -> dict[str, Any]:
         "size": summary.size,
         **({"cassette": summary.origin} if summary.origin is not None else {}),
     }
+
+
+def _provider(summary: Summary) -> str:
+    return provider_of_path(summary.endpoint.partition(" ")[2])
 
 
 def _cassettes_holding(app: App, key: str) -> list[str]:
@@ -170,6 +186,7 @@ def show_command(app: App, key: str, take_ref: str | None, raw: bool, as_json: b
         emit_json(
             {
                 "key": entry.key,
+                "provider": provider_of(entry.request),
                 "request": entry.request,
                 "takes": [_take_dict(label, t) for label, t in labelled],
                 **({"cassettes": cassettes} if cassettes else {}),
@@ -181,6 +198,7 @@ def show_command(app: App, key: str, take_ref: str | None, raw: bool, as_json: b
     if cassettes:
         paint.echo(paint("cassette ", bold=True) + printable(", ".join(cassettes)))
     request = entry.request
+    paint.echo(paint("provider ", bold=True) + provider_of(request))
     line = printable(f"{request.get('method')} {request.get('url')}")
     paint.echo(paint("request  ", bold=True) + line)
     for name, value in sorted((request.get("headers") or {}).items()):

@@ -17,6 +17,7 @@ from .._inspect._recheck import RESENT_ENDPOINTS, LiveAnswer, Recheck, Target, r
 from .._request._freshness import model_of
 from .._stores import Store, redact
 from .._stores._location import scrub_credentials
+from .._takes._take import requested_model
 from .._units import count
 from ._app import App, cli, pass_app
 
@@ -111,8 +112,7 @@ def _targets(app: App, models: tuple[str, ...]) -> Iterator[Target]:
             for index, take in enumerate(entry.takes):
                 if take.status >= 400:
                     continue  # an error names no backend to compare
-                body = entry.request.get("body")
-                requested = body.get("model") if isinstance(body, dict) else None
+                requested = requested_model(entry.request)
                 if models and model_of(requested, take) not in models and take.model not in models:
                     continue
                 yield store, entry, index
@@ -126,8 +126,7 @@ def _sampled(targets: Iterator[Target], limit: int | None) -> Iterator[Target]:
     by_model: dict[str, list[Target]] = {}
     for target in targets:
         _, entry, index = target
-        body = entry.request.get("body")
-        requested = body.get("model") if isinstance(body, dict) else None
+        requested = requested_model(entry.request)
         by_model.setdefault(model_of(requested, entry.takes[index]), []).append(target)
     turns = itertools.zip_longest(*by_model.values())
     chosen = (t for turn in turns for t in turn if t is not None)

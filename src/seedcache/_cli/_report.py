@@ -16,6 +16,7 @@ from .._request._freshness import RefreshRules, parse_pins
 from .._stores import Store, is_redis_location
 from .._stores._cassette import write_atomically
 from .._stores._registry import Registry
+from .._takes._take import provider_of_model
 from .._units import count, human_bytes, printable, short_count
 from ._app import App, cli, pass_app
 from ._render import emit_json, short_time, table
@@ -53,10 +54,11 @@ def stats_command(app: App, as_json: bool) -> None:
     if totals.by_model:
         paint.echo()
         rows = [
-            [model, str(row[0]), str(row[1]), human_bytes(row[2])]
+            [model, provider_of_model(model), str(row[0]), str(row[1]), human_bytes(row[2])]
             for model, row in sorted(totals.by_model.items())
         ]
-        for line in table(paint, ["MODEL", "ENTRIES", "TAKES", "BYTES"], rows, right=(1, 2, 3)):
+        headers = ["MODEL", "PROVIDER", "ENTRIES", "TAKES", "BYTES"]
+        for line in table(paint, headers, rows, right=(2, 3, 4)):
             paint.echo(line)
         paint.echo()
         rows = [

@@ -7,11 +7,14 @@ behaviour lives in mixins here, and each library module only names its base clas
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import anyio
 
+from .._errors import CacheMiss
 from .._request._core import Core
 from .._request._outcome import OUTCOME_EXTENSION
 from .._request._recording import Recording
@@ -153,8 +156,22 @@ async def handle_async(
         raise
     headers = recording.accept(upstream.status_code, upstream.headers.multi_items())
     recording.feed(body)
-    await anyio.to_thread.run_sync(lambda: recording.finish(exhausted=True))
+    await finish_in_thread(recording, exhausted=True)
     return _checked(upstream, recording, headers, body, build, replay)
+
+
+async def finish_in_thread(recording: Recording, *, exhausted: bool) -> None:
+    """``recording.finish`` in a worker thread (storing is disk or network I/O).
+
+    A cancellation can land before the thread starts (while a worker is acquired); the
+    recording is then abandoned here, or its flight, lease and check would stay claimed
+    and every identical request, and every check of its model, would wait on them.
+    """
+    try:
+        await anyio.to_thread.run_sync(lambda: recording.finish(exhausted=exhausted))
+    except BaseException:
+        recording.abandon()  # nothing when the thread finished it first
+        raise
 
 
 def _ask_again(recording: Recording, upstream: Any, body: bytes) -> bool:
@@ -269,15 +286,17 @@ class AsyncTeeBody:
             async for chunk in self._chunks:
                 self._recording.feed(chunk)
                 yield chunk
-        except Exception:
+        except GeneratorExit:
+            raise  # the caller stopped reading: aclose() judges whether the body was whole
+        except BaseException:  # a cancelled read too: what was cut off is never stored
             self._recording.abandon()
             raise
-        await anyio.to_thread.run_sync(lambda: self._recording.finish(exhausted=True))
+        await finish_in_thread(self._recording, exhausted=True)
 
     async def aclose(self) -> None:
         """The caller is done reading; store the take if the response was complete."""
         try:
-            await anyio.to_thread.run_sync(lambda: self._recording.finish(exhausted=False))
+            await finish_in_thread(self._recording, exhausted=False)
         finally:
             await self._upstream.aclose()
 
@@ -300,6 +319,33 @@ class _TransportBase:
         self._next: Any = next_transport or self.lazy(type(self).default_next)
         self._close_next = close_next
 
+    @staticmethod
+    def _raise_miss(miss: CacheMiss) -> NoReturn:
+        """Raise ``miss`` so that every SDK lets it through as it is.
+
+        The Anthropic SDK passes its own errors on and turns any other exception into
+        "Connection error.", which would hide why nothing was replayed: where it is
+        loaded, a miss is also an ``anthropic.AnthropicError``. ``except CacheMiss``
+        catches it either way.
+        """
+        if "anthropic" not in sys.modules:
+            raise miss
+        raise _anthropic_miss()(
+            str(miss),
+            key=miss.key,
+            endpoint=miss.endpoint,
+            model=miss.model,
+            location=miss.location,
+            differences=miss.differences,
+        ) from None
+
+
+@functools.cache
+def _anthropic_miss() -> type[CacheMiss]:
+    import anthropic
+
+    return type("CacheMiss", (CacheMiss, anthropic.AnthropicError), {"__module__": "seedcache"})
+
 
 class CacheTransportBase(_TransportBase):
     """A sync transport that replays recorded responses and records the others."""
@@ -307,9 +353,12 @@ class CacheTransportBase(_TransportBase):
     def handle_request(self, request: Any) -> Any:
         """Replay or record ``request``."""
         cls = type(self)
-        return handle_sync(
-            self.core, request, self._next.handle_request, cls.build, cls.tee, cls.replay
-        )
+        try:
+            return handle_sync(
+                self.core, request, self._next.handle_request, cls.build, cls.tee, cls.replay
+            )
+        except CacheMiss as miss:
+            self._raise_miss(miss)
 
     def close(self) -> None:
         """Close the next transport, if it is this transport's to close."""
@@ -325,9 +374,12 @@ class AsyncCacheTransportBase(_TransportBase):
     async def handle_async_request(self, request: Any) -> Any:
         """Replay or record ``request``."""
         cls = type(self)
-        return await handle_async(
-            self.core, request, self._next.handle_async_request, cls.build, cls.tee, cls.replay
-        )
+        try:
+            return await handle_async(
+                self.core, request, self._next.handle_async_request, cls.build, cls.tee, cls.replay
+            )
+        except CacheMiss as miss:
+            self._raise_miss(miss)
 
     async def aclose(self) -> None:
         """Close the next transport, if it is this transport's to close."""

@@ -1,4 +1,5 @@
-"""Putting a cache transport under an openai client, for either HTTP library family.
+"""Putting a cache transport under an SDK client (OpenAI, Anthropic, Gemini), for either
+HTTP library family.
 
 ``wrap(client)`` keeps what the user configured on the client's HTTP client: its
 transport (proxies, mounts, ``verify``/``cert``, limits) answers the misses, and its
@@ -9,6 +10,7 @@ HTTP client the copy uses, so they apply to replays too. Nothing new is built up
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any, TypeVar
 
 from .._errors import ConfigurationError
@@ -48,25 +50,34 @@ def make_transport(
 
 def wrap_client(
     core: Core, client: ClientT, transport: Any, upstreams: Upstreams
-) -> tuple[ClientT, Any, bool]:
-    """A copy of ``client`` whose HTTP goes through ``core``, the HTTP client it uses, and
-    whether that client is async (closing it then needs an event loop).
+) -> tuple[ClientT, list[tuple[Any, bool]]]:
+    """A copy of ``client`` whose HTTP goes through ``core``, and the HTTP clients it
+    uses, each with whether it is async (closing it then needs an event loop).
 
     The original client is untouched. Misses go to ``transport`` when given (then owned:
     closed with the copy), else through the client's own HTTP client.
     """
-    import openai
-
-    is_async = isinstance(client, openai.AsyncOpenAI)
-    if not is_async and not isinstance(client, openai.OpenAI):
+    sdk = _sdk_of(client)
+    if sdk == "google":
+        if transport is not None:
+            raise ConfigurationError(
+                "wrap(transport=...) is not available for google-genai clients: misses go "
+                "through the client's own HTTP clients (set them in HttpOptions)"
+            )
+        return _wrap_genai(core, client, upstreams)
+    if sdk is None:
         raise ConfigurationError(
-            f"wrap() takes an openai.OpenAI or openai.AsyncOpenAI client, not "
-            f"{type(client).__name__}; for other httpx clients use cache.transport()"
+            f"wrap() takes an OpenAI, Anthropic (Bedrock, Vertex) or google.genai client, "
+            f"sync or async, not {type(client).__name__}; for other httpx clients use "
+            "cache.transport()"
         )
+    # The Stainless-built SDKs (openai, anthropic) share their client design: an HTTP
+    # client in `_client`, `with_options(http_client=...)` to copy, an async `close`.
+    is_async = inspect.iscoroutinefunction(getattr(type(client), "close", None))
     # The SDK keeps its HTTP client in `_client` and offers no public way to read it;
     # without it, wrap() would silently drop the user's proxies, CA bundle and hooks.
     user_http = getattr(client, "_client", None)
-    library = client_library(user_http) if user_http is not None else sdk_library()
+    library = client_library(user_http) if user_http is not None else sdk_library(sdk)
     if transport is not None:
         next_transport, owned = transport, True
     elif user_http is not None and not user_http.is_closed:
@@ -76,19 +87,73 @@ def wrap_client(
     cache_transport = make_transport(
         core, library=library, is_async=is_async, next_transport=next_transport, close_next=owned
     )
-    http_client = http_client_class(library, is_async=is_async)(
+    http_client = http_client_class(library, is_async=is_async, sdk=sdk)(
         transport=cache_transport, **_client_settings(user_http)
     )
     wrapped: ClientT = client.with_options(http_client=http_client)  # type: ignore[attr-defined]
-    return wrapped, http_client, is_async
+    return wrapped, [(http_client, is_async)]
 
 
-def http_client_class(library: str, *, is_async: bool) -> Any:
+def _wrap_genai(
+    core: Core, client: ClientT, upstreams: Upstreams
+) -> tuple[ClientT, list[tuple[Any, bool]]]:
+    """A new ``google.genai.Client`` like ``client`` whose sync and async HTTP clients
+    (``client.aio``) go through ``core``. Given httpx clients, the SDK never switches its
+    async side to aiohttp, so recordings are the same whether aiohttp is installed."""
+    from google import genai
+
+    api = client._api_client  # type: ignore[attr-defined]  # no public accessor
+    made: dict[bool, Any] = {}
+    sync_user = getattr(api, "_httpx_client", None)
+    for is_async, user_http in (
+        (False, sync_user),
+        (True, getattr(api, "_async_httpx_client", None)),
+    ):
+        known = user_http if user_http is not None else sync_user
+        library = client_library(known) if known is not None else sdk_library("openai")
+        if user_http is not None and not user_http.is_closed:
+            next_transport: Any = Borrowed(user_http)
+        else:
+            next_transport = upstreams.get(library, is_async=is_async)
+        cache_transport = make_transport(
+            core,
+            library=library,
+            is_async=is_async,
+            next_transport=next_transport,
+            close_next=False,
+        )
+        lib = importlib.import_module(library)
+        cls = lib.AsyncClient if is_async else lib.Client
+        made[is_async] = cls(transport=cache_transport, **_client_settings(user_http))
+    options = api._http_options.model_copy(
+        update={"httpx_client": made[False], "httpx_async_client": made[True]}
+    )
+    wrapped: ClientT = genai.Client(  # type: ignore[assignment]
+        vertexai=api.vertexai,
+        api_key=api.api_key,
+        credentials=api._credentials,
+        project=api.project,
+        location=api.location,
+        http_options=options,
+    )
+    return wrapped, [(made[False], False), (made[True], True)]
+
+
+def _sdk_of(client: Any) -> str | None:
+    """``openai``, ``anthropic`` or ``google`` (genai): the SDK ``client`` comes from."""
+    root = type(client).__module__.split(".")[0]
+    if root in ("openai", "anthropic") and hasattr(client, "with_options"):
+        return root
+    if type(client).__module__.startswith("google.genai") and hasattr(client, "_api_client"):
+        return "google"
+    return None
+
+
+def http_client_class(library: str, *, is_async: bool, sdk: str = "openai") -> Any:
     """The HTTP client class to build for ``library``: the SDK's defaults where it has them."""
-    import openai
-
-    if library == sdk_library():
-        return openai.DefaultAsyncHttpxClient if is_async else openai.DefaultHttpxClient
+    module = importlib.import_module(sdk)
+    if library == sdk_library(sdk):
+        return module.DefaultAsyncHttpxClient if is_async else module.DefaultHttpxClient
     lib = importlib.import_module(library)
     return lib.AsyncClient if is_async else lib.Client
 
@@ -122,8 +187,7 @@ def client_library(http_client: Any) -> str:
     )
 
 
-def sdk_library() -> str:
-    """``httpx2`` for openai 3.x and later, ``httpx`` for 1.x and 2.x."""
-    import openai
-
-    return client_library(openai.DefaultHttpxClient)
+def sdk_library(sdk: str = "openai") -> str:
+    """The HTTP library ``sdk`` builds on: ``httpx2`` for openai 3.x and anthropic 2.x,
+    ``httpx`` before."""
+    return client_library(importlib.import_module(sdk).DefaultHttpxClient)

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from html import escape
 
+from .._takes._take import provider_of_model
 from .._units import count, human_bytes, short_count
 from ._drift import DeterminismRow, TakeDiff
 from ._fingerprints import FingerprintStatus
@@ -228,7 +229,7 @@ def _savings_section(overview: Overview) -> str:
 def _size_section(overview: Overview) -> str:
     totals = overview.stats.totals
     by_model = [
-        [escape(model), f"{row[0]:,}", f"{row[1]:,}", human_bytes(row[2])]
+        [escape(model), provider_of_model(model), f"{row[0]:,}", f"{row[1]:,}", human_bytes(row[2])]
         for model, row in sorted(totals.by_model.items())
     ]
     by_endpoint = [
@@ -239,7 +240,9 @@ def _size_section(overview: Overview) -> str:
         [
             '<h2 id="size">What the cache holds</h2>',
             "<h3>By model</h3>",
-            _table(["model", "entries", "takes", "bodies"], by_model, numeric=(1, 2, 3)),
+            _table(
+                ["model", "provider", "entries", "takes", "bodies"], by_model, numeric=(2, 3, 4)
+            ),
             "<h3>By endpoint</h3>",
             _table(["endpoint", "entries", "bodies"], by_endpoint, numeric=(1, 2)),
         ]

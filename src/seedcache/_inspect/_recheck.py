@@ -23,7 +23,7 @@ from .._request._recording import Recording
 from .._stores import Store
 from .._stores._registry import Registry
 from .._takes._content import content_of
-from .._takes._take import Entry, Take, identity_of
+from .._takes._take import Entry, Take, identity_of, requested_model
 
 __all__ = [
     "RESENT_ENDPOINTS",
@@ -110,7 +110,7 @@ a request that changes anything (a DELETE, a fine-tune, a batch). A cassette is 
 anyone may edit in a pull request, and the canary sends it with the caller's key."""
 
 
-RESENT_HEADERS = frozenset({"openai-beta"})
+RESENT_HEADERS = frozenset({"openai-beta", "anthropic-beta", "anthropic-version"})
 """The recorded headers the canary sends again (those keys can match on)."""
 
 
@@ -160,9 +160,7 @@ def recheck(
             result.skipped += 1
             continue
         old = entry.takes[index]
-        body = entry.request.get("body")
-        requested = body if isinstance(body, dict) else {}
-        model = model_of(requested.get("model"), old)
+        model = model_of(requested_model(entry.request), old)
         drift = result.models.setdefault(model, ModelDrift(model))
         drift.checked += 1
         try:
@@ -180,7 +178,9 @@ def recheck(
         moved = before is not None and after is not None and before != after
         # Unseeded answers differ on every call: only a seeded one, or one from another
         # backend, counts as an output that changed.
-        if (moved or "seed" in requested) and content_of(old).text != content_of(new).text:
+        body = entry.request.get("body")
+        seeded = isinstance(body, dict) and "seed" in body
+        if (moved or seeded) and content_of(old).text != content_of(new).text:
             drift.changed_output += 1
         if before is None or after is None or not moved:
             continue

@@ -12,12 +12,14 @@ read the first time it is replayed, and priced when someone asks.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from .._takes._take import provider_of_model
 from .._takes._usage import TokenUsage
 from .._units import short_count
 
@@ -34,6 +36,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger("seedcache")
+_PRICE_PROVIDERS = {"gemini": "google"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,23 +79,28 @@ class Savings:
 
 @lru_cache(maxsize=4096)
 def price_usd(model: str, usage: TokenUsage) -> Decimal | None:
-    """The price of ``usage`` on OpenAI's ``model``; None when the model is not known."""
+    """The price of ``usage`` on ``model`` at its provider; None when it is not known."""
     try:
         from genai_prices import Usage, calc_price
     except ImportError:  # pragma: no cover - a dependency; a broken install prices nothing
         return None
+    provider = provider_of_model(model)
     try:
         priced = calc_price(
             Usage(
                 input_tokens=usage.input,
                 output_tokens=usage.output,
                 cache_read_tokens=usage.cached_input or None,
+                cache_write_tokens=usage.cache_write_input or None,
             ),
             model_ref=model,
-            provider_id="openai",
+            # genai-prices names Gemini's provider "google".
+            provider_id=_PRICE_PROVIDERS.get(provider, provider),
         )
     except LookupError:
-        return None
+        # Gemini names a version the price list may not (gemini-2.0-flash-001).
+        unversioned = re.sub(r"-\d{3}$", "", model)
+        return price_usd(unversioned, usage) if unversioned != model else None
     except Exception as exc:
         _log.debug("no price for %s: %s", model, exc)
         return None

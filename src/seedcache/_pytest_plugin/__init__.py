@@ -44,8 +44,9 @@ if TYPE_CHECKING:
 
 __all__ = ["CassetteRun"]
 
-# The SDK refuses to build a client without a key; replays need none, so tests get this.
+# The SDKs refuse to build a client without a key; replays need none, so tests get this.
 _PLACEHOLDER_KEY = "sk-seedcache-replay-no-key"
+_KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -208,10 +209,11 @@ def seedcache(
     if problem is not None:
         pytest.fail(f"seedcache: cannot open {run.path}: {problem}", pytrace=False)
     with pytest.MonkeyPatch.context() as patch:
-        if run.mode is Mode.REPLAY and not os.environ.get("OPENAI_API_KEY"):
-            # `seedcache.wrap(openai.OpenAI())` builds the client first, and the SDK
-            # refuses to without a key; a replay sends none, so a clean CI needs none.
-            patch.setenv("OPENAI_API_KEY", _PLACEHOLDER_KEY)
+        for variable in _KEY_VARIABLES:
+            if run.mode is Mode.REPLAY and not os.environ.get(variable):
+                # `seedcache.wrap(openai.OpenAI())` builds the client first, and the SDKs
+                # refuse to without a key; a replay sends none, so a clean CI needs none.
+                patch.setenv(variable, _PLACEHOLDER_KEY)
         yield cache
     _after_test(request, run)
 
@@ -253,15 +255,18 @@ def _after_test(request: pytest.FixtureRequest, run: CassetteRun) -> None:
         )
 
 
-def _api_key(run: CassetteRun) -> str:
-    key = os.environ.get("OPENAI_API_KEY")
-    if run.mode is Mode.REPLAY or not key:
-        return key or _PLACEHOLDER_KEY
-    return key
+def _api_key(variable: str = "OPENAI_API_KEY") -> str:
+    return os.environ.get(variable) or _PLACEHOLDER_KEY
+
+
+def _library_of(http_client_class: type) -> str:
+    """``httpx2`` or ``httpx``: the family an SDK's HTTP client class belongs to."""
+    roots = [cls.__module__.split(".")[0] for cls in http_client_class.__mro__]
+    return "httpx2" if "httpx2" in roots else "httpx"
 
 
 @pytest.fixture
-def openai_client(seedcache: SeedCache, request: pytest.FixtureRequest) -> Iterator[Any]:
+def openai_client(seedcache: SeedCache) -> Iterator[Any]:
     """An ``openai.OpenAI`` client whose calls go through this test's cassette.
 
     Built on the cache's transport directly: no SSL context, connection pool or socket
@@ -269,30 +274,75 @@ def openai_client(seedcache: SeedCache, request: pytest.FixtureRequest) -> Itera
     """
     import openai
 
-    run = request.node.stash[_RUN]
     http_client = openai.DefaultHttpxClient(transport=seedcache.transport())
-    yield openai.OpenAI(api_key=_api_key(run), http_client=http_client)
+    yield openai.OpenAI(api_key=_api_key(), http_client=http_client)
     http_client.close()
 
 
 @pytest.fixture
-def async_openai_client(seedcache: SeedCache, request: pytest.FixtureRequest) -> Any:
+def async_openai_client(seedcache: SeedCache) -> Any:
     """An ``openai.AsyncOpenAI`` client whose calls go through this test's cassette."""
     import openai
 
-    run = request.node.stash[_RUN]
     # The test's event loop is usually gone by teardown, so pooled connections could not
     # be closed; without keep-alive none stays open. The HTTP client then holds nothing
     # to close: the transport under it is the cache's, closed with the cache.
     transport = seedcache.async_transport(keep_alive=False)
     http_client = openai.DefaultAsyncHttpxClient(transport=transport)
-    return openai.AsyncOpenAI(api_key=_api_key(run), http_client=http_client)
+    return openai.AsyncOpenAI(api_key=_api_key(), http_client=http_client)
 
 
 @pytest.fixture
-def seedcache_proxy(
-    seedcache: SeedCache, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
+def anthropic_client(seedcache: SeedCache) -> Iterator[Any]:
+    """An ``anthropic.Anthropic`` client whose calls go through this test's cassette
+    (``ANTHROPIC_BASE_URL`` and ``ANTHROPIC_API_KEY`` apply; no key needed to replay)."""
+    import anthropic
+
+    library = _library_of(anthropic.DefaultHttpxClient)
+    http_client = anthropic.DefaultHttpxClient(transport=seedcache.transport(library=library))
+    yield anthropic.Anthropic(api_key=_api_key("ANTHROPIC_API_KEY"), http_client=http_client)
+    http_client.close()
+
+
+@pytest.fixture
+def async_anthropic_client(seedcache: SeedCache) -> Any:
+    """An ``anthropic.AsyncAnthropic`` client through this test's cassette."""
+    import anthropic
+
+    library = _library_of(anthropic.DefaultAsyncHttpxClient)
+    transport = seedcache.async_transport(library=library, keep_alive=False)
+    http_client = anthropic.DefaultAsyncHttpxClient(transport=transport)
+    return anthropic.AsyncAnthropic(api_key=_api_key("ANTHROPIC_API_KEY"), http_client=http_client)
+
+
+@pytest.fixture
+def genai_client(seedcache: SeedCache) -> Iterator[Any]:
+    """A ``google.genai.Client`` (``.aio`` too) through this test's cassette. Given httpx
+    clients, the SDK uses them even where aiohttp is installed. ``GEMINI_API_KEY`` (or
+    ``GOOGLE_API_KEY``) applies; the base URL comes from ``GOOGLE_GEMINI_BASE_URL``."""
+    import importlib
+
+    from google import genai
+    from google.genai import types
+
+    library = "httpx2" if importlib.util.find_spec("httpx2") else "httpx"
+    lib = importlib.import_module(library)
+    sync_http = lib.Client(transport=seedcache.transport(library=library))
+    async_http = lib.AsyncClient(
+        transport=seedcache.async_transport(library=library, keep_alive=False)
+    )
+    options = types.HttpOptions(
+        base_url=os.environ.get("GOOGLE_GEMINI_BASE_URL") or None,
+        httpx_client=sync_http,
+        httpx_async_client=async_http,
+    )
+    key = os.environ.get("GEMINI_API_KEY") or _api_key("GOOGLE_API_KEY")
+    yield genai.Client(api_key=key, http_options=options)
+    sync_http.close()
+
+
+@pytest.fixture
+def seedcache_proxy(seedcache: SeedCache, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The record/replay proxy for this test's cassette, with ``OPENAI_BASE_URL`` set to it.
 
     Code that builds its own ``OpenAI()`` is recorded and replayed without changes. The
@@ -300,11 +350,10 @@ def seedcache_proxy(
     """
     from .._cache import DEFAULT_UPSTREAM
 
-    run = request.node.stash[_RUN]
     upstream = os.environ.get("OPENAI_BASE_URL") or DEFAULT_UPSTREAM
     with seedcache.proxy(upstream, repeats="takes") as base_url:
         monkeypatch.setenv("OPENAI_BASE_URL", base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", _api_key(run))
+        monkeypatch.setenv("OPENAI_API_KEY", _api_key())
         yield base_url
 
 

@@ -19,10 +19,12 @@ from urllib.parse import parse_qsl, urlsplit
 import xxhash
 
 from .._errors import ConfigurationError
+from .._takes._take import requested_model
 from ._redact import may_hold_credentials, redact_fields, redact_keys_in, redact_summary
 from ._wire import CapturedRequest, is_secret_header, keyed_query
 
 __all__ = [
+    "DEFAULT_MATCH_HEADERS",
     "KEY_LENGTH",
     "KEY_SCHEME_VERSION",
     "Canonical",
@@ -41,6 +43,10 @@ KEY_LENGTH = 32
 _MAX_TEXT_SUMMARY = 64 * 1024
 
 
+DEFAULT_MATCH_HEADERS = ("openai-beta", "anthropic-beta", "anthropic-version")
+"""Request headers that change the answer: beta features and Anthropic's API version."""
+
+
 @dataclass(frozen=True, slots=True)
 class KeyConfig:
     """What makes two requests the same call.
@@ -55,7 +61,7 @@ class KeyConfig:
     """
 
     match_host: bool = True
-    match_headers: tuple[str, ...] = ("openai-beta",)
+    match_headers: tuple[str, ...] = DEFAULT_MATCH_HEADERS
     namespace: str | None = None
     ignore: tuple[str, ...] = ()
     secret_params: tuple[str, ...] = ()
@@ -87,10 +93,8 @@ class Canonical:
 
     @property
     def model(self) -> str | None:
-        """The ``model`` parameter of a JSON body, if any."""
-        body = self.summary.get("body")
-        model = body.get("model") if isinstance(body, dict) else None
-        return model if isinstance(model, str) else None
+        """The model asked for (a JSON body's ``model``, or Gemini's path), if any."""
+        return requested_model(self.summary)
 
 
 def names(values: str | Iterable[str], option: str, what: str = "names") -> tuple[str, ...]:

@@ -166,9 +166,8 @@ class Recording:
     def _complete(self, body: bytes, *, exhausted: bool) -> bool:
         """Whether ``body`` is a whole answer that replays as it was received.
 
-        A stream is whole at its ``data: [DONE]`` event (the sync SDK stops reading right
-        there) or, for streams that have none (the Responses API), at the end of the
-        body; never with an ``event: error``. Any other body is whole when it was read to
+        A stream is whole at its provider's real end (:func:`_stream_ended`), never with
+        an ``event: error``. Any other body is whole when it was read to
         the end and parses as its media type: a truncated gzip body or a connection cut
         short decodes to broken JSON, which the caller could not use either. An HTML page
         is never an API answer (a gateway's login or error page).
@@ -179,9 +178,7 @@ class Recording:
         if media == "text/event-stream":
             if b"\nevent: error" in b"\n" + body:
                 return False
-            if _DONE_EVENT.search(body):
-                return True
-            return exhausted and not _expects_done(self.canonical)
+            return _stream_ended(self.canonical.endpoint, body, exhausted=exhausted)
         if not exhausted or media == "text/html":
             return False
         if media == "application/json" or media.endswith("+json"):
@@ -198,7 +195,25 @@ class Recording:
 # The end of a chat or completions stream: a whole SSE event at a line start. The text
 # "data: [DONE]" inside a JSON string is escaped onto the line of its own event.
 _DONE_EVENT = re.compile(rb"(?:^|\n)data: ?\[DONE\]\r?(?:\n|$)")
+# The end of an Anthropic Messages stream: the message_stop event.
+_MESSAGE_STOP = re.compile(rb"(?:^|\n)event: ?message_stop\r?\n")
+# A Gemini stream's last chunk names why the candidate finished.
+_GEMINI_FINISH = re.compile(rb'"finishReason" ?: ?"')
 
 
-def _expects_done(canonical: Canonical) -> bool:
-    return canonical.endpoint.endswith(("/chat/completions", "/completions"))
+def _stream_ended(endpoint: str, body: bytes, *, exhausted: bool) -> bool:
+    """Whether a stream reached its provider's real end, not a cut-off connection.
+
+    Chat and completions streams end with ``data: [DONE]`` (the sync SDK stops reading
+    right there); Anthropic's with ``event: message_stop`` after ``message_delta``;
+    Gemini's (``streamGenerateContent``) with a chunk that has a ``finishReason``, and
+    the body read to its end. Others (the Responses API) end where the body does.
+    """
+    if endpoint.endswith(("/chat/completions", "/completions")):
+        return _DONE_EVENT.search(body) is not None
+    if endpoint.endswith("/v1/messages"):
+        return _MESSAGE_STOP.search(body) is not None
+    if endpoint.endswith(":streamGenerateContent"):
+        events = [e for e in re.split(rb"\r?\n\r?\n", body) if e.strip()]
+        return exhausted and bool(events) and _GEMINI_FINISH.search(events[-1]) is not None
+    return exhausted or _DONE_EVENT.search(body) is not None

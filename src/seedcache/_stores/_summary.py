@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import xxhash
 
 from .._takes._content import content_of
-from .._takes._take import Entry, Take
+from .._takes._take import Entry, Take, requested_model
 
 __all__ = [
     "Summary",
@@ -214,7 +214,7 @@ def summarize(entry: Entry) -> Summary:
     """The summary of ``entry``."""
     request = entry.request
     body = request.get("body")
-    model = body.get("model") if isinstance(body, dict) else None
+    model = requested_model(request)
     seed = body.get("seed") if isinstance(body, dict) else None
     path = urlsplit(str(request.get("url", ""))).path
     return Summary(

@@ -67,7 +67,46 @@ def _from_document(document: Any) -> Content:
         return Content(_embeddings_text(document["data"]), usage)
     if isinstance(document.get("text"), str):  # audio transcriptions
         return Content(document["text"], usage)
+    if document.get("type") == "message" and isinstance(document.get("content"), list):
+        return Content(_anthropic_text(document["content"]), usage)  # Anthropic Messages
+    if isinstance(document.get("candidates"), list):  # Gemini
+        return Content(_gemini_text([document]), _usage(document.get("usageMetadata")))
     return Content(_json_text(document), usage)
+
+
+def _anthropic_text(blocks: list[Any]) -> str:
+    """Text blocks, then tool calls; thinking is left out (its signature differs on every
+    answer, and what the model answered is what drift is about)."""
+    lines = []
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "text" and isinstance(block.get("text"), str):
+            lines.append(block["text"])
+        elif block.get("type") == "tool_use":
+            lines.append(_tool_line(block.get("name"), block.get("input")))
+    return "\n".join(lines)
+
+
+def _gemini_text(chunks: list[Any]) -> str:
+    """Each candidate's parts across ``chunks`` (one document, or a stream's events)."""
+    texts: dict[int, list[str]] = {}
+    for chunk in chunks:
+        candidates = chunk.get("candidates") if isinstance(chunk, dict) else None
+        for candidate in candidates if isinstance(candidates, list) else []:
+            if not isinstance(candidate, dict):
+                continue
+            index = candidate.get("index", 0)
+            lines = texts.setdefault(index if isinstance(index, int) else 0, [])
+            content = candidate.get("content")
+            parts = content.get("parts") if isinstance(content, dict) else None
+            for part in parts if isinstance(parts, list) else []:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    lines.append(part["text"])
+                elif isinstance(part, dict) and isinstance(part.get("functionCall"), dict):
+                    call = part["functionCall"]
+                    lines.append("\n" + _tool_line(call.get("name"), call.get("args")))
+    return _label_choices(["".join(texts[i]).strip("\n") for i in sorted(texts)])
 
 
 def _choice_text(choice: dict[str, Any]) -> str:
@@ -137,6 +176,11 @@ def _embeddings_text(data: list[Any]) -> str:
 
 
 def _from_events(events: list[Any]) -> Content:
+    if any(isinstance(e, dict) and e.get("type") == "message_start" for e in events):
+        return _from_anthropic_events(events)
+    if any(isinstance(e, dict) and "candidates" in e for e in events):
+        last: Any = next((e["usageMetadata"] for e in reversed(events) if "usageMetadata" in e), {})
+        return Content(_gemini_text(events), _usage(last))
     for event in reversed(events):
         # Responses API streams end with the whole response in one event.
         response = event.get("response") if isinstance(event, dict) else None
@@ -156,6 +200,48 @@ def _from_events(events: list[Any]) -> Content:
                 )
     texts = [choices[i].text() for i in sorted(choices)]
     return Content(_label_choices(texts), usage)
+
+
+def _from_anthropic_events(events: list[Any]) -> Content:
+    """An Anthropic stream joined back into its message's blocks."""
+    blocks: dict[int, dict[str, Any]] = {}
+    usage: dict[str, int] = {}
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        message = event.get("message")
+        usage = _usage(message.get("usage") if isinstance(message, dict) else None) or usage
+        usage = {**usage, **_usage(event.get("usage"))}
+        index = event.get("index")
+        if not isinstance(index, int):
+            continue
+        if event.get("type") == "content_block_start" and isinstance(
+            event.get("content_block"), dict
+        ):
+            blocks[index] = {**event["content_block"], "text": "", "json": ""}
+        delta = event.get("delta")
+        block = blocks.get(index)
+        if event.get("type") != "content_block_delta" or block is None:
+            continue
+        if isinstance(delta, dict) and isinstance(delta.get("text"), str):
+            block["text"] += delta["text"]
+        elif isinstance(delta, dict) and isinstance(delta.get("partial_json"), str):
+            block["json"] += delta["partial_json"]
+    joined = []
+    for index in sorted(blocks):
+        block = blocks[index]
+        if block.get("type") == "tool_use":
+            joined.append({**block, "input": _parsed(block["json"])})
+        else:
+            joined.append(block)
+    return Content(_anthropic_text(joined), usage)
+
+
+def _parsed(text: str) -> Any:
+    try:
+        return json.loads(text) if text else {}
+    except (ValueError, RecursionError):
+        return text
 
 
 class _ChoiceBuilder:

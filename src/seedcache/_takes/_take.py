@@ -8,9 +8,11 @@ takes kept as history when ``refresh`` replaced them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = [
     "Entry",
@@ -19,6 +21,10 @@ __all__ = [
     "identity_of",
     "loads_or_none",
     "media_type",
+    "provider_of",
+    "provider_of_model",
+    "provider_of_path",
+    "requested_model",
     "response_identity",
 ]
 
@@ -105,6 +111,49 @@ def identity_of(take: Take) -> Identity | None:
     return Identity(take.model, take.fingerprint)
 
 
+def requested_model(request: Mapping[str, Any]) -> str | None:
+    """The model a recorded request asked for: the body's ``model`` (OpenAI, Anthropic),
+    else the one Gemini names in its path (``/models/gemini-2.0-flash:generateContent``)."""
+    body = request.get("body")
+    model = body.get("model") if isinstance(body, dict) else None
+    if isinstance(model, str):
+        return model
+    path = urlsplit(str(request.get("url", ""))).path
+    found = _PATH_MODEL.search(path)
+    return found.group(1) if found else None
+
+
+def provider_of(request: Mapping[str, Any]) -> str:
+    """Whose API a recorded request called: ``anthropic``, ``gemini`` or ``openai`` (its
+    compatible APIs, Azure's included), told by the path each provider's API has."""
+    return provider_of_path(urlsplit(str(request.get("url", ""))).path)
+
+
+def provider_of_path(path: str) -> str:
+    """:func:`provider_of` for a URL path."""
+    if path.endswith(("/v1/messages", "/v1/messages/count_tokens", "/v1/messages/batches")):
+        return "anthropic"
+    if _PATH_MODEL.search(path):
+        return "gemini"
+    return "openai"
+
+
+# Gemini's model is in the path: /v1beta/models/NAME:generateContent.
+_PATH_MODEL = re.compile(r"/models/([^/:]+):[A-Za-z]+$")
+
+
+def provider_of_model(model: str) -> str:
+    """The provider a model's name belongs to (``claude-…``, ``gemini-…``, else OpenAI);
+    ``-`` for no model."""
+    if model in ("", "-", "?"):
+        return "-"
+    if model.startswith("claude"):
+        return "anthropic"
+    if model.startswith(("gemini", "models/gemini")):
+        return "gemini"
+    return "openai"
+
+
 def response_identity(body: bytes, *, is_stream: bool) -> tuple[str | None, str | None]:
     """``(system_fingerprint, model)`` read from a response body; None where absent.
 
@@ -131,9 +180,12 @@ def _identity_of(document: Any) -> tuple[str | None, str | None]:
         return None, None
     fingerprint = document.get("system_fingerprint")
     model = document.get("model")
-    nested = document.get("response")
-    if model is None and isinstance(nested, dict):
-        model = nested.get("model")
+    for wrapper in ("response", "message"):  # Responses API and Anthropic stream events
+        nested = document.get(wrapper)
+        if model is None and isinstance(nested, dict):
+            model = nested.get("model")
+    if model is None:
+        model = document.get("modelVersion")  # Gemini names its dated model so
     return (
         fingerprint if isinstance(fingerprint, str) else None,
         model if isinstance(model, str) else None,

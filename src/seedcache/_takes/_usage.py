@@ -1,5 +1,6 @@
 """Token usage a response reported: chat and completions bodies, streams sent with
-``include_usage``, embeddings, the Responses API. Read here, below the request path, so
+``include_usage``, embeddings, the Responses API, Anthropic messages and their streams,
+Gemini's ``usageMetadata``. Read here, below the request path, so
 counting a replay's usage never reaches up into reporting."""
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ class TokenUsage:
     output: int = 0
     cached_input: int = 0
     """Part of ``input`` the provider served from its prompt cache (cheaper)."""
+    cache_write_input: int = 0
+    """Part of ``input`` written to the provider's prompt cache (Anthropic: dearer)."""
 
     @property
     def total(self) -> int:
@@ -33,21 +36,55 @@ def usage_of(take: Take) -> TokenUsage | None:
         return None
     if not take.is_stream:
         return _usage_in(loads_or_none(take.body))
+    # Streams report usage in pieces: Anthropic's input in message_start and the final
+    # output in message_delta, Gemini's prompt early and the rest in the last chunk,
+    # OpenAI's all in the last chunk. The latest non-zero count of each kind wins.
     found = None
     for line in take.body.split(b"\n"):
-        if line.startswith(b"data:") and b'"usage"' in line:
-            found = _usage_in(loads_or_none(line[5:])) or found
+        if line.startswith(b"data:") and (b'"usage' in line):
+            found = _merged(found, _usage_in(loads_or_none(line[5:])))
     return found
+
+
+def _merged(before: TokenUsage | None, after: TokenUsage | None) -> TokenUsage | None:
+    if before is None or after is None:
+        return after or before
+    return TokenUsage(
+        input=after.input or before.input,
+        output=after.output or before.output,
+        cached_input=after.cached_input or before.cached_input,
+        cache_write_input=after.cache_write_input or before.cache_write_input,
+    )
 
 
 def _usage_in(document: Any) -> TokenUsage | None:
     if not isinstance(document, dict):
         return None
+    gemini = document.get("usageMetadata")
+    if isinstance(gemini, dict):
+        return TokenUsage(
+            input=_count(gemini.get("promptTokenCount")),
+            # Thinking is billed as output.
+            output=_count(gemini.get("candidatesTokenCount"))
+            + _count(gemini.get("thoughtsTokenCount")),
+            cached_input=_count(gemini.get("cachedContentTokenCount")),
+        )
     usage = document.get("usage")
-    if not isinstance(usage, dict) and isinstance(document.get("response"), dict):
-        usage = document["response"].get("usage")  # Responses API stream events
+    for wrapper in ("response", "message"):  # Responses API and Anthropic stream events
+        if not isinstance(usage, dict) and isinstance(document.get(wrapper), dict):
+            usage = document[wrapper].get("usage")
     if not isinstance(usage, dict):
         return None
+    if "cache_read_input_tokens" in usage or "cache_creation_input_tokens" in usage:
+        # Anthropic counts cached and cache-writing input apart from input_tokens.
+        read = _count(usage.get("cache_read_input_tokens"))
+        written = _count(usage.get("cache_creation_input_tokens"))
+        return TokenUsage(
+            input=_count(usage.get("input_tokens")) + read + written,
+            output=_count(usage.get("output_tokens")),
+            cached_input=read,
+            cache_write_input=written,
+        )
     details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
     return TokenUsage(
         input=_count(usage.get("prompt_tokens", usage.get("input_tokens"))),

@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import parse_qs, urlsplit
 
+from ._anthropic import anthropic_error, count_tokens, messages
 from ._bodies import Generated
+from ._gemini import gemini, google_error
 from ._routes import (
     FileStore,
     answer,
@@ -109,6 +112,12 @@ class FakeOpenAI:
         if self._port is None:
             raise RuntimeError("the fake server was never started; use it as a context manager")
         return f"http://127.0.0.1:{self._port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        """``http://127.0.0.1:PORT``: the base URL for Anthropic's and Gemini's SDKs, which
+        add ``/v1/messages`` and ``/v1beta/models/...`` themselves."""
+        return self.base_url.removesuffix("/v1")
 
     @property
     def azure_endpoint(self) -> str:
@@ -203,6 +212,11 @@ class FakeOpenAI:
         fault = self._next_fault()
         if fault is not None:
             return Generated(fault.status, fault.document, indent=4)
+        parts = urlsplit(request.path)
+        if parts.path.startswith("/v1/messages"):
+            return self._anthropic(request, parts.path)
+        if request.method == "POST" and "/models/" in parts.path and ":" in parts.path:
+            return self._gemini(request, parts.path, parse_qs(parts.query))
         target = parse_route(request.method, request.path)
         if target is None:
             return azure_error(404, "Resource not found")
@@ -243,6 +257,41 @@ class FakeOpenAI:
             serves_fingerprint=not model.startswith(_MODELS_WITHOUT_FINGERPRINT),
             base_url=self.base_url,
         )
+
+    def _anthropic(self, request: RecordedRequest, path: str) -> Generated:
+        headers = request.headers
+        if not headers.get("x-api-key") and not headers.get("authorization"):
+            return anthropic_error(401, "authentication_error", "x-api-key header is required")
+        payload = _json_object(request.body)
+        if payload is None:
+            return anthropic_error(400, "invalid_request_error", "request body is not JSON")
+        if request.method != "POST":
+            return anthropic_error(405, "invalid_request_error", f"{request.method} not allowed")
+        if path == "/v1/messages/count_tokens":
+            return count_tokens(payload)
+        if path != "/v1/messages":
+            return anthropic_error(404, "not_found_error", f"Not found: {path}")
+        return messages(payload)
+
+    def _gemini(
+        self, request: RecordedRequest, path: str, query: dict[str, list[str]]
+    ) -> Generated:
+        if not request.headers.get("x-goog-api-key") and not query.get("key"):
+            return google_error(
+                403, "Method doesn't allow unregistered callers. Please use an API Key."
+            )
+        payload = _json_object(request.body)
+        if payload is None:
+            return google_error(400, "Invalid JSON payload received.")
+        return gemini(path, query, payload)
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
 
 
 _AZURE_DENIED = (

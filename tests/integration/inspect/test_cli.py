@@ -89,6 +89,7 @@ def test_ls_lists_one_row_per_key(cache_dir):
     lines = result.stdout.splitlines()
     assert lines[0].split() == [
         "KEY",
+        "PROVIDER",
         "ENDPOINT",
         "MODEL",
         "SEED",

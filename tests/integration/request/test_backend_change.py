@@ -313,3 +313,51 @@ def test_a_pin_the_model_does_not_serve_is_said_once_and_piles_no_history(fake, 
     assert "pin fp_a1b2c3d4e5" in warnings[0]
     entry = make_cache("replay").store.get(make_cache("replay").store.keys()[0])
     assert entry.history == ()
+
+
+def test_a_cancellation_before_the_storing_thread_starts_releases_the_check(
+    fake, tmp_path, monkeypatch
+):
+    """The window the timing test above hits 1 time in 20: cancelled while a worker thread
+    is being acquired, so the recording is never finished. It must be abandoned, or the
+    check it claimed holds every later request for the model."""
+    import asyncio
+    import contextlib
+
+    import anyio
+    import openai
+
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        client = cache.wrap(make_client(fake))
+        for topic in ("q0", "q1"):
+            client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": topic}], seed=1
+            )
+    real = anyio.to_thread.run_sync
+    cancelled = []
+
+    async def run_sync(func, *args, **kwargs):
+        finishing = "finish" in getattr(getattr(func, "__code__", None), "co_names", ())
+        if finishing and not cancelled:
+            cancelled.append(func)
+            raise asyncio.CancelledError  # as a cancellation landing before the thread
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", run_sync)
+
+    def ask(topic):
+        return {"model": "gpt-4o", "messages": [{"role": "user", "content": topic}], "seed": 1}
+
+    async def run() -> None:
+        cache = SeedCache.cassette(path, mode="refresh")
+        raw = openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
+        client = cache.wrap(raw)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(asyncio.ensure_future(client.chat.completions.create(**ask("q0"))))
+        await asyncio.wait_for(client.chat.completions.create(**ask("q1")), 5)
+        await cache.aclose()
+        await raw.close()
+
+    asyncio.run(run())
+    assert cancelled
