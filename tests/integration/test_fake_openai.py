@@ -264,3 +264,23 @@ def test_the_same_through_the_async_client_recorded_then_replayed(fake, tmp_path
     calls = fake.request_count
     assert asyncio.run(session("replay")) == recorded
     assert fake.request_count == calls
+
+
+def test_an_injected_error_carries_its_headers_and_the_providers_own_shape(fake):
+    fake.fail_next(500, headers={"retry-after-ms": "1"})
+    fake.fail_next(529, message="Overloaded")
+    fake.fail_next(503, message="The model is overloaded.")
+    with httpx2.Client(base_url=fake.root_url) as http:
+        openai_shaped = http.post(
+            "/v1/chat/completions", json={}, headers={"authorization": "Bearer k"}
+        )
+        anthropic_shaped = http.post("/v1/messages", json={}, headers={"x-api-key": "k"})
+        google_shaped = http.post(
+            "/v1beta/models/gemini-2.0-flash:generateContent",
+            json={},
+            headers={"x-goog-api-key": "k"},
+        )
+    assert openai_shaped.headers["retry-after-ms"] == "1"
+    assert openai_shaped.json()["error"]["type"] == "server_error"
+    assert anthropic_shaped.json()["error"] == {"type": "overloaded_error", "message": "Overloaded"}
+    assert google_shaped.json()["error"]["status"] == "UNAVAILABLE"

@@ -211,7 +211,7 @@ def _stream_ended(endpoint: str, body: bytes, *, exhausted: bool) -> bool:
     """
     if endpoint.endswith(("/chat/completions", "/completions")):
         return _DONE_EVENT.search(body) is not None
-    if endpoint.endswith("/v1/messages"):
+    if endpoint.endswith(("/v1/messages", ":streamRawPredict")):  # Claude, on Vertex too
         return _MESSAGE_STOP.search(body) is not None
     if endpoint.endswith(":streamGenerateContent"):
         events = [e for e in re.split(rb"\r?\n\r?\n", body) if e.strip()]

@@ -133,6 +133,8 @@ def provider_of_path(path: str) -> str:
     """:func:`provider_of` for a URL path."""
     if path.endswith(("/v1/messages", "/v1/messages/count_tokens", "/v1/messages/batches")):
         return "anthropic"
+    if "/publishers/anthropic/models/" in path:  # Claude on Vertex AI
+        return "anthropic"
     if _PATH_MODEL.search(path):
         return "gemini"
     return "openai"

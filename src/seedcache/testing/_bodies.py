@@ -27,6 +27,7 @@ class Generated:
         indent: int | None = 2,
         raw: bytes | None = None,
         content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.status = status
         self.document = document
@@ -35,6 +36,8 @@ class Generated:
         self.raw = raw
         """Bytes sent as they are (file contents, images), with ``content_type``."""
         self.content_type = content_type
+        self.headers = dict(headers or {})
+        """Sent besides the usual ones (``retry-after-ms`` on an injected error)."""
 
 
 def _rng(request: dict[str, Any], fingerprint: str | None, path: str) -> random.Random:

@@ -91,6 +91,9 @@ class FakeOpenAI:
         self.hold_responses: threading.Event | None = None
         """When set to an Event, every response waits for it (requests are logged first)."""
         self.drop_streams_after: int | None = None
+        self.fail_streams_after: int | None = None
+        """When set, streams send an ``event: error`` (Anthropic's ``overloaded_error``, as
+        its API does mid-stream) after this many events, then end the body cleanly."""
         """When set, streams close the connection after this many events, without ending."""
         self.streams_completed = 0
         """How many streams the server sent to their very end."""
@@ -210,11 +213,13 @@ class FakeOpenAI:
 
     def _respond(self, request: RecordedRequest) -> Generated:
         fault = self._next_fault()
-        if fault is not None:
-            return Generated(fault.status, fault.document, indent=4)
         parts = urlsplit(request.path)
+        if fault is not None:
+            return _in_provider_shape(fault, parts.path)
         if parts.path.startswith("/v1/messages"):
             return self._anthropic(request, parts.path)
+        if "/publishers/anthropic/models/" in parts.path:
+            return self._anthropic_on_vertex(request, parts.path)
         if request.method == "POST" and "/models/" in parts.path and ":" in parts.path:
             return self._gemini(request, parts.path, parse_qs(parts.query))
         target = parse_route(request.method, request.path)
@@ -273,6 +278,19 @@ class FakeOpenAI:
             return anthropic_error(404, "not_found_error", f"Not found: {path}")
         return messages(payload)
 
+    def _anthropic_on_vertex(self, request: RecordedRequest, path: str) -> Generated:
+        """Claude on Vertex AI: ``…/publishers/anthropic/models/MODEL:rawPredict`` (or
+        ``:streamRawPredict``), the model in the path, a Google bearer token."""
+        if not request.headers.get("authorization", "").startswith("Bearer "):
+            return google_error(401, "Request had invalid authentication credentials.")
+        payload = _json_object(request.body)
+        if payload is None:
+            return google_error(400, "Invalid JSON payload received.")
+        model, _, method = path.rpartition("/models/")[2].partition(":")
+        if method not in ("rawPredict", "streamRawPredict"):
+            return google_error(404, f"Method {method!r} not found.")
+        return messages({**payload, "model": model})
+
     def _gemini(
         self, request: RecordedRequest, path: str, query: dict[str, list[str]]
     ) -> Generated:
@@ -284,6 +302,38 @@ class FakeOpenAI:
         if payload is None:
             return google_error(400, "Invalid JSON payload received.")
         return gemini(path, query, payload)
+
+
+_STREAM_ERROR = (
+    b"event: error\n"
+    b'data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
+)
+
+# What Anthropic calls each injected status.
+_ANTHROPIC_ERRORS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+
+def _in_provider_shape(fault: _Fault, path: str) -> Generated:
+    """An injected error as the API the request was for shapes its errors."""
+    message = fault.document["error"]["message"]
+    if path.startswith("/v1/messages"):
+        kind = _ANTHROPIC_ERRORS.get(fault.status, "api_error")
+        shaped = anthropic_error(fault.status, kind, message)
+    elif "/models/" in path and ":" in path:
+        shaped = google_error(fault.status, message)
+    else:
+        shaped = Generated(fault.status, fault.document, indent=4)
+    shaped.headers.update(fault.headers)
+    return shaped
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
@@ -382,6 +432,8 @@ class _Handler(BaseHTTPRequestHandler):
         text = json.dumps(generated.document, indent=generated.indent, ensure_ascii=False) + "\n"
         payload = text.encode()
         self._common_headers(generated.status, "application/json")
+        for name, value in generated.headers.items():
+            self.send_header(name, value)
         if self.fake.gzip_bodies and "gzip" in self.headers.get("accept-encoding", ""):
             payload = gzip.compress(payload)
             self.send_header("content-encoding", "gzip")
@@ -407,6 +459,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
+            if self.fake.fail_streams_after is not None and number >= self.fake.fail_streams_after:
+                self._chunk(_STREAM_ERROR)
+                break
             self._chunk(event)
         self._chunk(b"")
         with self.fake._lock:

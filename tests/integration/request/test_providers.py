@@ -314,3 +314,52 @@ def test_what_a_person_reads_in_anthropic_and_gemini_takes(fake, tmp_path):
     assert answer.text in texts
     assert len(texts) == 3  # each stream reads as the whole answer it repeats
     assert any(t.startswith("tool call get_weather {") for t in texts)
+
+
+def test_an_anthropic_stream_with_an_error_event_is_never_stored(fake, tmp_path):
+    """Anthropic reports an overload mid-stream as an ``error`` event in a 200 body."""
+    fake.fail_streams_after = 3
+    with SeedCache(tmp_path / "c", mode="auto") as cache, claude(fake) as own:
+        client = cache.wrap(own)
+        with (
+            pytest.raises(anthropic.APIStatusError, match="Overloaded"),
+            client.messages.stream(model="claude-sonnet-4-5", max_tokens=100, messages=ASK) as s,
+        ):
+            s.until_done()
+        assert cache.store.keys() == []
+    fake.fail_streams_after = None
+    with SeedCache(tmp_path / "c", mode="auto") as cache, claude(fake) as own:
+        with cache.wrap(own).messages.stream(
+            model="claude-sonnet-4-5", max_tokens=100, messages=ASK
+        ) as s:
+            s.until_done()
+        assert len(cache.store.keys()) == 1
+
+
+def test_claude_on_vertex_records_and_replays_and_its_bearer_is_never_stored(fake, tmp_path):
+    """AnthropicVertex is built like Anthropic: wrap() takes it, streams included."""
+    token = "ya29.SENTINELgoogleOAUTHtoken0123456789"
+
+    def ask(cache) -> tuple:
+        with anthropic.AnthropicVertex(
+            region="us-east5",
+            project_id="proj",
+            access_token=token,
+            base_url=f"{fake.root_url}/v1",
+            max_retries=0,
+        ) as own:
+            client = cache.wrap(own)
+            whole = client.messages.create(model="claude-sonnet-4-5", max_tokens=60, messages=ASK)
+            with client.messages.stream(
+                model="claude-sonnet-4-5", max_tokens=60, messages=ASK
+            ) as stream:
+                streamed = "".join(stream.text_stream)
+        return whole.content[0].text, streamed
+
+    with SeedCache(tmp_path / "c", mode="auto") as cache:
+        recorded = ask(cache)
+        assert {s.model for s in cache.store.summaries()} == {"claude-sonnet-4-5"}
+    fake.stop()
+    with SeedCache(tmp_path / "c", mode="replay") as cache:
+        assert ask(cache) == recorded
+    assert token.encode() not in stored_bytes(tmp_path)
