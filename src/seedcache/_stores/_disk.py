@@ -153,13 +153,6 @@ class DiskStore(BaseStore):
         """Every key, sorted."""
         return [name[len(_ENTRY_PREFIX) :] for name, _ in self._scan(_ENTRY_PREFIX, values=False)]
 
-    def entries(self) -> Iterator[Entry]:
-        """Every entry, in key order."""
-        for key in self.keys():
-            entry = skip_damaged(partial(self.get, key))
-            if entry is not None:
-                yield entry
-
     def summaries(self) -> Iterator[Summary]:
         """Every entry's summary from the index, in key order; missing ones are rebuilt."""
         rows = [

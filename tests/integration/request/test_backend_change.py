@@ -238,6 +238,18 @@ def test_a_check_through_the_proxy_replays_the_recording(fake, make_cache):
     assert cache.stats().confirmed == 1
 
 
+def record_two_questions(fake, tmp_path):
+    """A cassette with gpt-4o answering q0 and q1: a refresh run checks the model once."""
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as cache:
+        client = cache.wrap(make_client(fake))
+        for topic in ("q0", "q1"):
+            client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": topic}], seed=1
+            )
+    return path
+
+
 def test_a_cancelled_async_request_never_leaves_its_model_s_check_claimed(fake, tmp_path):
     """An asyncio timeout that lands while the core decides must release the check: the
     next request for the model must not wait for a check nobody will finish."""
@@ -247,13 +259,7 @@ def test_a_cancelled_async_request_never_leaves_its_model_s_check_claimed(fake, 
 
     import openai
 
-    path = tmp_path / "c.json"
-    with SeedCache.cassette(path, mode="auto") as cache:
-        client = cache.wrap(make_client(fake))
-        for topic in ("q0", "q1"):
-            client.chat.completions.create(
-                model="gpt-4o", messages=[{"role": "user", "content": topic}], seed=1
-            )
+    path = record_two_questions(fake, tmp_path)
 
     def ask(topic):
         return {"model": "gpt-4o", "messages": [{"role": "user", "content": topic}], "seed": 1}
@@ -327,13 +333,7 @@ def test_a_cancellation_before_the_storing_thread_starts_releases_the_check(
     import anyio
     import openai
 
-    path = tmp_path / "c.json"
-    with SeedCache.cassette(path, mode="auto") as cache:
-        client = cache.wrap(make_client(fake))
-        for topic in ("q0", "q1"):
-            client.chat.completions.create(
-                model="gpt-4o", messages=[{"role": "user", "content": topic}], seed=1
-            )
+    path = record_two_questions(fake, tmp_path)
     real = anyio.to_thread.run_sync
     cancelled = []
 
