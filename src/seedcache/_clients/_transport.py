@@ -320,15 +320,16 @@ class _TransportBase:
         self._close_next = close_next
 
     @staticmethod
-    def _raise_miss(miss: CacheMiss) -> NoReturn:
-        """Raise ``miss`` so that every SDK lets it through as it is.
+    def _raise_miss(miss: CacheMiss, request: Any) -> NoReturn:
+        """Raise ``miss`` so that the SDK that sent ``request`` lets it through as it is.
 
         The Anthropic SDK passes its own errors on and turns any other exception into
-        "Connection error.", which would hide why nothing was replayed: where it is
-        loaded, a miss is also an ``anthropic.AnthropicError``. ``except CacheMiss``
-        catches it either way.
+        "Connection error.", which would hide why nothing was replayed: a miss of one of
+        its requests is also an ``anthropic.AnthropicError``. Only of its requests, so
+        that an ``except anthropic.AnthropicError`` never swallows another provider's
+        miss. ``except CacheMiss`` catches it either way.
         """
-        if "anthropic" not in sys.modules:
+        if "anthropic" not in sys.modules or not _sent_by_anthropic(request):
             raise miss
         raise _anthropic_miss()(
             str(miss),
@@ -338,6 +339,14 @@ class _TransportBase:
             location=miss.location,
             differences=miss.differences,
         ) from None
+
+
+def _sent_by_anthropic(request: Any) -> bool:
+    """Whether an Anthropic SDK client (direct, Vertex, Bedrock) sent ``request``: it names
+    itself in the user agent (``Anthropic/Python``, ``AnthropicVertex/Python`` …) and
+    sends ``anthropic-version`` to the direct API."""
+    headers = request.headers
+    return "anthropic-version" in headers or headers.get("user-agent", "").startswith("Anthropic")
 
 
 @functools.cache
@@ -358,7 +367,7 @@ class CacheTransportBase(_TransportBase):
                 self.core, request, self._next.handle_request, cls.build, cls.tee, cls.replay
             )
         except CacheMiss as miss:
-            self._raise_miss(miss)
+            self._raise_miss(miss, request)
 
     def close(self) -> None:
         """Close the next transport, if it is this transport's to close."""
@@ -379,7 +388,7 @@ class AsyncCacheTransportBase(_TransportBase):
                 self.core, request, self._next.handle_async_request, cls.build, cls.tee, cls.replay
             )
         except CacheMiss as miss:
-            self._raise_miss(miss)
+            self._raise_miss(miss, request)
 
     async def aclose(self) -> None:
         """Close the next transport, if it is this transport's to close."""

@@ -99,7 +99,9 @@ def _wrap_genai(
 ) -> tuple[ClientT, list[tuple[Any, bool]]]:
     """A new ``google.genai.Client`` like ``client`` whose sync and async HTTP clients
     (``client.aio``) go through ``core``. Given httpx clients, the SDK never switches its
-    async side to aiohttp, so recordings are the same whether aiohttp is installed."""
+    async side to aiohttp, so recordings are the same whether aiohttp is installed. Misses
+    of the sync side go through the user's own HTTP client; those of the async side
+    through the cache's, without keep-alive (see below)."""
     from google import genai
 
     api = client._api_client  # type: ignore[attr-defined]  # no public accessor
@@ -111,10 +113,15 @@ def _wrap_genai(
     ):
         known = user_http if user_http is not None else sync_user
         library = client_library(known) if known is not None else sdk_library("openai")
-        if user_http is not None and not user_http.is_closed:
-            next_transport: Any = Borrowed(user_http)
+        if is_async:
+            # genai makes its own async client anew for each event loop; one given in
+            # HttpOptions it keeps, so a pooled connection of a loop that ended would
+            # break the next `asyncio.run`. Without keep-alive none outlives its loop.
+            next_transport: Any = upstreams.get(library, is_async=True, keep_alive=False)
+        elif user_http is not None and not user_http.is_closed:
+            next_transport = Borrowed(user_http)
         else:
-            next_transport = upstreams.get(library, is_async=is_async)
+            next_transport = upstreams.get(library, is_async=False)
         cache_transport = make_transport(
             core,
             library=library,

@@ -363,3 +363,29 @@ def test_claude_on_vertex_records_and_replays_and_its_bearer_is_never_stored(fak
     with SeedCache(tmp_path / "c", mode="replay") as cache:
         assert ask(cache) == recorded
     assert token.encode() not in stored_bytes(tmp_path)
+
+
+def test_a_wrapped_gemini_aio_client_outlives_each_event_loop(fake, tmp_path):
+    """Scripts call ``asyncio.run`` again and again; genai makes its own async client per
+    loop, so the wrapped one must not keep a connection of a loop that ended."""
+    with SeedCache(tmp_path / "c", mode="auto") as cache, gemini(fake) as own:
+        client = cache.wrap(own)
+        for run in range(3):
+            asyncio.run(
+                client.aio.models.generate_content(model="gemini-2.0-flash", contents=f"run {run}")
+            )
+        assert cache.stats().recorded == 3
+
+
+def test_only_an_anthropic_requests_miss_is_an_anthropic_error(fake, tmp_path):
+    """An app with a fallback on ``except anthropic.AnthropicError`` must not swallow
+    another provider's miss."""
+    from helpers import make_client
+
+    with SeedCache(tmp_path / "c", mode="replay") as cache, claude(fake) as own:
+        with pytest.raises(CacheMiss) as openai_miss:
+            cache.wrap(make_client(fake)).chat.completions.create(model="gpt-4o-mini", messages=ASK)
+        with pytest.raises(CacheMiss) as anthropic_miss:
+            cache.wrap(own).messages.create(model="claude-sonnet-4-5", max_tokens=9, messages=ASK)
+    assert not isinstance(openai_miss.value, anthropic.AnthropicError)
+    assert isinstance(anthropic_miss.value, anthropic.AnthropicError)
