@@ -3,8 +3,8 @@
 A store holds entries by key, a few named blobs beside them, and leases: who is fetching
 a key right now, so identical requests in other processes (or on other machines, for a
 networked store) wait for one upstream call instead of each making their own.
-``tests/test_store_contract.py`` runs every store through the same cases; a new store
-must pass it.
+``tests/integration/stores/test_store_contract.py`` runs every store through the same
+cases; a new store must pass it.
 
 :class:`Store` is the contract the core and the CLI use. :class:`BaseStore` keeps it
 with the generic members written once: a new store (SQLite, S3, one in memory for
