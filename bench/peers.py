@@ -1,0 +1,198 @@
+"""seedcache beside its peers: cassetter and vcrpy replaying the same 1,000 recorded chat
+interactions through the real SDK, and the floor (the SDK on a MockTransport answering the
+recorded bytes from memory). Every ratio is measured side by side, in alternating rounds,
+in this run. cassetter and vcrpy are installed by `nox -s bench` only (cassetter's pytest
+plugin cannot load beside pytest-recording, so the session turns it off for pytest runs).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+from _table import row
+
+import seedcache
+from seedcache import CassetteStore, DiskStore, copy_entries
+from seedcache.testing import FakeOpenAI
+
+QUICK = "--quick" in sys.argv
+INTERACTIONS = 1_000
+ROUNDS = 5 if QUICK else 11
+CALLS_PER_ROUND = 40 if QUICK else 100
+VCR_CALLS_PER_ROUND = 2 if QUICK else 5  # ~0.2 s each at 1,000 interactions
+PROMPTS = [f"question {i}" for i in range(INTERACTIONS)]
+MATCH = ["method", "scheme", "host", "port", "path", "query", "body"]
+
+
+def ask(client: openai.OpenAI, prompt: str) -> Any:
+    return client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], seed=1
+    )
+
+
+def record(temp: Path) -> str:
+    """Record every prompt once for each contender; return the base URL they were sent to."""
+    with FakeOpenAI() as server:
+        plain = openai.OpenAI(api_key="bench", base_url=server.base_url, max_retries=0)
+        with seedcache.SeedCache.cassette(temp / "seedcache.json", mode="auto") as cache:
+            wrapped = cache.wrap(plain)
+            for prompt in PROMPTS:
+                ask(wrapped, prompt)
+        disk = DiskStore(temp / "seedcache-disk")
+        copy_entries(CassetteStore(temp / "seedcache.json"), disk)
+        disk.close()
+        for name, open_cassette in _peers(temp, record_mode="all").items():
+            with open_cassette():
+                for prompt in PROMPTS:
+                    ask(plain, prompt)
+            print(f"  recorded {INTERACTIONS} interactions with {name}", file=sys.stderr)
+        return server.base_url
+
+
+def _peers(temp: Path, *, record_mode: str) -> dict[str, Callable[[], AbstractContextManager[Any]]]:
+    peers: dict[str, Callable[[], AbstractContextManager[Any]]] = {}
+    try:
+        import cassetter
+    except ImportError:
+        print("  cassetter is not installed (nox -s bench installs it)", file=sys.stderr)
+    else:
+        cassetter_path = str(temp / "cassetter.yaml")
+        peers["cassetter"] = lambda: cassetter.use_cassette(cassetter_path, record_mode=record_mode)
+    try:
+        import vcr
+    except ImportError:
+        print("  vcrpy is not installed (nox -s bench installs it)", file=sys.stderr)
+    else:
+        recorder = vcr.VCR(match_on=MATCH)
+        vcr_path = str(temp / "vcrpy.yaml")
+        if record_mode == "all":
+            peers["vcrpy"] = lambda: recorder.use_cassette(vcr_path, record_mode="all")
+        else:
+            peers["vcrpy"] = lambda: recorder.use_cassette(
+                vcr_path, record_mode="none", allow_playback_repeats=True
+            )
+    return peers
+
+
+def floor_client(temp: Path, base_url: str) -> openai.OpenAI:
+    """The SDK answered from memory with the recorded bytes: what no cache can beat."""
+    answers = {}
+    for entry in CassetteStore(temp / "seedcache.json").entries():
+        prompt = entry.request["body"]["messages"][0]["content"]
+        answers[prompt] = entry.takes[0].body
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        prompt = json.loads(request.content)["messages"][0]["content"]
+        headers = {"content-type": "application/json"}
+        return httpx2.Response(200, headers=headers, content=answers[prompt])
+
+    http_client = openai.DefaultHttpxClient(transport=httpx2.MockTransport(handler))
+    return openai.OpenAI(api_key="bench", base_url=base_url, http_client=http_client)
+
+
+def per_call(temp: Path, base_url: str) -> dict[str, float]:
+    """Median microseconds per replayed call, each contender in its own turn of each round."""
+    plain = openai.OpenAI(api_key="bench", base_url=base_url, max_retries=0)
+    caches = {
+        "seedcache cassette": seedcache.SeedCache.cassette(temp / "seedcache.json", mode="replay"),
+        "seedcache directory": seedcache.SeedCache(temp / "seedcache-disk", mode="replay"),
+    }
+    contenders: dict[str, tuple[openai.OpenAI, Callable[[], AbstractContextManager[Any]], int]] = {
+        "floor": (floor_client(temp, base_url), nullcontext, CALLS_PER_ROUND),
+        **{name: (c.wrap(plain), nullcontext, CALLS_PER_ROUND) for name, c in caches.items()},
+    }
+    for name, open_cassette in _peers(temp, record_mode="none").items():
+        calls = VCR_CALLS_PER_ROUND if name == "vcrpy" else CALLS_PER_ROUND
+        contenders[name] = (plain, open_cassette, calls)
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    chooser = random.Random(7)
+    for _ in range(ROUNDS):
+        for name, (client, open_cassette, calls) in contenders.items():
+            prompts = [chooser.choice(PROMPTS) for _ in range(calls)]
+            with open_cassette():
+                ask(client, prompts[0])  # the first replay of a round is not timed
+                for prompt in prompts:
+                    started = time.perf_counter()
+                    ask(client, prompt)
+                    samples[name].append(time.perf_counter() - started)
+    for cache in caches.values():
+        cache.close()
+    return {name: _median(values) * 1e6 for name, values in samples.items()}
+
+
+def loading(temp: Path, base_url: str) -> dict[str, float]:
+    """Milliseconds to open a 1,000-interaction cassette and replay its first call."""
+    plain = openai.OpenAI(api_key="bench", base_url=base_url, max_retries=0)
+
+    def seedcache_load() -> None:
+        with seedcache.SeedCache.cassette(temp / "seedcache.json", mode="replay") as cache:
+            ask(cache.wrap(plain), PROMPTS[INTERACTIONS // 2])
+
+    loads: dict[str, Callable[[], None]] = {"seedcache": seedcache_load}
+    peers = _peers(temp, record_mode="none")
+    if "cassetter" in peers:
+        open_cassetter = peers["cassetter"]
+
+        def cassetter_load() -> None:
+            with open_cassetter():
+                ask(plain, PROMPTS[INTERACTIONS // 2])
+
+        loads["cassetter"] = cassetter_load
+    samples: dict[str, list[float]] = {name: [] for name in loads}
+    for _ in range(3 if QUICK else 7):
+        for name, load in loads.items():
+            started = time.perf_counter()
+            load()
+            samples[name].append(time.perf_counter() - started)
+    return {name: _median(values) * 1e3 for name, values in samples.items()}
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def rows(calls: dict[str, float], loads: dict[str, float]) -> Iterator[str]:
+    floor = calls["floor"]
+    yield "  per call, µs: " + ", ".join(f"{name} {us:,.0f}" for name, us in calls.items())
+    for name in ("seedcache cassette", "seedcache directory"):
+        ratio = calls[name] / floor
+        yield row(f"{name} hit / floor", ratio, "<= 1.05", ratio <= 1.05)
+    best = min(calls["seedcache cassette"], calls["seedcache directory"])
+    for peer in ("cassetter", "vcrpy"):
+        if peer in calls:
+            ratio = calls[peer] / best
+            yield row(f"{peer} / seedcache per call", ratio, ">= 1.0", ratio >= 1.0)
+    yield "  load + first replay, ms: " + ", ".join(f"{n} {ms:,.0f}" for n, ms in loads.items())
+    if "cassetter" in loads:
+        ratio = loads["seedcache"] / loads["cassetter"]
+        yield row("seedcache / cassetter, 1,000-entry cassette load", ratio, "<= 1.0", ratio <= 1.0)
+
+
+def main() -> None:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as directory:
+        temp = Path(directory)
+        base_url = record(temp)
+        calls = per_call(temp, base_url)
+        loads = loading(temp, base_url)
+    print(
+        f"peers: {INTERACTIONS:,} recorded chat interactions, replayed through the SDK "
+        f"({'quick' if QUICK else 'full'}; {time.perf_counter() - started:.0f} s)"
+    )
+    for line in rows(calls, loads):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
