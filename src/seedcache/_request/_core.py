@@ -136,10 +136,11 @@ class Core:
     def _replay(self, canonical: Canonical, entry: Entry, index: int) -> Serve:
         take = entry.takes[index]
         self.session.count_replay(canonical.key, index, take)
-        # The HTTP library logs its own line for a replay too; this one says what it was.
-        _log.debug(
-            "replayed %s take %d (key %s), no network", canonical.endpoint, index, canonical.key
-        )
+        if _log.isEnabledFor(logging.DEBUG):  # naming the endpoint reads the summary
+            # The HTTP library logs its own line for a replay too; this one says what it was.
+            _log.debug(
+                "replayed %s take %d (key %s), no network", canonical.endpoint, index, canonical.key
+            )
         return Serve(take, Outcome(Action.HIT, canonical.key, index))
 
     def _go_live(

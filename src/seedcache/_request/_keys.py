@@ -8,11 +8,12 @@ fingerprint is never part of it.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -79,12 +80,39 @@ class KeyConfig:
         object.__setattr__(self, "match_headers", lowered)
 
 
-@dataclass(frozen=True, slots=True)
 class Canonical:
-    """A request reduced to what identifies it: its key and a readable, secret-free summary."""
+    """A request reduced to what identifies it: its key and a readable, secret-free summary.
 
-    key: str
-    summary: dict[str, Any] = field(hash=False, compare=False)
+    The summary is made the first time it is read (``describe``), or given: a replay
+    reads the key only.
+    """
+
+    __slots__ = ("_describe", "_summary", "key")
+
+    def __init__(
+        self,
+        key: str,
+        summary: dict[str, Any] | None = None,
+        *,
+        describe: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        if (summary is None) == (describe is None):
+            raise TypeError("Canonical takes a summary or a way to describe one, not both")
+        self.key = key
+        self._summary = summary
+        self._describe = describe
+
+    def __repr__(self) -> str:
+        return f"Canonical(key={self.key!r})"
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Method, URL, body (and headers, namespace, ignored fields when there are any)."""
+        if self._summary is None:
+            assert self._describe is not None
+            # Two threads may both describe it: the same value, computed twice.
+            self._summary = self._describe()
+        return self._summary
 
     @property
     def endpoint(self) -> str:
@@ -166,23 +194,30 @@ def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
     # Credentials in the URL (http://user:pass@host) are never keyed nor stored.
     origin = f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}"
     kind, body = _canonical_body(request)
-    if kind == "json" and may_hold_credentials(request.body):
+    body_may_hold_credentials = may_hold_credentials(request.body)
+    if kind == "json" and body_may_hold_credentials:
         # Keyed by a digest, stored as one: distinct values stay apart, none is written.
         body = redact_fields(body)
-    if _deeper_than(body, _MAX_SUMMARY_DEPTH):
-        # Readable and flat for every encoder; kept as a digest when it may hold a
-        # credential, since text too deep to parse cannot be redacted field by field.
-        summary_body: Any = (
-            _digest(request.body)
-            if may_hold_credentials(request.body)
-            else _opaque(redact_keys_in(request.body))
-        )
-    else:
-        summary_body = _sorted(body)
-    ignored = [path for path in config.ignore if _drop(body, path.split("."))]
     headers = {
         name: value for name in config.match_headers if (value := request.header(name)) is not None
     }
+    summarize = functools.partial(
+        _summary,
+        request=request,
+        kind=kind,
+        url=f"{origin}{parts.path}",
+        query=query,
+        headers=headers,
+        namespace=config.namespace,
+        body_may_hold_credentials=body_may_hold_credentials,
+    )
+    ignored = None
+    if config.ignore:
+        # The summary keeps what the key leaves out: it is made before the fields go.
+        summarize = functools.partial(summarize, body=_summary_body(request, body))
+        ignored = [path for path in config.ignore if _drop(body, path.split("."))]
+    else:
+        summarize = functools.partial(summarize, body=None, parsed=body)
     document = {
         "v": KEY_SCHEME_VERSION,
         "ns": config.namespace,
@@ -203,13 +238,31 @@ def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
         document["body"] = _digest(request.body)
         text = canonical_json(document)
     key = xxhash.xxh3_128_hexdigest(text.encode())
-    url = f"{origin}{parts.path}"
+    # A replay needs the key alone; the summary is made when a take is stored or a miss
+    # explained.
+    return Canonical(key, describe=functools.partial(summarize, ignored=ignored))
+
+
+def _summary(
+    *,
+    request: CapturedRequest,
+    kind: str,
+    url: str,
+    query: list[tuple[str, str]],
+    headers: dict[str, str],
+    namespace: str | None,
+    body_may_hold_credentials: bool,
+    body: Any,
+    ignored: list[str] | None,
+    parsed: Any = None,
+) -> dict[str, Any]:
+    """The readable, secret-free request summary a take is stored with."""
     if query:
         url += "?" + "&".join(f"{k}={v}" for k, v in query)
     summary: dict[str, Any] = {
         "method": request.method.upper(),
         "url": url,
-        "body": summary_body,
+        "body": body if ignored is not None else _summary_body(request, parsed),
     }
     if kind != "json":
         summary["body_kind"] = kind
@@ -217,14 +270,27 @@ def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
         summary["ignored"] = ignored
     if headers:
         summary["headers"] = headers
-    if config.namespace is not None:
-        summary["namespace"] = config.namespace
-    if may_hold_credentials(request.body) or may_hold_credentials(
+    if namespace is not None:
+        summary["namespace"] = namespace
+    if body_may_hold_credentials or may_hold_credentials(
         (url + "".join(headers.values())).encode()
     ):
         # What is stored never holds a secret, wherever the request put one.
         summary = redact_summary(summary)
-    return Canonical(key=key, summary=summary)
+    return summary
+
+
+def _summary_body(request: CapturedRequest, body: Any) -> Any:
+    """The body as a summary shows it: keys sorted, or as text when nested too deep."""
+    if _may_nest_deeper_than(request.body, _MAX_SUMMARY_DEPTH) and _deeper_than(
+        body, _MAX_SUMMARY_DEPTH
+    ):
+        # Readable and flat for every encoder; kept as a digest when it may hold a
+        # credential, since text too deep to parse cannot be redacted field by field.
+        if may_hold_credentials(request.body):
+            return _digest(request.body)
+        return _opaque(redact_keys_in(request.body))
+    return _sorted(body)
 
 
 def _canonical_body(request: CapturedRequest) -> tuple[str, Any]:
@@ -262,6 +328,12 @@ def _number(text: str) -> float | int:
 # Summaries deeper than this are kept as the body's text: a summary is for reading, and
 # writers with pretty-printing (cassettes) recurse in Python.
 _MAX_SUMMARY_DEPTH = 64
+
+
+def _may_nest_deeper_than(raw: bytes, limit: int) -> bool:
+    """False when ``raw`` has too few brackets to nest containers more than ``limit`` deep
+    (counted in C; almost every request ends here, without a walk)."""
+    return raw.count(b"{") + raw.count(b"[") > limit
 
 
 def _deeper_than(value: Any, limit: int) -> bool:

@@ -79,8 +79,19 @@ _FIELD_IN_TEXT = re.compile(
 )
 
 
+# Every match of _MAYBE contains one of these, once lower-cased: finding none of them
+# (plain substring searches) settles most requests without running the expression.
+_MAYBE_WORDS = (b"key", b"secret", b"token", b"passw", b"authoriz", b"sk-", b"rk-", b"ek_")
+_MAYBE_MARKS = (b"\\u", b"%")
+
+
 def may_hold_credentials(raw: bytes) -> bool:
     """Whether ``raw`` may hold a credential field or a secret key (cheap, may say yes)."""
+    lowered = raw.lower()
+    if not any(word in lowered for word in _MAYBE_WORDS) and not any(
+        mark in raw for mark in _MAYBE_MARKS
+    ):
+        return False
     return _MAYBE.search(raw) is not None
 
 

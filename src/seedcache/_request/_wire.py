@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "SECRET_HEADERS",
@@ -120,14 +120,19 @@ class CapturedRequest:
     url: str
     headers: Headers
     body: bytes
+    # First value of each header by lower-cased name: a key reads several headers, and
+    # an SDK sends a dozen or more.
+    _first: dict[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        first: dict[str, str] = {}
+        for key, value in self.headers:
+            first.setdefault(key.lower(), value)
+        object.__setattr__(self, "_first", first)
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
-        wanted = name.lower()
-        for key, value in self.headers:
-            if key.lower() == wanted:
-                return value
-        return None
+        return self._first.get(name.lower())
 
 
 def is_secret_header(name: str) -> bool:
