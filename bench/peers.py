@@ -89,12 +89,12 @@ def floor_client(temp: Path, base_url: str) -> openai.OpenAI:
     answers = {}
     for entry in CassetteStore(temp / "seedcache.json").entries():
         prompt = entry.request["body"]["messages"][0]["content"]
-        answers[prompt] = entry.takes[0].body
+        answers[prompt] = entry.takes[0]
 
     def handler(request: httpx2.Request) -> httpx2.Response:
-        prompt = json.loads(request.content)["messages"][0]["content"]
-        headers = {"content-type": "application/json"}
-        return httpx2.Response(200, headers=headers, content=answers[prompt])
+        take = answers[json.loads(request.content)["messages"][0]["content"]]
+        # The recorded headers too: the SDK reads them on every response.
+        return httpx2.Response(take.status, headers=take.headers, content=take.body)
 
     http_client = openai.DefaultHttpxClient(transport=httpx2.MockTransport(handler))
     return openai.OpenAI(api_key="bench", base_url=base_url, http_client=http_client)

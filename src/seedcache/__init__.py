@@ -34,6 +34,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "._request._session": ("Stats",),
     "._request._backends": ("BackendChange", "Backends"),
     "._takes._take": ("Entry", "Take"),
+    "._takes._usage": ("TokenUsage",),
     "._stores": (
         "BaseStore",
         "Capabilities",
@@ -100,6 +101,7 @@ if TYPE_CHECKING:
     from ._stores._summary import Totals as Totals
     from ._takes._take import Entry as Entry
     from ._takes._take import Take as Take
+    from ._takes._usage import TokenUsage as TokenUsage
 
 __version__ = "0.2.0.dev0"
 

@@ -35,6 +35,7 @@ from ._stores import CassetteStore, Store, open_store
 from ._stores._counters import COUNTERS_META, add_counters
 from ._stores._registry import Registry
 from ._takes._take import Entry
+from ._takes._usage import TokenUsage
 from ._units import parse_duration
 
 __all__ = ["DEFAULT_DIR", "DEFAULT_UPSTREAM", "SeedCache"]
@@ -186,14 +187,19 @@ class SeedCache:
         """Where entries live."""
         return self._store
 
-    def stats(self) -> Stats:
-        """A snapshot of what the cache did since it was opened, with what replays saved."""
+    def stats(self, *, priced: bool = True) -> Stats:
+        """A snapshot of what the cache did since it was opened, with what replays saved.
+
+        ``priced=False`` leaves ``cost_saved_usd`` None and never loads the price list
+        (a fraction of a second, once per process): for callers that price
+        :meth:`replayed_usage` later, once, as the pytest plugin does for a whole run.
+        """
+        counters = self._core.session.stats.as_dict()
+        if not priced:
+            tokens = sum(usage.total * times for _, usage, times in self.replayed_usage())
+            return Stats(**counters, tokens_saved=tokens)
         saved = self.savings()
-        return Stats(
-            **self._core.session.stats.as_dict(),
-            tokens_saved=saved.tokens,
-            cost_saved_usd=saved.cost_usd,
-        )
+        return Stats(**counters, tokens_saved=saved.tokens, cost_saved_usd=saved.cost_usd)
 
     def backend_changes(self) -> dict[BackendChange, int]:
         """The backend changes ``refresh`` met so far (``gpt-4o-mini: fp_a → fp_b``), with
@@ -203,7 +209,12 @@ class SeedCache:
 
     def savings(self) -> Savings:
         """What this cache's replays saved, per model, and which models have no known price."""
-        return savings_of(self._core.session.replays())
+        return savings_of(self.replayed_usage())
+
+    def replayed_usage(self) -> list[tuple[str, TokenUsage, int]]:
+        """``(model, usage, times)`` for every take replayed that reported its token usage:
+        what :meth:`savings` prices."""
+        return [(m, usage, n) for m, usage, n in self._core.session.replays() if usage is not None]
 
     @property
     def missed(self) -> tuple[CacheMiss, ...]:

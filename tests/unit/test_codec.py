@@ -134,3 +134,32 @@ def test_bad_documents_say_where_and_what(mutate, message):
     mutate(document)
     with pytest.raises(CorruptEntryError, match=message):
         entry_from_document(document, where="cassette.json: entries[0]")
+
+
+def _frame(key: str, text: str) -> bytes:
+    take = Take(200, (("content-type", "application/json"),), json.dumps({"a": text}).encode())
+    return encode_entry(Entry(key, {"method": "POST"}, (take,)))
+
+
+def test_decoded_frames_keep_a_working_set_within_their_byte_budget():
+    from seedcache._stores._frames import DecodedFrames
+
+    frames = {f"{n:032x}": _frame(f"{n:032x}", "x" * 500) for n in range(1000)}
+    budget = 200 * len(next(iter(frames.values())))
+    decoded = DecodedFrames("here", max_bytes=budget)
+    first = {key: decoded.entry(key, frame) for key, frame in frames.items()}
+    recent = list(frames)[-150:]
+    # The latest frames come back as the very entries decoded; the oldest were let go.
+    assert all(decoded.entry(key, frames[key]) is first[key] for key in recent)
+    assert (
+        decoded.entry(next(iter(frames)), frames[next(iter(frames))])
+        is not first[next(iter(frames))]
+    )
+    assert decoded._held <= budget
+    # A changed frame is decoded again, and its place in the budget is counted once.
+    key = recent[-1]
+    changed = _frame(key, "y" * 500)
+    assert decoded.entry(key, changed).takes[0].body != first[key].takes[0].body
+    assert decoded._held <= budget
+    with pytest.raises(CorruptEntryError, match=r"here entry 0+1: holds the entry of another key"):
+        decoded.entry(f"{1:032x}", frames[f"{2:032x}"])

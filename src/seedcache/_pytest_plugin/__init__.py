@@ -19,6 +19,7 @@ installed loads it, whether or not a test uses it. The core is imported by the f
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ from ._report import (
     CHANGES_PROPERTY,
     CONSUMED_PROPERTY,
     STATS_PROPERTY,
+    USAGE_PROPERTY,
     Reporter,
     miss_text,
     short_miss,
@@ -145,7 +147,7 @@ def _run_for(request: pytest.FixtureRequest, defaults: dict[str, Any]) -> Casset
     if cassette is not None:
         path = base / str(cassette)
         # A marker must not read or write outside the cassette directory.
-        if not path.resolve().is_relative_to(base.resolve()):
+        if not _inside(config, path, base):
             pytest.fail(
                 f"seedcache: cassette {cassette!r} is outside {base}; give a path inside it",
                 pytrace=False,
@@ -154,7 +156,7 @@ def _run_for(request: pytest.FixtureRequest, defaults: dict[str, Any]) -> Casset
     else:
         path = default_cassette(item, base, config.rootpath)
         # A folder on the way may be a symbolic link out: never write through it.
-        if not path.resolve().is_relative_to(base.resolve()):
+        if not _inside(config, path, base):
             pytest.fail(
                 f"seedcache: the cassette {path} is outside {base} (a symbolic link on the "
                 "way leads elsewhere); remove the link or name a cassette inside it",
@@ -165,10 +167,26 @@ def _run_for(request: pytest.FixtureRequest, defaults: dict[str, Any]) -> Casset
             mode=mode,
             options=options,
             nodeid=item.nodeid,
-            legacy_path=_older_cassette(item, base, config.rootpath, path),
+            older_path=functools.partial(_older_cassette, item, base, config.rootpath, path),
         )
     item.stash[_RUN] = run
     return run
+
+
+def _inside(config: pytest.Config, path: Path, base: Path) -> bool:
+    """Whether ``path``, links followed, is inside ``base``.
+
+    Folders are resolved once per run (tests of a module share theirs): resolving walks
+    every component of the path, a system call each, and a suite asks once per test.
+    """
+    resolved = config.stash.setdefault(_RESOLVED, {})
+    for folder in (base, path.parent):
+        if folder not in resolved:
+            resolved[folder] = folder.resolve()
+    where = resolved[path.parent] / path.name
+    if path.name in ("", ".", "..") or where.is_symlink():
+        where = path.resolve()
+    return where.is_relative_to(resolved[base])
 
 
 def _older_cassette(item: pytest.Item, base: Path, rootpath: Path, path: Path) -> Path:
@@ -189,6 +207,7 @@ def _session_backends(config: pytest.Config) -> Any:
 
 
 _BACKENDS = pytest.StashKey[Any]()
+_RESOLVED = pytest.StashKey[dict[Path, Path]]()
 _RUN = pytest.StashKey[CassetteRun]()
 _CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 
@@ -218,14 +237,19 @@ def seedcache(
     _after_test(request, run)
 
 
-def _counters_with_savings(cache: SeedCache) -> dict[str, int]:
-    """The test's counters and what its replays saved, as integers (they cross processes)."""
-    saved = cache.savings()
-    counters = cache.stats().as_dict()  # the counters only: savings are added below
-    counters["tokens_saved"] = saved.tokens
-    counters["micro_usd_saved"] = round((saved.cost_usd or 0) * 1_000_000)
-    counters["unpriced_tokens"] = sum(m.tokens for m in saved.models if m.cost_usd is None)
-    return counters
+def _counters(cache: SeedCache) -> dict[str, int]:
+    """The test's counters and the tokens its replays saved (integers: they cross processes)."""
+    stats = cache.stats(priced=False)
+    return {**stats.as_dict(), "tokens_saved": stats.tokens_saved}
+
+
+def _usage_rows(cache: SeedCache) -> list[list[Any]]:
+    """What the test's replays used, unpriced: the run is priced once, at its end, where
+    the summary is written (no worker loads the price list)."""
+    return [
+        [model, u.input, u.output, u.cached_input, u.cache_write_input, times]
+        for model, u, times in cache.replayed_usage()
+    ]
 
 
 def _after_test(request: pytest.FixtureRequest, run: CassetteRun) -> None:
@@ -234,7 +258,10 @@ def _after_test(request: pytest.FixtureRequest, run: CassetteRun) -> None:
     passed = call_report is not None and call_report.passed
     cache = run.cache
     assert cache is not None
-    item.user_properties.append((STATS_PROPERTY, _counters_with_savings(cache)))
+    item.user_properties.append((STATS_PROPERTY, _counters(cache)))
+    usage = _usage_rows(cache)
+    if usage:
+        item.user_properties.append((USAGE_PROPERTY, usage))
     changes = cache.backend_changes()
     if changes:
         described = [[c.model, c.before, c.after, n] for c, n in changes.items()]

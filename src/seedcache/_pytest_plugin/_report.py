@@ -20,6 +20,7 @@ __all__ = [
     "CHANGES_PROPERTY",
     "CONSUMED_PROPERTY",
     "STATS_PROPERTY",
+    "USAGE_PROPERTY",
     "Reporter",
     "miss_text",
     "prune_unused",
@@ -29,6 +30,7 @@ __all__ = [
 STATS_PROPERTY = "seedcache"
 CONSUMED_PROPERTY = "seedcache-consumed"
 CHANGES_PROPERTY = "seedcache-changes"
+USAGE_PROPERTY = "seedcache-usage"
 
 
 def miss_text(error: BaseException) -> str | None:
@@ -88,6 +90,8 @@ class Reporter:
         self.counts: dict[str, int] = {}
         self.consumed: dict[str, dict[str, int]] = {}
         self.changes: dict[tuple[str, str, str], int] = {}
+        self.usage: dict[tuple[str, tuple[int, ...]], int] = {}
+        """Replays by model and token usage, priced once for the summary."""
         self.tests = 0
         self.pruned: list[str] = []
         """What --seedcache-prune-unused did or why it did nothing, said in the summary."""
@@ -101,6 +105,10 @@ class Reporter:
                 self.tests += 1
                 for counter, count in value.items():
                     self.counts[counter] = self.counts.get(counter, 0) + int(count)
+            elif name == USAGE_PROPERTY and isinstance(value, list):
+                for model, *counts, times in value:
+                    replayed = (str(model), tuple(int(n) for n in counts))
+                    self.usage[replayed] = self.usage.get(replayed, 0) + int(times)
             elif name == CHANGES_PROPERTY and isinstance(value, list):
                 for model, before, after, replaced in value:
                     change = (str(model), str(before), str(after))
@@ -127,15 +135,8 @@ class Reporter:
             + (f", {count(confirmed, 'live check')}" if confirmed else "")
             + f" in {count(self.tests, 'test')} (mode {mode})"
         )
-        tokens = counts.get("tokens_saved", 0)
-        if tokens:
-            from .._inspect._savings import describe_saved
-
-            priced = tokens > counts.get("unpriced_tokens", 0)
-            cost = counts.get("micro_usd_saved", 0) / 1_000_000 if priced else None
-            line += "; " + describe_saved(
-                tokens, cost, unpriced=bool(counts.get("unpriced_tokens"))
-            )
+        if self.usage:
+            line += "; " + self._describe_savings()
         terminalreporter.write_line(line)
         changed = counts.get("output_changes", 0)
         if changed:
@@ -199,6 +200,15 @@ class Reporter:
         lines = [f"seedcache: removed {count(total, 'unused take')}"]
         lines += [f"  {path}: {n}" for path, n in sorted(removed.items()) if n]
         return lines
+
+    def _describe_savings(self) -> str:
+        from .._inspect._savings import describe_saved, savings_of
+        from .._takes._usage import TokenUsage
+
+        saved = savings_of(
+            (model, TokenUsage(*counts), times) for (model, counts), times in self.usage.items()
+        )
+        return describe_saved(saved.tokens, saved.cost_usd, unpriced=bool(saved.unpriced))
 
     def _describe_changes(self) -> str:
         ranked = sorted(self.changes.items(), key=lambda item: -item[1])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,8 +38,9 @@ class CassetteRun:
     nodeid: str
     shared: bool = False
     """True when the cassette was named by a marker or ``seedcache_config``: others may use it."""
-    legacy_path: Path | None = None
-    """Where an older seedcache kept this cassette, to point at it on a miss."""
+    older_path: Callable[[], Path] | None = None
+    """Where an older seedcache kept this cassette, to point at it on a miss (worked out
+    only then)."""
     cache: SeedCache | None = None
     _scratch: Path | None = field(default=None, repr=False)
 
@@ -86,7 +88,7 @@ class CassetteRun:
     def miss_advice(self) -> str:
         """What a miss in this test tells the user to do."""
         advice = f"record it with: {self.record_command()}"
-        legacy = self.legacy_path
+        legacy = self.older_path() if self.older_path is not None else None
         if (
             legacy is not None
             and legacy != self.path

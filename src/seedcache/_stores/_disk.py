@@ -43,9 +43,6 @@ from ._summary import Summary, Totals, newest_of, parse_many, summarize
 
 __all__ = ["DiskStore"]
 
-# Decoded entries remembered for repeated reads: count and size bounds keep memory small.
-_DECODED_SIZE = 256
-_DECODED_MAX_FRAME = 256 * 1024
 _ENTRY_PREFIX = "entry:"
 _INDEX_PREFIX = "index:"
 _LEASE_PREFIX = "lease:"
@@ -77,7 +74,7 @@ class DiskStore(BaseStore):
                 raise StoreError(f"cannot open cache directory {str(path)!r}: {exc}") from exc
             self._cache = ReadOnlyRows(path)
             self.read_only = True
-        self._frames = DecodedFrames(_DECODED_SIZE, _DECODED_MAX_FRAME)
+        self._frames = DecodedFrames(self.location)
         self._owner = f"{os.getpid()}-{uuid.uuid4().hex}"
 
     @property
@@ -105,7 +102,7 @@ class DiskStore(BaseStore):
         frame = self._read(_ENTRY_PREFIX + key)
         if frame is None:
             return None
-        return self._frames.entry(key, frame, where=self._where(key))
+        return self._frames.entry(key, frame)
 
     def update(self, key: str, change: Change) -> Entry | None:
         """Read, change and write one entry in one SQLite transaction (atomic across processes).
@@ -117,7 +114,7 @@ class DiskStore(BaseStore):
             frame = self._read(_ENTRY_PREFIX + key)
             current = None
             if frame is not None:
-                current = self._frames.entry(key, frame, where=self._where(key))
+                current = self._frames.entry(key, frame)
             updated = change(current)
             before = None if current is None else self._summary_of(key, current)
             totals = self._totals_in_transaction()  # before this change is written

@@ -29,28 +29,42 @@ def frame_revision(frame: bytes) -> int:
 
 
 class DecodedFrames:
-    """The entries decoded from the last ``size`` frames, by key (bounded in count and bytes)."""
+    """The entries decoded from the latest frames, by key, least recently used out first.
 
-    def __init__(self, size: int = 256, max_frame: int = 256 * 1024) -> None:
-        self._size = size
+    Bounded by bytes rather than by count: a working set of a thousand ordinary entries
+    (a test suite, a proxy serving a team) stays decoded, and a few huge ones cannot
+    hold much memory. A frame larger than ``max_frame`` is decoded on every read.
+    """
+
+    def __init__(
+        self, location: str, *, max_bytes: int = 64 * 1024 * 1024, max_frame: int = 256 * 1024
+    ) -> None:
+        self._location = location
+        self._max_bytes = max_bytes
         self._max_frame = max_frame
+        self._held = 0
         self._decoded: OrderedDict[str, tuple[bytes, Entry]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def entry(self, key: str, frame: bytes, *, where: str) -> Entry:
+    def entry(self, key: str, frame: bytes) -> Entry:
         """The entry in ``frame``, with its revision; decoded only when the frame is new."""
         with self._lock:
             known = self._decoded.get(key)
         if known is not None and known[0] == frame:
             return known[1]
+        where = f"{self._location} entry {key}"
         entry = decode_entry(frame, where=where).with_revision(frame_revision(frame))
         if entry.key != key:
             # Another entry's bytes (a planted row naming its value file): never its answer.
             raise CorruptEntryError(f"{where}: holds the entry of another key ({entry.key})")
         if len(frame) <= self._max_frame:
             with self._lock:
+                replaced = self._decoded.pop(key, None)
+                if replaced is not None:
+                    self._held -= len(replaced[0])
                 self._decoded[key] = (frame, entry)
-                self._decoded.move_to_end(key)
-                if len(self._decoded) > self._size:
-                    self._decoded.popitem(last=False)
+                self._held += len(frame)
+                while self._held > self._max_bytes:
+                    _, (dropped, _) = self._decoded.popitem(last=False)
+                    self._held -= len(dropped)
         return entry

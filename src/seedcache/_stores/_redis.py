@@ -125,7 +125,7 @@ class RedisStore(BaseStore):
         self._location = redact(url)
         self._ns = namespace
         self._where = server_name(url)
-        self._frames = DecodedFrames()
+        self._frames = DecodedFrames(self._location)
         self._tokens: dict[str, str] = {}
         self._pending: list[tuple[str, Change]] | None = None
         with self._talking("connect to"):
@@ -388,7 +388,7 @@ class RedisStore(BaseStore):
                 yield chunk, pipe.execute()
 
     def _decode(self, key: str, frame: bytes) -> Entry:
-        return self._frames.entry(key, frame, where=f"{self._location} entry {key}")
+        return self._frames.entry(key, frame)
 
     def _revision_of_damaged(self, key: str) -> int:
         """0, unless the entry exists but does not decode: the core counts that as absent."""

@@ -97,3 +97,39 @@ def test_stats_and_the_pytest_summary_show_what_was_saved(fake, tmp_path, inner)
     replayed = inner.runpytest_subprocess("--seedcache-mode=replay")
     replayed.assert_outcomes(passed=1)
     replayed.stdout.re_match_lines([r"seedcache: 1 hits, .*; saved \d+ tokens ≈ \$\d"])
+
+
+def test_a_run_is_priced_once_where_the_summary_is_written_not_in_each_test(inner):
+    """Loading the price list costs a fraction of a second per process: the workers that
+    run the tests never load it, and the summary still prices every worker's replays."""
+    inner.makeconftest(
+        """
+        import sys
+
+        def pytest_sessionfinish(session):
+            if hasattr(session.config, "workerinput"):
+                loaded = "genai_prices" in sys.modules
+                print(f"worker loaded prices: {loaded}", file=sys.stderr)
+        """
+    )
+    inner.makepyfile(
+        **{
+            f"test_part{n}": f"""
+            def test_ask(openai_client):
+                openai_client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{{"role": "user", "content": "q{n}"}}], seed=1
+                )
+            """
+            for n in range(4)
+        }
+    )
+    inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=4)
+    alone = inner.runpytest_subprocess("--seedcache-mode=replay")
+    spread = inner.runpytest_subprocess("--seedcache-mode=replay", "-n", "2")
+    spread.assert_outcomes(passed=4)
+    summary = [line for line in alone.outlines if line.startswith("seedcache: 4 hits")]
+    assert len(summary) == 1
+    assert "≈ $" in summary[0]
+    assert summary == [line for line in spread.outlines if line.startswith("seedcache: 4 hits")]
+    assert "worker loaded prices: False" in spread.stderr.str()
+    assert "worker loaded prices: True" not in spread.stderr.str()

@@ -143,21 +143,24 @@ def test_a_truncated_cassette_is_never_overwritten_by_auto(fake, tmp_path):
     assert path.read_bytes() == damaged
 
 
-def test_a_marker_cannot_point_outside_the_cassette_directory(pytester, fake, monkeypatch):
+@pytest.mark.parametrize("cassette", ["../../escaped.json", "..", "sub/../..", "../."])
+def test_a_marker_cannot_point_outside_the_cassette_directory(
+    pytester, fake, monkeypatch, cassette
+):
     monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     pytester.makepyfile(
-        test_escape="""
+        test_escape=f"""
         import pytest
 
-        @pytest.mark.seedcache(cassette="../../escaped.json", mode="auto")
+        @pytest.mark.seedcache(cassette={cassette!r}, mode="auto")
         def test_escape(openai_client):
             openai_client.models.list()
         """
     )
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*cassette '../../escaped.json' is outside*"])
+    result.stdout.fnmatch_lines([f"*cassette {cassette!r} is outside*"])
     assert not (pytester.path.parent / "escaped.json").exists()
     assert fake.request_count == 0
 
