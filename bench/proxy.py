@@ -15,6 +15,7 @@ import threading
 import time
 
 import openai
+from _table import row
 
 import seedcache
 from seedcache.testing import FakeOpenAI
@@ -74,10 +75,13 @@ def main() -> None:
         assert server.request_count == 1, "every measured call must be a hit"
     wrap_ms = statistics.median(hits["wrap"]) * 1000
     proxy_ms = statistics.median(hits["proxy"]) * 1000
+    ratio = proxy_ms / wrap_ms
     print(f"replayed hit latency, median of {ROUNDS} alternating rounds")
     print(f"  through cache.wrap()   {wrap_ms:6.2f} ms")
     print(f"  through the proxy      {proxy_ms:6.2f} ms")
-    print(f"  ratio proxy / wrap     {proxy_ms / wrap_ms:6.2f}x")
+    print(
+        row("proxy hit / wrap() hit (HTTP over loopback both ways)", ratio, "<= 1.5", ratio <= 1.5)
+    )
     print(f"proxy throughput, {THREADS} client threads: {rate:.0f} requests/s (all hits)")
 
 

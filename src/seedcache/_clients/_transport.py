@@ -37,7 +37,11 @@ __all__ = [
 
 
 class _Headers(Protocol):
-    def multi_items(self) -> list[tuple[str, str]]: ...
+    @property
+    def encoding(self) -> str: ...
+
+    @property
+    def raw(self) -> list[tuple[bytes, bytes]]: ...
 
 
 class _Request(Protocol):
@@ -58,10 +62,15 @@ class BuildResponse(Protocol):
 
 def capture(request: _Request, body: bytes) -> CapturedRequest:
     """The library request as plain data (its body already read)."""
+    # What multi_items() gives, with the encoding read once rather than twice per header.
+    encoding = request.headers.encoding
     return CapturedRequest(
         method=request.method,
         url=str(request.url),
-        headers=tuple(request.headers.multi_items()),
+        headers=tuple(
+            (key.decode(encoding).lower(), value.decode(encoding))
+            for key, value in request.headers.raw
+        ),
         body=body,
     )
 

@@ -13,7 +13,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -48,6 +48,30 @@ DEFAULT_MATCH_HEADERS = ("openai-beta", "anthropic-beta", "anthropic-version")
 """Request headers that change the answer: beta features and Anthropic's API version."""
 
 
+class KeyMemo:
+    """The latest requests keyed under one :class:`KeyConfig`, least recently used out first."""
+
+    def __init__(self, size: int = 512) -> None:
+        self._size = size
+        self._known: OrderedDict[tuple[Any, ...], Canonical] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, request: tuple[Any, ...]) -> Canonical | None:
+        """The result remembered for ``request``, if any."""
+        with self._lock:
+            found = self._known.get(request)
+            if found is not None:
+                self._known.move_to_end(request)
+            return found
+
+    def put(self, request: tuple[Any, ...], canonical: Canonical) -> None:
+        """Remember ``canonical`` for ``request``."""
+        with self._lock:
+            self._known[request] = canonical
+            if len(self._known) > self._size:
+                self._known.popitem(last=False)
+
+
 @dataclass(frozen=True, slots=True)
 class KeyConfig:
     """What makes two requests the same call.
@@ -66,6 +90,10 @@ class KeyConfig:
     namespace: str | None = None
     ignore: tuple[str, ...] = ()
     secret_params: tuple[str, ...] = ()
+    memo: KeyMemo = field(
+        default_factory=KeyMemo, init=False, repr=False, compare=False, hash=False
+    )
+    """Requests already keyed under this config (not part of what it means)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ignore", field_paths(self.ignore))
@@ -155,8 +183,9 @@ def canonical_json(value: Any) -> str:
 def canonicalize(request: CapturedRequest, config: KeyConfig = KeyConfig()) -> Canonical:
     """Reduce ``request`` to its key and summary.
 
-    Test suites and replays send the same requests again and again; the result for a
-    small request is remembered, which takes parsing and hashing off the path of a hit.
+    A process that sends the same request again and again (a development loop, the
+    proxy) finds the result of a small request remembered by its config, which takes
+    parsing and hashing off the path of a hit.
     """
     if len(request.body) > _MEMO_MAX_BODY:
         return _canonicalize(request, config)
@@ -165,26 +194,18 @@ def canonicalize(request: CapturedRequest, config: KeyConfig = KeyConfig()) -> C
         request.url,
         request.body,
         request.header("content-type"),
-        tuple(request.header(name) for name in config.match_headers),
-        config,
+        *[request.header(name) for name in config.match_headers],
     )
-    with _memo_lock:
-        found = _memo.get(memo_key)
-        if found is not None:
-            _memo.move_to_end(memo_key)
-            return found
+    memo = config.memo
+    found = memo.get(memo_key)
+    if found is not None:
+        return found
     canonical = _canonicalize(request, config)
-    with _memo_lock:
-        _memo[memo_key] = canonical
-        if len(_memo) > _MEMO_SIZE:
-            _memo.popitem(last=False)
+    memo.put(memo_key, canonical)
     return canonical
 
 
-_MEMO_SIZE = 512
 _MEMO_MAX_BODY = 64 * 1024
-_memo: OrderedDict[tuple[Any, ...], Canonical] = OrderedDict()
-_memo_lock = threading.Lock()
 
 
 def _canonicalize(request: CapturedRequest, config: KeyConfig) -> Canonical:
