@@ -13,6 +13,7 @@ Reads use the copy in memory, refreshed when the file's size, time or inode chan
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import math
@@ -22,7 +23,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ import xxhash
 from .._errors import CorruptEntryError, StoreError
 from .._takes._take import Entry
 from ._base import BaseStore, Change, Check, Lease, MetaChange, poll_until_settled
+from ._cassette_index import LAZY_FROM_BYTES, index_cassette
 from ._codec import entry_from_document, entry_to_document
 from ._filelock import LOCK_TIMEOUT_SECONDS, exclusive
 
@@ -59,6 +61,10 @@ _revisions = itertools.count(1)
 class CassetteStore(BaseStore):
     """Entries in one JSON file. Missing file: an empty cassette, created on first write."""
 
+    lazy_from_bytes = LAZY_FROM_BYTES
+    """Files this large or larger, in the layout seedcache writes, are indexed and their
+    entries decoded when first read (:mod:`._cassette_index`)."""
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -74,14 +80,14 @@ class CassetteStore(BaseStore):
         self._tolerate_broken = tolerate_broken
         self._broken: list[str] = []
         self._lock = threading.RLock()
-        self._entries: dict[str, Entry] = {}
+        self._entries: Mapping[str, Entry] = {}
         self._meta: dict[str, Any] = {}
         self._seen: _Signature | None = None
         """The file as last read or written by this store: (device, inode, mtime, size)."""
         self._digest: int | None = None
         """A hash of the bytes last read or written, to tell a changed file from the same."""
         self._holding = 0
-        self._batch: tuple[dict[str, Entry], dict[str, Any]] | None = None
+        self._batch: tuple[Mapping[str, Entry], dict[str, Any]] | None = None
         self._leases: dict[str, tuple[str, float]] = {}
         """Leases by key: (token, expiry by time.monotonic)."""
         with self._lock:
@@ -296,7 +302,9 @@ class CassetteStore(BaseStore):
         else:
             data = read_cassette_bytes(self._path)
             digest = xxhash.xxh3_64_intdigest(data)
-            if digest != self._digest:
+            if digest != self._digest and self._open_lazily(data):
+                self._digest = digest
+            elif digest != self._digest:
                 contents = parse_cassette(data, where=str(self._path))
                 self._broken = contents.broken
                 if contents.broken and not self._tolerate_broken:
@@ -311,12 +319,26 @@ class CassetteStore(BaseStore):
                 self._digest = digest
         self._seen = signature
 
-    def _commit(self, entries: dict[str, Entry], meta: dict[str, Any]) -> None:
+    def _open_lazily(self, data: bytes) -> bool:
+        """Index a large cassette in the layout seedcache writes; its entries are decoded
+        when first read (see :mod:`._cassette_index`). False: parse it whole."""
+        if len(data) < self.lazy_from_bytes or self._tolerate_broken:
+            return False
+        indexed = index_cassette(
+            data, where=str(self._path), revision=functools.partial(next, _revisions)
+        )
+        if indexed is None:
+            return False
+        self._entries, self._meta = indexed
+        self._broken = []
+        return True
+
+    def _commit(self, entries: Mapping[str, Entry], meta: dict[str, Any]) -> None:
         if self._batch is None:
             self._write(entries, meta)
         self._entries, self._meta = entries, meta
 
-    def _write(self, entries: dict[str, Entry], meta: dict[str, Any]) -> None:
+    def _write(self, entries: Mapping[str, Entry], meta: dict[str, Any]) -> None:
         if self._broken:
             # Rewriting would drop the entries that did not decode, unasked.
             raise CorruptEntryError(

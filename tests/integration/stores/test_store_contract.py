@@ -21,7 +21,7 @@ from seedcache._request._flights import LeaseKeeper
 from seedcache._stores import Store
 from seedcache._stores._summary import Totals, summarize
 
-pytestmark = pytest.mark.stores("cassette", "disk", "memory", "redis")
+pytestmark = pytest.mark.stores("cassette", "indexed cassette", "disk", "memory", "redis")
 
 
 def appending(new: Take) -> Callable[[Entry | None], Entry]:
