@@ -55,7 +55,7 @@ def bench(session: nox.Session) -> None:
     """Benchmarks, each printing ratios measured side by side in one run."""
     session.install(".[serve,test]", "vcrpy>=7", "pytest-recording>=0.13", "cassetter>=0.16")
     # cassetter's pytest plugin and pytest-recording's cannot load together (both add
-    # --record-mode); the pytest runs the benchmarks time use pytest-recording.
+    # --record-mode): off by default here; bench/suite.py picks one per pytest run.
     session.env["PYTEST_ADDOPTS"] = "-p no:cassetter"
     scripts = ("suite", "ttfc", "replay", "peers", "parallel", "listing", "proxy", "report")
     for script in scripts:

@@ -145,7 +145,8 @@ def test_decoded_frames_keep_a_working_set_within_their_byte_budget():
     from seedcache._stores._frames import DecodedFrames
 
     frames = {f"{n:032x}": _frame(f"{n:032x}", "x" * 500) for n in range(1000)}
-    budget = 200 * len(next(iter(frames.values())))
+    body_bytes = len(json.dumps({"a": "x" * 500}))
+    budget = 200 * (len(next(iter(frames.values()))) + body_bytes)  # room for 200 entries
     decoded = DecodedFrames("here", max_bytes=budget)
     first = {key: decoded.entry(key, frame) for key, frame in frames.items()}
     recent = list(frames)[-150:]
@@ -163,3 +164,17 @@ def test_decoded_frames_keep_a_working_set_within_their_byte_budget():
     assert decoded._held <= budget
     with pytest.raises(CorruptEntryError, match=r"here entry 0+1: holds the entry of another key"):
         decoded.entry(f"{1:032x}", frames[f"{2:032x}"])
+
+
+def test_decoded_frames_count_what_an_entry_inflates_to():
+    from seedcache._stores._frames import DecodedFrames
+
+    body = b'{"a": "' + b"a" * 100_000 + b'"}'  # a frame of a few hundred bytes
+    take = Take(200, (("content-type", "application/json"),), body)
+    frames = {f"{n:032x}": encode_entry(Entry(f"{n:032x}", {}, (take,))) for n in range(10)}
+    assert all(len(frame) < 2_000 for frame in frames.values())
+    decoded = DecodedFrames("here", max_bytes=250_000)
+    for key, frame in frames.items():
+        decoded.entry(key, frame)
+    assert decoded._held <= 250_000
+    assert len(decoded._decoded) == 2

@@ -184,7 +184,11 @@ def _inside(config: pytest.Config, path: Path, base: Path) -> bool:
         if folder not in resolved:
             resolved[folder] = folder.resolve()
     where = resolved[path.parent] / path.name
-    if path.name in ("", ".", "..") or where.is_symlink():
+    try:
+        followed = path.name in ("", ".", "..") or where.is_symlink()
+    except OSError:  # a name too long for the system: opening it will say so
+        followed = False
+    if followed:
         where = path.resolve()
     return where.is_relative_to(resolved[base])
 

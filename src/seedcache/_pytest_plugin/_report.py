@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sysconfig
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,6 +96,13 @@ class Reporter:
         self.tests = 0
         self.pruned: list[str] = []
         """What --seedcache-prune-unused did or why it did nothing, said in the summary."""
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        config = session.config
+        if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+            # The xdist controller waits on its workers meanwhile: loading the price list
+            # there now takes it off the end of the run, where the summary needs it.
+            threading.Thread(target=_load_prices, name="seedcache-prices", daemon=True).start()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "teardown":
@@ -225,6 +233,13 @@ class Reporter:
             return str(path.relative_to(Path.cwd()))
         except ValueError:
             return str(path)
+
+
+def _load_prices() -> None:
+    from .._inspect._savings import price_usd
+    from .._takes._usage import TokenUsage
+
+    price_usd("gpt-4o-mini", TokenUsage(input=1))
 
 
 def prune_unused(consumed: dict[str, dict[str, int]]) -> dict[str, int]:

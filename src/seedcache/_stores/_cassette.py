@@ -33,7 +33,7 @@ import xxhash
 from .._errors import CorruptEntryError, StoreError
 from .._takes._take import Entry
 from ._base import BaseStore, Change, Check, Lease, MetaChange, poll_until_settled
-from ._cassette_index import LAZY_FROM_BYTES, index_cassette
+from ._cassette_index import LAZY_FROM_BYTES, index_cassette, same_as_parsed
 from ._codec import entry_from_document, entry_to_document
 from ._filelock import LOCK_TIMEOUT_SECONDS, exclusive
 
@@ -157,10 +157,25 @@ class CassetteStore(BaseStore):
         with self._lock, self._exclusive() if fix else contextlib.nullcontext():
             if not self._path.exists():
                 raise StoreError(f"no cassette at {self._path}")
-            # Read apart from memory: memory holds only a cassette that decodes whole.
-            contents = read_cassette(self._path)
+            # Read apart from memory, every entry decoded (memory may hold an index).
+            data = read_cassette_bytes(self._path)
+            contents = parse_cassette(data, where=str(self._path))
             broken = [(str(self._path), message.split(": ", 1)[-1]) for message in contents.broken]
             checked = len(contents.entries) + len(broken)
+            indexed = len(data) >= self.lazy_from_bytes
+            if (
+                indexed
+                and not broken
+                and not same_as_parsed(data, [e.key for e in contents.entries])
+            ):
+                broken.append(
+                    (
+                        str(self._path),
+                        "laid out so that opening it by its index reads other entries than "
+                        "parsing it does (an entry start inside another entry); "
+                        "`verify --fix` writes it again",
+                    )
+                )
             if fix and broken:
                 self._broken = []
                 self._write({entry.key: entry for entry in contents.entries}, contents.meta)

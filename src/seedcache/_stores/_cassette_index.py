@@ -25,14 +25,16 @@ from .._errors import CorruptEntryError
 from .._takes._take import Entry
 from ._codec import entry_from_document
 
-__all__ = ["LAZY_FROM_BYTES", "LazyEntries", "index_cassette"]
+__all__ = ["LAZY_FROM_BYTES", "LazyEntries", "index_cassette", "same_as_parsed"]
 
 LAZY_FROM_BYTES = 1024 * 1024
 """Cassettes at least this large are indexed; smaller ones are parsed whole."""
 
 _HEAD = b'{\n  "seedcache": 1,\n  "entries": [\n'
-_ENTRY_START = re.compile(rb'\n    \{\n      "key": "([0-9a-f]{1,64})",\n')
+_ENTRY_START = re.compile(rb'\n    \{\n      "key": "([0-9a-f]+)",\n')
 _ENTRIES_END = b"\n  ]"
+# Lines a merge leaves in a file: such a file is refused whole, as a parse would.
+_CONFLICT = re.compile(rb"^(?:<{7}|={7}|>{7})(?: |$)", re.MULTILINE)
 
 
 class LazyEntries(Mapping[str, Entry]):
@@ -97,15 +99,29 @@ def index_cassette(
     end_of_list = data.find(_ENTRIES_END, starts[-1][0])
     if end_of_list < 0:
         return None
+    if _CONFLICT.search(data) is not None:
+        return None
     spans: dict[str, tuple[int, int, int]] = {}
-    bounds = [start for start, _ in starts[1:]] + [end_of_list + 1]
-    for index, ((start, key), end) in enumerate(zip(starts, bounds, strict=True)):
-        # An item ends with ",\n" before the next one, with "\n" before the list closes.
-        spans[key] = (index, start, end - 1)  # as in a parse: a repeated key's last entry
+    ends = [start - 1 for start, _ in starts[1:]] + [end_of_list]
+    for index, ((start, key), end) in enumerate(zip(starts, ends, strict=True)):
+        # Each item closes as seedcache writes it ("}," before the next, "}" before the
+        # list ends); anything else (a hand edit, an entry start laid out inside another
+        # entry) and the file is parsed whole instead.
+        closing = b"\n    }," if index < len(starts) - 1 else b"\n    }"
+        if not data.startswith(closing, end - len(closing), end):
+            return None
+        spans[key] = (index, start, end)  # as in a parse: a repeated key's last entry
     meta = _tail(data[end_of_list + len(_ENTRIES_END) :])
     if meta is None:
         return None
     return LazyEntries(data, spans, where=where, revision=revision), meta
+
+
+def same_as_parsed(data: bytes, keys: list[str]) -> bool:
+    """Whether the index of ``data`` holds exactly the entries a whole parse found (in
+    order): a file laid out to mislead the index is reported by ``verify``."""
+    indexed = index_cassette(data, where="", revision=lambda: 0)
+    return indexed is None or list(indexed[0]) == list(dict.fromkeys(keys))
 
 
 def _tail(rest: bytes) -> dict[str, Any] | None:
@@ -114,7 +130,10 @@ def _tail(rest: bytes) -> dict[str, Any] | None:
         document = json.loads(b'{"seedcache": 1' + rest, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         return None
+    # "seedcache" named again (as a newer format) is the whole parse's to report.
     if not isinstance(document, dict) or set(document) - {"seedcache", "meta"}:
+        return None
+    if document["seedcache"] != 1:
         return None
     meta = document.get("meta", {})
     return meta if isinstance(meta, dict) else {}
@@ -122,7 +141,7 @@ def _tail(rest: bytes) -> dict[str, Any] | None:
 
 def _decode(text: bytes, where: str) -> Entry:
     try:
-        document = json.loads(text.rstrip(b",\n"), parse_constant=_no_constant)
+        document = json.loads(text.removesuffix(b","), parse_constant=_no_constant)
     except ValueError as exc:
         raise CorruptEntryError(f"{where}: not a JSON entry ({exc})") from None
     except RecursionError:

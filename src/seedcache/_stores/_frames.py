@@ -33,7 +33,8 @@ class DecodedFrames:
 
     Bounded by bytes rather than by count: a working set of a thousand ordinary entries
     (a test suite, a proxy serving a team) stays decoded, and a few huge ones cannot
-    hold much memory. A frame larger than ``max_frame`` is decoded on every read.
+    hold much memory; what counts is what an entry holds once inflated. An entry larger
+    than ``max_frame`` is decoded on every read.
     """
 
     def __init__(
@@ -43,28 +44,30 @@ class DecodedFrames:
         self._max_bytes = max_bytes
         self._max_frame = max_frame
         self._held = 0
-        self._decoded: OrderedDict[str, tuple[bytes, Entry]] = OrderedDict()
+        self._decoded: OrderedDict[str, tuple[int, bytes, Entry]] = OrderedDict()
         self._lock = threading.Lock()
 
     def entry(self, key: str, frame: bytes) -> Entry:
         """The entry in ``frame``, with its revision; decoded only when the frame is new."""
         with self._lock:
             known = self._decoded.get(key)
-        if known is not None and known[0] == frame:
-            return known[1]
+        if known is not None and known[1] == frame:
+            return known[2]
         where = f"{self._location} entry {key}"
         entry = decode_entry(frame, where=where).with_revision(frame_revision(frame))
         if entry.key != key:
             # Another entry's bytes (a planted row naming its value file): never its answer.
             raise CorruptEntryError(f"{where}: holds the entry of another key ({entry.key})")
-        if len(frame) <= self._max_frame:
+        # What it holds in memory: the frame, and the bodies it inflated to.
+        size = len(frame) + sum(len(take.body) for take in (*entry.takes, *entry.history))
+        if size <= self._max_frame:
             with self._lock:
                 replaced = self._decoded.pop(key, None)
                 if replaced is not None:
-                    self._held -= len(replaced[0])
-                self._decoded[key] = (frame, entry)
-                self._held += len(frame)
+                    self._held -= replaced[0]
+                self._decoded[key] = (size, frame, entry)
+                self._held += size
                 while self._held > self._max_bytes:
-                    _, (dropped, _) = self._decoded.popitem(last=False)
-                    self._held -= len(dropped)
+                    _, (dropped, _, _) = self._decoded.popitem(last=False)
+                    self._held -= dropped
         return entry

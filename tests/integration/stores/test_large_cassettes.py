@@ -118,3 +118,59 @@ def test_replays_from_an_indexed_cassette_are_the_recorded_bytes(fake, tmp_path)
         ]
     assert replayed == live
     assert fake.request_count == 3
+
+
+def _parsed_keys(path):
+    return [entry.key for entry in read_cassette(path).entries]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda text: text.replace("\n    },\n", "\n    }, \n", 1), id="space"),
+        pytest.param(
+            lambda text: text.replace(f'"{5:032x}"', '"' + "5" * 80 + '"', 1), id="long-key"
+        ),
+        pytest.param(lambda text: text.replace("\r", "").replace("\n", "\r\n"), id="crlf"),
+    ],
+)
+def test_a_large_cassette_edited_out_of_seedcache_s_layout_reads_as_a_parse_does(tmp_path, edit):
+    path = large_cassette(tmp_path / "big.json")
+    path.write_bytes(edit(path.read_text()).encode())
+    store = CassetteStore(path)
+    assert store.keys() == _parsed_keys(path)
+    assert list(store.entries()) == read_cassette(path).entries
+
+
+def test_a_large_cassette_with_merge_conflict_lines_is_refused_when_opened(tmp_path):
+    path = large_cassette(tmp_path / "big.json")
+    text = path.read_text()
+    at = text.index(f'    {{\n      "key": "{9:032x}"')
+    path.write_text(text[:at] + "<<<<<<< HEAD\n" + text[at:])
+    with pytest.raises(CorruptEntryError, match="not valid JSON"):
+        CassetteStore(path)
+
+
+def test_a_large_cassette_of_a_newer_format_is_refused_when_opened(tmp_path):
+    path = large_cassette(tmp_path / "big.json")
+    path.write_text(path.read_text().rstrip().removesuffix("}") + ',\n  "seedcache": 2\n}\n')
+    with pytest.raises(CorruptEntryError, match="newer seedcache"):
+        CassetteStore(path)
+
+
+def test_verify_reports_a_layout_that_misleads_the_index_and_fix_writes_it_again(tmp_path):
+    path = large_cassette(tmp_path / "big.json")
+    document = json.loads(path.read_text())
+    document["entries"][5]["request"]["body"] = {"x": "SPOT"}
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    # Valid JSON whose whitespace lays out an entry start inside entry 5.
+    phantom = '[{\n    },\n    {\n      "key": "' + "b" * 32 + '",\n      "z": 1\n    }]'
+    path.write_text(text.replace('"SPOT"', phantom))
+    assert "b" * 32 not in _parsed_keys(path)
+    checked = CliRunner().invoke(cli, ["--cassette", str(path), "verify"])
+    assert checked.exit_code != 0
+    assert "reads other entries than parsing it does" in checked.output
+    fixed = CliRunner().invoke(cli, ["--cassette", str(path), "verify", "--fix"])
+    assert fixed.exit_code == 0, fixed.output
+    assert CassetteStore(path).keys() == _parsed_keys(path)
+    assert len(_parsed_keys(path)) == 500
