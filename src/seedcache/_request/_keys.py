@@ -90,7 +90,7 @@ class KeyConfig:
     namespace: str | None = None
     ignore: tuple[str, ...] = ()
     secret_params: tuple[str, ...] = ()
-    memo: KeyMemo = field(
+    _memo: KeyMemo = field(
         default_factory=KeyMemo, init=False, repr=False, compare=False, hash=False
     )
     """Requests already keyed under this config (not part of what it means)."""
@@ -125,7 +125,7 @@ class Canonical:
         describe: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         if (summary is None) == (describe is None):
-            raise TypeError("Canonical takes a summary or a way to describe one, not both")
+            raise TypeError("Canonical takes either a summary or describe=, exactly one")
         self.key = key
         self._summary = summary
         self._describe = describe
@@ -196,7 +196,7 @@ def canonicalize(request: CapturedRequest, config: KeyConfig = KeyConfig()) -> C
         request.header("content-type"),
         *[request.header(name) for name in config.match_headers],
     )
-    memo = config.memo
+    memo = config._memo
     found = memo.get(memo_key)
     if found is not None:
         return found

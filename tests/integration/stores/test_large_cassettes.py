@@ -93,30 +93,27 @@ def test_a_repeated_key_keeps_its_last_entry_in_its_first_place(tmp_path):
     assert indexed.get(f"{3:032x}").request["body"] == {"n": "again"}
 
 
-def test_replays_from_an_indexed_cassette_are_the_recorded_bytes(fake, tmp_path):
-    path = tmp_path / "big.json"
-    with SeedCache.cassette(path, mode="auto") as cache:
+def _three_answers(fake, path, mode):
+    """The raw bytes of three chat answers through a cache over the cassette at ``path``."""
+    with SeedCache.cassette(path, mode=mode) as cache:
         client = cache.wrap(make_client(fake))
-        live = [
+        return [
             client.chat.completions.with_raw_response.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": f"q{n}"}], seed=1
             ).content
             for n in range(3)
         ]
+
+
+def test_replays_from_an_indexed_cassette_are_the_recorded_bytes(fake, tmp_path):
+    path = tmp_path / "big.json"
+    live = _three_answers(fake, path, "auto")
     store = CassetteStore(path)
     with store.batch():
         for number in range(500):
             store.update(f"{number:032x}", lambda _, n=number: filler(n))
     assert path.stat().st_size >= LAZY_FROM_BYTES
-    with SeedCache.cassette(path, mode="replay") as cache:
-        client = cache.wrap(make_client(fake))
-        replayed = [
-            client.chat.completions.with_raw_response.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": f"q{n}"}], seed=1
-            ).content
-            for n in range(3)
-        ]
-    assert replayed == live
+    assert _three_answers(fake, path, "replay") == live
     assert fake.request_count == 3
 
 
