@@ -143,8 +143,9 @@ class Reporter:
             + (f", {count(confirmed, 'live check')}" if confirmed else "")
             + f" in {count(self.tests, 'test')} (mode {mode})"
         )
-        if self.usage:
-            line += "; " + self._describe_savings()
+        saved = self._describe_savings()
+        if saved is not None:
+            line += "; " + saved
         terminalreporter.write_line(line)
         changed = counts.get("output_changes", 0)
         if changed:
@@ -209,13 +210,18 @@ class Reporter:
         lines += [f"  {path}: {n}" for path, n in sorted(removed.items()) if n]
         return lines
 
-    def _describe_savings(self) -> str:
+    def _describe_savings(self) -> str | None:
+        """What the run's replays saved, priced now; None when they saved no tokens."""
+        if not self.usage:
+            return None
         from .._inspect._savings import describe_saved, savings_of
         from .._takes._usage import TokenUsage
 
         saved = savings_of(
             (model, TokenUsage(*counts), times) for (model, counts), times in self.usage.items()
         )
+        if not saved.tokens:
+            return None
         return describe_saved(saved.tokens, saved.cost_usd, unpriced=bool(saved.unpriced))
 
     def _describe_changes(self) -> str:
