@@ -124,6 +124,9 @@ def test_truncated_frame_names_the_take():
     ("mutate", "message"),
     [
         (lambda d: d.update(key="../../etc/passwd"), "not a seedcache key"),
+        (lambda d: d.update(key="ab0 c1"), "not a seedcache key"),
+        (lambda d: d.update(key="ABCDEF"), "not a seedcache key"),
+        (lambda d: d.update(key="ab\u0661"), "not a seedcache key"),
         (lambda d: d["takes"][0].update(status="200"), r"takes\[0\]\.status: expected int"),
         (lambda d: d["takes"][0].update(body={"nope": 1}), "expected one of json"),
         (lambda d: d["takes"][0].update(recorded_at="yesterday"), "not an ISO 8601 time"),

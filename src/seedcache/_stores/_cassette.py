@@ -36,6 +36,7 @@ from ._base import BaseStore, Change, Check, Lease, MetaChange, poll_until_settl
 from ._cassette_index import LAZY_FROM_BYTES, index_cassette, same_as_parsed
 from ._codec import entry_from_document, entry_to_document
 from ._filelock import LOCK_TIMEOUT_SECONDS, exclusive
+from ._json_text import dumps_indented
 
 __all__ = [
     "CASSETTE_FORMAT",
@@ -503,7 +504,7 @@ def write_cassette(path: Path, entries: Iterable[Entry], meta: dict[str, Any]) -
     }
     if meta:
         document["meta"] = meta
-    data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
+    data = (dumps_indented(document, 2, ensure_ascii=False) + "\n").encode()
     write_atomically(path, data)
     return data
 

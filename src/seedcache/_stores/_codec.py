@@ -17,6 +17,7 @@ from typing import Any
 from .._errors import CorruptEntryError
 from .._takes._content import content_of
 from .._takes._take import Entry, Take
+from ._json_text import dumps_indented
 
 __all__ = [
     "decode_entry",
@@ -38,6 +39,7 @@ _JSON_LAYOUTS: tuple[tuple[str, int | None, tuple[str, str] | None], ...] = (
 _FRAME_MAGIC = b"SCE1"
 _FRAME_HEADER = struct.Struct(">4sI")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_HEX_DIGITS = "0123456789abcdef"
 _COMPRESS_FROM = 256  # bytes; smaller bodies never shrink enough to pay for zlib
 
 
@@ -58,7 +60,7 @@ def entry_from_document(document: Any, *, where: str) -> Entry:
     """Rebuild an entry from :func:`entry_to_document` output; ``where`` names it in errors."""
     doc = _expect(document, dict, where)
     key = _expect(doc.get("key"), str, f"{where}.key")
-    if not key or any(c not in "0123456789abcdef" for c in key):
+    if not key or key.strip(_HEX_DIGITS):  # what is left past the ends is not a hex digit
         raise CorruptEntryError(f"{where}.key: {key!r} is not a seedcache key (hex digits)")
     request = _expect(doc.get("request"), dict, f"{where}.request")
     takes = _expect(doc.get("takes", []), list, f"{where}.takes")
@@ -210,7 +212,7 @@ def _json_body(text: str) -> dict[str, Any] | None:
     newline = "+newline" if stripped != text else ""
     ascii_flag = stripped.isascii() and "\\u" in stripped
     for name, indent, separators in _JSON_LAYOUTS:
-        rendered = json.dumps(value, indent=indent, separators=separators, ensure_ascii=ascii_flag)
+        rendered = _render(value, indent, separators, ensure_ascii=ascii_flag)
         if rendered == stripped:
             return {"json": value, "layout": name + newline + ("+ascii" if ascii_flag else "")}
     return None
@@ -223,12 +225,7 @@ def _body_from_document(document: Any, where: str) -> bytes:
         name, *flags = layout.split("+")
         for candidate, indent, separators in _JSON_LAYOUTS:
             if candidate == name:
-                rendered = json.dumps(
-                    doc["json"],
-                    indent=indent,
-                    separators=separators,
-                    ensure_ascii="ascii" in flags,
-                )
+                rendered = _render(doc["json"], indent, separators, ensure_ascii="ascii" in flags)
                 return (rendered + ("\n" if "newline" in flags else "")).encode()
         raise CorruptEntryError(f"{where}.layout: unknown JSON layout {layout!r}")
     if "sse" in doc:
@@ -243,6 +240,14 @@ def _body_from_document(document: Any, where: str) -> bytes:
         except ValueError as exc:
             raise CorruptEntryError(f"{where}.base64: {exc}") from None
     raise CorruptEntryError(f"{where}: expected one of json, sse, text or base64")
+
+
+def _render(
+    value: Any, indent: int | None, separators: tuple[str, str] | None, *, ensure_ascii: bool
+) -> str:
+    if indent is not None:
+        return dumps_indented(value, indent, ensure_ascii=ensure_ascii)
+    return json.dumps(value, separators=separators, ensure_ascii=ensure_ascii)
 
 
 def _check_output(output: Any, body: bytes, where: str) -> None:

@@ -1,0 +1,62 @@
+"""dumps_indented writes the text json.dumps writes, for every value, byte for byte."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from seedcache._stores._json_text import dumps_indented
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()  # NaN and the infinities too: json.dumps writes them by default
+    | st.text()
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=200)
+@given(values, st.sampled_from([2, 4]), st.booleans())
+def test_same_text_as_json_dumps(value: Any, indent: int, ensure_ascii: bool) -> None:
+    expected = json.dumps(value, indent=indent, ensure_ascii=ensure_ascii)
+    assert dumps_indented(value, indent, ensure_ascii=ensure_ascii) == expected
+
+
+class Text(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {1: "a", None: [True]},  # keys json.dumps turns into strings
+        [Text("a subclass")],
+        OrderedDict(a=1),
+        {"deep": [[[[[[[[[[[]]]]]]]]]]]},
+        {"": {}, "é\u2028\ud800": [1.5e300, -0.0, 10**20]},
+    ],
+)
+def test_values_it_does_not_walk_itself_still_give_the_same_text(value: Any) -> None:
+    for ensure_ascii in (True, False):
+        expected = json.dumps(value, indent=2, ensure_ascii=ensure_ascii)
+        assert dumps_indented(value, 2, ensure_ascii=ensure_ascii) == expected
+
+
+def test_a_value_json_cannot_write_raises_as_json_dumps_does() -> None:
+    with pytest.raises(TypeError):
+        dumps_indented({"a": object()}, 2, ensure_ascii=False)
+    looped: list[Any] = []
+    looped.append(looped)
+    with pytest.raises(ValueError, match="Circular"):
+        dumps_indented(looped, 2, ensure_ascii=False)
