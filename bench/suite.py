@@ -2,9 +2,9 @@
 
 The same tests (one chat call each, spread over modules) in four forms:
 
-- floor: each test's client on `httpx2.MockTransport`, no cache at all, answering with
-  the very response that was recorded (same headers, same bytes), so the SDK does the
-  same parsing work in every form;
+- floor: each test's client on `httpx2.MockTransport`, no cache at all (seedcache's
+  plugin is not even loaded), answering with the very response that was recorded (same
+  headers, same bytes), so the SDK does the same parsing work in every form;
 - openai_client: seedcache's fixture, replaying per-test cassettes;
 - wrap: each test does `seedcache.wrap(openai.OpenAI())`, replaying;
 - vcrpy: pytest-recording, each test `openai.OpenAI()`, replaying;
@@ -107,7 +107,7 @@ def pytest_run(root: Path, *options: str, env: dict[str, str]) -> float:
 # pytest-recording's cannot load together.
 _NO_CASSETTER = ("-p", "no:cassetter")
 REPLAY_OPTIONS = {
-    "floor": _NO_CASSETTER,
+    "floor": ("-p", "no:seedcache", *_NO_CASSETTER),
     "openai_client": _NO_CASSETTER,
     "wrap": _NO_CASSETTER,
     "vcrpy": ("--record-mode=none", *_NO_CASSETTER),
