@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections import OrderedDict
+from functools import partial
 from typing import Any
 
 import pytest
@@ -60,3 +62,41 @@ def test_a_value_json_cannot_write_raises_as_json_dumps_does() -> None:
     looped.append(looped)
     with pytest.raises(ValueError, match="Circular"):
         dumps_indented(looped, 2, ensure_ascii=False)
+
+
+def _outcome(write: Any) -> Any:
+    try:
+        return write()
+    except (RecursionError, ValueError) as exc:
+        return type(exc)
+
+
+def _json_dumps(value: Any, indent: int, *, ensure_ascii: bool) -> str:
+    # Called as dumps_indented is: at the recursion limit a frame more or less decides
+    # whether json.dumps itself succeeds.
+    return json.dumps(value, indent=indent, ensure_ascii=ensure_ascii)
+
+
+def _nested(depth: int) -> list[Any]:
+    nested: list[Any] = []
+    for _ in range(depth):
+        nested = [nested]
+    return nested
+
+
+def test_deep_nesting_fails_or_succeeds_exactly_where_json_dumps_does() -> None:
+    # The depth where json.dumps starts to fail here (it writes deeply nested values in
+    # time growing with the square of the depth: found by bisection, then checked around).
+    low, high = 1, sys.getrecursionlimit()
+    while low < high:
+        middle = (low + high) // 2
+        if _outcome(partial(_json_dumps, _nested(middle), 2, ensure_ascii=True)) is RecursionError:
+            high = middle
+        else:
+            low = middle + 1
+    assert 100 < low < sys.getrecursionlimit()
+    for depth in range(low - 3, low + 3):
+        value = _nested(depth)
+        expected = _outcome(partial(_json_dumps, value, 2, ensure_ascii=True))
+        written = _outcome(partial(dumps_indented, value, 2, ensure_ascii=True))
+        assert written == expected, depth

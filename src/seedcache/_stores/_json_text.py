@@ -7,8 +7,10 @@ to give back its exact bytes, so this cost sits on every first replay and every 
 
 :func:`dumps_indented` walks the kinds of value JSON parsing gives (dict with str keys,
 list, str, int, float, bool, None) and leaves string escaping to the same C functions
-the json module uses; anything else (a key that is not a string, a subclass, a cycle)
-goes to :func:`json.dumps` itself, so the text is always the one it would write.
+the json module uses; anything else (a key that is not a string, a subclass) goes to
+:func:`json.dumps` itself, so the text is always the one it would write. So does a value
+nested deeper than any answer is: json.dumps finds a cycle at once, and fails at the
+recursion limit exactly where it always did.
 """
 
 from __future__ import annotations
@@ -51,8 +53,10 @@ def dumps_indented(value: Any, indent: int, *, ensure_ascii: bool) -> str:
             return float.__repr__(item)
         raise _UnusualValueError
 
-    def container(item: Any, pad: str) -> None:
+    def container(item: Any, pad: str, depth: int) -> None:
         kind = type(item)
+        if depth > _DEEPEST and kind in _CONTAINERS:
+            raise _UnusualValueError
         if kind is dict:
             if not item:
                 append("{}")
@@ -66,7 +70,7 @@ def dumps_indented(value: Any, indent: int, *, ensure_ascii: bool) -> str:
                 append(quote(key))
                 append(": ")
                 if type(member) in _CONTAINERS:
-                    container(member, inner)
+                    container(member, inner, depth + 1)
                 else:
                     append(scalar(member))
                 separator = ",\n" + inner
@@ -80,7 +84,7 @@ def dumps_indented(value: Any, indent: int, *, ensure_ascii: bool) -> str:
             for member in item:
                 append(separator)
                 if type(member) in _CONTAINERS:
-                    container(member, inner)
+                    container(member, inner, depth + 1)
                 else:
                     append(scalar(member))
                 separator = ",\n" + inner
@@ -89,7 +93,7 @@ def dumps_indented(value: Any, indent: int, *, ensure_ascii: bool) -> str:
             append(scalar(item))
 
     try:
-        container(value, "")
+        container(value, "", 0)
     except (_UnusualValueError, RecursionError):
         return json.dumps(value, indent=indent, ensure_ascii=ensure_ascii)
     return "".join(parts)
@@ -97,3 +101,5 @@ def dumps_indented(value: Any, indent: int, *, ensure_ascii: bool) -> str:
 
 _INFINITY = float("inf")
 _CONTAINERS = (dict, list)
+_DEEPEST = 100
+"""Containers nested deeper than this are left to :func:`json.dumps`."""
