@@ -24,6 +24,7 @@ __all__ = [
     "encode_entry",
     "entry_from_document",
     "entry_to_document",
+    "is_key",
 ]
 
 # (indent, ensure_ascii) pairs tried when storing a JSON body as an object; the first
@@ -60,7 +61,7 @@ def entry_from_document(document: Any, *, where: str) -> Entry:
     """Rebuild an entry from :func:`entry_to_document` output; ``where`` names it in errors."""
     doc = _expect(document, dict, where)
     key = _expect(doc.get("key"), str, f"{where}.key")
-    if not key or key.strip(_HEX_DIGITS):  # what is left past the ends is not a hex digit
+    if not is_key(key):
         raise CorruptEntryError(f"{where}.key: {key!r} is not a seedcache key (hex digits)")
     request = _expect(doc.get("request"), dict, f"{where}.request")
     takes = _expect(doc.get("takes", []), list, f"{where}.takes")
@@ -73,6 +74,12 @@ def entry_from_document(document: Any, *, where: str) -> Entry:
             _take_from_document(t, f"{where}.history[{i}]") for i, t in enumerate(history)
         ),
     )
+
+
+def is_key(text: str) -> bool:
+    """Whether ``text`` is a seedcache key: lower-case hex digits, at least one."""
+    # What strip leaves past the ends is not a hex digit: one C call, not a walk.
+    return bool(text) and not text.strip(_HEX_DIGITS)
 
 
 def _take_to_document(take: Take) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def dumps_indented(value: Any, indent: int, *, ensure_ascii: bool) -> str:
 
     def container(item: Any, pad: str, depth: int) -> None:
         kind = type(item)
-        if depth > _DEEPEST and kind in _CONTAINERS:
+        if depth > _DEEPEST:
             raise _UnusualValueError
         if kind is dict:
             if not item:

@@ -40,7 +40,7 @@ from ._base import (
     MetaChange,
     skip_damaged,
 )
-from ._codec import encode_entry
+from ._codec import encode_entry, is_key
 from ._frames import DecodedFrames, frame_revision
 from ._location import redact, scrub_credentials, server_name
 from ._summary import Summary, parse_many, summarize
@@ -100,7 +100,7 @@ def _key_in(name: bytes, start: int) -> str | None:
         key = name.decode()[start:-1]
     except UnicodeDecodeError:
         return None
-    return key if key and all(c in "0123456789abcdef" for c in key) else None
+    return key if is_key(key) else None
 
 
 class RedisStore(BaseStore):
