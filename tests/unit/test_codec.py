@@ -181,3 +181,15 @@ def test_decoded_frames_count_what_an_entry_inflates_to():
         decoded.entry(key, frame)
     assert decoded._held <= 250_000
     assert len(decoded._decoded) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "is_one"),
+    [("0a9f", True), ("", False), ("0A9F", False), ("0a 9f", False), ("0a\u0661", False)],
+)
+def test_a_key_is_lower_case_hex_digits_for_cassettes_and_redis_names(text, is_one):
+    from seedcache._stores._codec import is_key
+    from seedcache._stores._redis import _key_in
+
+    assert is_key(text) is is_one
+    assert (_key_in(f"ns:{{{text}}}".encode(), len("ns:{")) == text) is is_one
