@@ -44,6 +44,7 @@ from ._codec import encode_entry, is_key
 from ._frames import DecodedFrames, frame_revision
 from ._location import redact, scrub_credentials, server_name
 from ._summary import Summary, parse_many, summarize
+from ._tracking import TrackedFrames
 
 __all__ = ["RedisStore"]
 
@@ -140,6 +141,7 @@ class RedisStore(BaseStore):
         self._claim = client.register_script(_CLAIM)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
+        self._tracked = TrackedFrames.start(client, namespace, self._location)
 
     # -- what the store is -----------------------------------------------------------------
 
@@ -161,10 +163,23 @@ class RedisStore(BaseStore):
     # -- entries ---------------------------------------------------------------------------
 
     def get(self, key: str) -> Entry | None:
-        """The entry for ``key``, decoded once per distinct frame."""
+        """The entry for ``key``, decoded once per distinct frame; read from the server only
+        when it said the entry changed since it was last read (or cannot say)."""
+        tracked = self._tracked
+        if tracked is None:
+            with self._talking("read from"):
+                frame = self._client.hget(self._entry(key), "frame")
+            return None if frame is None else self._decode(key, frame)
+        kept, token = tracked.frame(key)
+        if kept is not None:
+            return self._decode(key, kept)
         with self._talking("read from"):
             frame = self._client.hget(self._entry(key), "frame")
-        return None if frame is None else self._decode(key, frame)
+        if frame is None:
+            return None
+        entry = self._decode(key, frame)  # a frame that does not decode is never kept
+        tracked.keep(key, frame, token)
+        return entry
 
     def update(self, key: str, change: Change) -> Entry | None:
         """Apply ``change`` to the entry as stored now, in one optimistic transaction.
@@ -182,6 +197,7 @@ class RedisStore(BaseStore):
         """Remove ``key``; True when it was there."""
         with self._talking("delete from"):
             removed = bool(self._client.delete(self._entry(key)))
+        self._forget(key)
         if removed:
             self._wake(key)
         return removed
@@ -282,6 +298,7 @@ class RedisStore(BaseStore):
                 keys=keys, args=[str(revision), token, _ms(seconds), _ms(MAX_LEASE_SECONDS)]
             )
         if not granted:
+            self._forget(key)  # changed, or leased by another: read it afresh
             return None
         self._tokens[key] = token
         return Lease(key, token)
@@ -303,6 +320,7 @@ class RedisStore(BaseStore):
 
     def wait(self, key: str, revision: int, timeout: float) -> None:
         """Sleep until woken by a change or a release, or the lease's expiry, or ``timeout``."""
+        self._forget(key)  # what the waiter reads next comes from the server
         deadline = time.monotonic() + timeout
         with self._talking("wait on"):
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
@@ -323,6 +341,8 @@ class RedisStore(BaseStore):
 
     def close(self) -> None:
         """Close the connections."""
+        if self._tracked is not None:
+            self._tracked.close()
         with contextlib.suppress(Exception):
             self._client.close()
 
@@ -358,6 +378,7 @@ class RedisStore(BaseStore):
 
         stored: Entry | None = self._transaction(attempt, target, lease)
         self._tokens.pop(key, None)
+        self._forget(key)
         # After the transaction: a cluster refuses PUBLISH inside one. Waiters that miss
         # this (subscribed a moment late) see the new revision when they look.
         self._wake(key)
@@ -386,6 +407,10 @@ class RedisStore(BaseStore):
                 for key in chunk:
                     pipe.hget(self._entry(key), field)
                 yield chunk, pipe.execute()
+
+    def _forget(self, key: str) -> None:
+        if self._tracked is not None:
+            self._tracked.forget(key)
 
     def _decode(self, key: str, frame: bytes) -> Entry:
         return self._frames.entry(key, frame)

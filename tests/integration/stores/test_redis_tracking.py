@@ -1,0 +1,132 @@
+"""A Redis store keeps the frames it read until the server says they changed (client-side
+caching, broadcast mode): a repeated hit costs no round trip, and every change by anyone
+(another store, a stranger's client, FLUSHDB) is seen on the next read. When the server
+will not track, or the tracking connection is lost, every read goes to the server."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis
+
+from helpers import entry, take
+from redis_servers import RedisServer
+from seedcache import CorruptEntryError, Entry
+from seedcache._stores._redis import RedisStore
+
+
+def hget_calls(server_url: str) -> int:
+    raw = redis.Redis.from_url(server_url)
+    stats = raw.info("commandstats").get("cmdstat_hget", {"calls": 0})
+    raw.close()
+    return int(stats["calls"])
+
+
+def two_takes(current: Entry | None) -> Entry:
+    return entry("ab12", take(b"1"), take(b"2"))
+
+
+@pytest.fixture
+def server(tmp_path) -> RedisServer:
+    started = RedisServer(tmp_path / "redis")
+    yield started
+    started.stop()
+
+
+def test_a_repeated_read_asks_the_server_once(server):
+    store = RedisStore(server.url)
+    store.update("ab12", lambda _: entry())
+    assert store.get("ab12") == entry()
+    before = hget_calls(server.url)
+    for _ in range(50):
+        assert store.get("ab12") == entry()
+    assert hget_calls(server.url) == before
+    store.close()
+
+
+def test_every_change_by_anyone_is_seen_on_the_next_read(server):
+    mine, theirs = RedisStore(server.url), RedisStore(server.url)
+    raw = redis.Redis.from_url(server.url)
+    mine.update("ab12", lambda _: entry())
+    assert mine.get("ab12") == entry()
+
+    changed = theirs.update("ab12", two_takes)
+    assert mine.get("ab12") == changed
+    assert theirs.delete("ab12") is True
+    assert mine.get("ab12") is None
+
+    mine.update("ab12", lambda _: entry())
+    assert mine.get("ab12") == entry()
+    raw.hset("seedcache:{ab12}", "frame", b"planted")  # a stranger's client
+    with pytest.raises(CorruptEntryError):
+        mine.get("ab12")
+
+    raw.delete("seedcache:{ab12}")
+    mine.update("ab12", lambda _: entry())
+    assert mine.get("ab12") == entry()
+    raw.flushdb()
+    assert mine.get("ab12") is None
+    for closing in (mine, theirs, raw):
+        closing.close()
+
+
+def test_a_lost_tracking_connection_sends_every_read_to_the_server(server):
+    mine, theirs = RedisStore(server.url), RedisStore(server.url)
+    raw = redis.Redis.from_url(server.url)
+    mine.update("ab12", lambda _: entry())
+    assert mine.get("ab12") == entry()
+    assert raw.client_kill_filter(_type="pubsub") >= 1  # the tracking connections
+    changed = theirs.update("ab12", two_takes)
+    assert mine.get("ab12") == changed
+    before = hget_calls(server.url)
+    assert mine.get("ab12") == changed
+    assert hget_calls(server.url) == before + 1
+    for closing in (mine, theirs, raw):
+        closing.close()
+
+
+def test_a_server_that_refuses_tracking_is_read_every_time(server):
+    raw = redis.Redis.from_url(server.url)
+    raw.acl_setuser(
+        "plain",
+        enabled=True,
+        passwords=["+pw"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all", "-client"],
+    )
+    location = f"redis://plain:pw@127.0.0.1:{server.port}/0"
+    mine, theirs = RedisStore(location), RedisStore(location)
+    mine.update("ab12", lambda _: entry())
+    assert mine.get("ab12") == entry()
+    changed = theirs.update("ab12", two_takes)
+    assert mine.get("ab12") == changed
+    before = hget_calls(server.url)
+    assert mine.get("ab12") == changed
+    assert hget_calls(server.url) == before + 1
+    for closing in (mine, theirs, raw):
+        closing.close()
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_a_forked_child_never_reads_its_parents_tracking_connection(server):
+    mine, theirs = RedisStore(server.url), RedisStore(server.url)
+    mine.update("ab12", lambda _: entry())
+    assert mine.get("ab12") == entry()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: wait for the change, read, report what it saw
+        os.close(write)
+        os.read(read, 1)
+        seen = mine.get("ab12")
+        os._exit(0 if seen is not None and len(seen.takes) == 2 else 1)
+    os.close(read)
+    changed = theirs.update("ab12", two_takes)
+    os.write(write, b"x")
+    os.close(write)
+    assert os.waitpid(child, 0)[1] == 0  # the child saw the change, from the server
+    assert mine.get("ab12") == changed  # and the parent still hears of it
+    mine.close()
+    theirs.close()
