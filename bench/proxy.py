@@ -2,12 +2,15 @@
 
 Records one request, then alternates rounds of hits: the SDK pointed at the proxy (HTTP
 over loopback to uvicorn, then the cache) and the SDK wrapped directly (no socket at
-all). Prints median hit latencies and their ratio, then the proxy's requests per second
-with 8 client threads.
+all). Beside them, two floors for any proxy: the same SDK call to uvicorn (configured as
+the proxy is) answering the recorded bytes without looking at the request, and to a bare
+socket server doing the same in a thread per connection. Prints median hit latencies and
+their ratios, then the proxy's requests per second with 8 client threads.
 """
 
 from __future__ import annotations
 
+import socket
 import statistics
 import sys
 import tempfile
@@ -15,6 +18,7 @@ import threading
 import time
 
 import openai
+import uvicorn
 from _table import row
 
 import seedcache
@@ -55,6 +59,77 @@ def throughput(base_url: str) -> float:
     return sum(done) / THROUGHPUT_SECONDS
 
 
+def recorded_answer(base_url: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The recorded response's body and headers (without the ones each hop sets)."""
+    raw = client(base_url).chat.completions.with_raw_response.create(**REQUEST).http_response
+    hop = {"content-length", "transfer-encoding", "connection", "date", "server"}
+    headers = [(k.encode(), v.encode()) for k, v in raw.headers.items() if k.lower() not in hop]
+    return raw.content, [*headers, (b"content-length", str(len(raw.content)).encode())]
+
+
+def listening() -> socket.socket:
+    bound = socket.socket()
+    bound.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as the proxy's
+    bound.bind(("127.0.0.1", 0))
+    bound.listen(128)
+    return bound
+
+
+def uvicorn_answering(body: bytes, headers: list[tuple[bytes, bytes]]) -> str:
+    """uvicorn on h11, as the proxy runs it, answering every request with ``body``."""
+
+    async def app(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):  # type: ignore[operator]
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": headers})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
+
+    bound = listening()
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="off", http="h11", server_header=False, date_header=False
+    )
+    server = uvicorn.Server(config)
+    threading.Thread(target=server.run, kwargs={"sockets": [bound]}, daemon=True).start()
+    while not server.started:
+        time.sleep(0.01)
+    return f"http://127.0.0.1:{bound.getsockname()[1]}/v1"
+
+
+def socket_answering(body: bytes, headers: list[tuple[bytes, bytes]]) -> str:
+    """A thread per connection that reads a request head and body and sends ``body``."""
+    answer = b"HTTP/1.1 200 OK\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in headers)
+    answer += b"\r\n" + body
+    bound = listening()
+
+    def serve(conn: socket.socket) -> None:
+        pending = b""
+        while True:
+            while b"\r\n\r\n" not in pending:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                pending += data
+            head, _, rest = pending.partition(b"\r\n\r\n")
+            size = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    size = int(line.split(b":")[1])
+            while len(rest) < size:
+                rest += conn.recv(65536)
+            pending = rest[size:]
+            conn.sendall(answer)
+
+    def accept() -> None:
+        while True:
+            conn, _ = bound.accept()
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return f"http://127.0.0.1:{bound.getsockname()[1]}/v1"
+
+
 def main() -> None:
     with FakeOpenAI() as server, tempfile.TemporaryDirectory() as directory:
         with seedcache.SeedCache(directory, mode="auto") as recorder:
@@ -64,24 +139,32 @@ def main() -> None:
         cache = seedcache.SeedCache(directory, mode="replay")
         wrapped = cache.wrap(openai.OpenAI(api_key="bench", base_url=server.base_url))
         with cache.proxy(server.base_url) as url:
-            proxied = client(url)
-            proxied.chat.completions.create(**REQUEST)
-            hits: dict[str, list[float]] = {"wrap": [], "proxy": []}
+            body, headers = recorded_answer(url)
+            clients = {
+                "wrap": wrapped,
+                "proxy": client(url),
+                "uvicorn": client(uvicorn_answering(body, headers)),
+                "socket": client(socket_answering(body, headers)),
+            }
+            hits: dict[str, list[float]] = {name: [] for name in clients}
             for _ in range(ROUNDS):
-                hits["wrap"].append(hit_seconds(wrapped))
-                hits["proxy"].append(hit_seconds(proxied))
+                for name, each in clients.items():
+                    hits[name].append(hit_seconds(each))
             rate = throughput(url)
         cache.close()
         assert server.request_count == 1, "every measured call must be a hit"
-    wrap_ms = statistics.median(hits["wrap"]) * 1000
-    proxy_ms = statistics.median(hits["proxy"]) * 1000
-    ratio = proxy_ms / wrap_ms
+    ms = {name: statistics.median(values) * 1000 for name, values in hits.items()}
     print(f"replayed hit latency, median of {ROUNDS} alternating rounds")
-    print(f"  through cache.wrap()   {wrap_ms:6.2f} ms")
-    print(f"  through the proxy      {proxy_ms:6.2f} ms")
-    print(
-        row("proxy hit / wrap() hit (HTTP over loopback both ways)", ratio, "<= 1.5", ratio <= 1.5)
-    )
+    print(f"  through cache.wrap()                          {ms['wrap']:6.2f} ms")
+    print(f"  through the proxy                             {ms['proxy']:6.2f} ms")
+    print(f"  uvicorn answering the recorded bytes          {ms['uvicorn']:6.2f} ms")
+    print(f"  a bare socket answering the recorded bytes    {ms['socket']:6.2f} ms")
+    ratio = ms["proxy"] / ms["wrap"]
+    print(row("proxy hit / wrap() hit (HTTP over loopback)", ratio, "<= 1.5", ratio <= 1.5))
+    floor = ms["socket"] / ms["wrap"]
+    print(row("  a bare socket's answer / wrap() hit (no proxy does better)", floor, "-", True))
+    own = ms["proxy"] / ms["uvicorn"]
+    print(row("proxy hit / uvicorn answering without a cache", own, "<= 1.15", own <= 1.15))
     print(f"proxy throughput, {THREADS} client threads: {rate:.0f} requests/s (all hits)")
 
 
