@@ -247,6 +247,10 @@ class AsyncReplayBody:
         for chunk in self._chunks:
             yield chunk
 
+    def whole(self) -> bytes:
+        """Every chunk at once: a replay is all in memory from the start."""
+        return b"".join(self._chunks)
+
     async def aclose(self) -> None:
         """Nothing to release."""
 

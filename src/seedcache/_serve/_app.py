@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._clients._transport import AsyncReplayBody
 from .._clients._upstream import AsyncLazy, sdk_transport
 from .._clients._wrap import make_transport, sdk_library
 from .._errors import CacheMiss, ConfigurationError
@@ -183,16 +184,26 @@ class ProxyApp:
             message = f"seedcache could not reach the upstream {self._origin}: {exc!r}"
             await _send_error(send, 502, message, "seedcache_upstream_error")
             return
+        headers_out = [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in response.headers.multi_items()
+            if name.lower() not in _HOP_BY_HOP
+        ]
+        whole = _replayed_whole(response, scope["method"])
+        if whole is not None:
+            # A replay is in memory: one message with its length, rather than a chunked
+            # body (more writes, more for the client to reassemble).
+            headers_out.append((b"content-length", str(len(whole)).encode()))
+            start = {"type": "http.response.start", "status": response.status_code}
+            await send({**start, "headers": headers_out})
+            await send({"type": "http.response.body", "body": whole, "more_body": False})
+            return
         try:
             await send(
                 {
                     "type": "http.response.start",
                     "status": response.status_code,
-                    "headers": [
-                        (name.encode("latin-1"), value.encode("latin-1"))
-                        for name, value in response.headers.multi_items()
-                        if name.lower() not in _HOP_BY_HOP
-                    ],
+                    "headers": headers_out,
                 }
             )
             async for chunk in response.aiter_raw():
@@ -216,6 +227,17 @@ class ProxyApp:
                 "`seedcache serve --allow-host NAME`",
             )
         return None
+
+
+def _replayed_whole(response: Any, method: str) -> bytes | None:
+    """A replayed response's whole body, when it may be sent with a Content-Length; None
+    for a live one (streamed as it arrives) and for answers that carry no body."""
+    stream = response.stream
+    if not isinstance(stream, AsyncReplayBody) or method == "HEAD":
+        return None
+    if response.status_code < 200 or response.status_code in (204, 304):
+        return None
+    return stream.whole()
 
 
 def is_loopback(host: str) -> bool:

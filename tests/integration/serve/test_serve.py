@@ -268,3 +268,19 @@ def test_serve_options_turn_host_matching_off_and_ignore_fields(fake, tmp_path):
     key = json.loads(cassette.read_text())["entries"][0]["key"]
     shown = CliRunner().invoke(cli, ["--cassette", str(cassette), "show", key]).output
     assert "ignored  user (as sent above, but not part of the key)" in shown
+
+
+def test_a_replay_is_sent_whole_with_its_length(fake, tmp_path, monkeypatch):
+    with SeedCache(tmp_path / "c", mode="auto") as cache, cache.proxy(fake.base_url) as url:
+        client = env_client(monkeypatch, url)
+        client.chat.completions.create(**SEEDED)
+        list(client.chat.completions.create(**SEEDED, stream=True))
+    with SeedCache(tmp_path / "c", mode="replay") as cache, cache.proxy(fake.base_url) as url:
+        client = env_client(monkeypatch, url)
+        for stream in (False, True):
+            raw = client.chat.completions.with_raw_response.create(**SEEDED, stream=stream)
+            body = b"".join(raw.http_response.iter_bytes())
+            # One message with its length, not a chunked body the client reassembles.
+            assert "transfer-encoding" not in raw.headers
+            assert int(raw.headers["content-length"]) == len(body) > 0
+            assert raw.headers["x-seedcache"].startswith("hit")
