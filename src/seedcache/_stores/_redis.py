@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -141,7 +142,10 @@ class RedisStore(BaseStore):
         self._claim = client.register_script(_CLAIM)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
-        self._tracked = TrackedFrames.start(client, namespace, self._location)
+        # Started by the first read: listing and writing need none of it.
+        self._tracked: TrackedFrames | None = None
+        self._tracking_asked = False
+        self._tracking_lock = threading.Lock()
 
     # -- what the store is -----------------------------------------------------------------
 
@@ -165,7 +169,7 @@ class RedisStore(BaseStore):
     def get(self, key: str) -> Entry | None:
         """The entry for ``key``, decoded once per distinct frame; read from the server only
         when it said the entry changed since it was last read (or cannot say)."""
-        tracked = self._tracked
+        tracked = self._tracked if self._tracking_asked else self._start_tracking()
         if tracked is None:
             with self._talking("read from"):
                 frame = self._client.hget(self._entry(key), "frame")
@@ -341,8 +345,10 @@ class RedisStore(BaseStore):
 
     def close(self) -> None:
         """Close the connections."""
-        if self._tracked is not None:
-            self._tracked.close()
+        with self._tracking_lock:
+            self._tracking_asked = True  # a read after closing asks the server
+            if self._tracked is not None:
+                self._tracked.close()
         with contextlib.suppress(Exception):
             self._client.close()
 
@@ -407,6 +413,13 @@ class RedisStore(BaseStore):
                 for key in chunk:
                     pipe.hget(self._entry(key), field)
                 yield chunk, pipe.execute()
+
+    def _start_tracking(self) -> TrackedFrames | None:
+        with self._tracking_lock:
+            if not self._tracking_asked:
+                self._tracked = TrackedFrames.start(self._client, self._ns, self._location)
+                self._tracking_asked = True
+        return self._tracked
 
     def _forget(self, key: str) -> None:
         if self._tracked is not None:

@@ -130,3 +130,15 @@ def test_a_forked_child_never_reads_its_parents_tracking_connection(server):
     assert mine.get("ab12") == changed  # and the parent still hears of it
     mine.close()
     theirs.close()
+
+
+def test_tracking_starts_with_the_first_read(server):
+    raw = redis.Redis.from_url(server.url)
+    store = RedisStore(server.url)
+    store.update("ab12", lambda _: entry())
+    assert store.keys() == ["ab12"]  # listing and writing need no tracking connection
+    assert [c for c in raw.client_list() if "P" in c["flags"]] == []
+    store.get("ab12")
+    assert len([c for c in raw.client_list() if "P" in c["flags"]]) == 1
+    store.close()
+    raw.close()
