@@ -5,7 +5,9 @@ will not track, or the tracking connection is lost, every read goes to the serve
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -27,6 +29,28 @@ def two_takes(current: Entry | None) -> Entry:
     return entry("ab12", take(b"1"), take(b"2"))
 
 
+@contextlib.contextmanager
+def mine_and_theirs(location: str, server_url: str) -> Iterator[tuple[RedisStore, ...]]:
+    """Two stores on ``location`` and a stranger's client; "ab12" recorded and read by mine."""
+    mine, theirs = RedisStore(location), RedisStore(location)
+    raw = redis.Redis.from_url(server_url)
+    mine.update("ab12", lambda _: entry())
+    assert mine.get("ab12") == entry()
+    try:
+        yield mine, theirs, raw
+    finally:
+        for closing in (mine, theirs, raw):
+            closing.close()
+
+
+def assert_every_read_asks_the_server(mine: RedisStore, theirs: RedisStore, url: str) -> None:
+    changed = theirs.update("ab12", two_takes)
+    assert mine.get("ab12") == changed
+    before = hget_calls(url)
+    assert mine.get("ab12") == changed
+    assert hget_calls(url) == before + 1
+
+
 @pytest.fixture
 def server(tmp_path) -> RedisServer:
     started = RedisServer(tmp_path / "redis")
@@ -46,44 +70,29 @@ def test_a_repeated_read_asks_the_server_once(server):
 
 
 def test_every_change_by_anyone_is_seen_on_the_next_read(server):
-    mine, theirs = RedisStore(server.url), RedisStore(server.url)
-    raw = redis.Redis.from_url(server.url)
-    mine.update("ab12", lambda _: entry())
-    assert mine.get("ab12") == entry()
+    with mine_and_theirs(server.url, server.url) as (mine, theirs, raw):
+        changed = theirs.update("ab12", two_takes)
+        assert mine.get("ab12") == changed
+        assert theirs.delete("ab12") is True
+        assert mine.get("ab12") is None
 
-    changed = theirs.update("ab12", two_takes)
-    assert mine.get("ab12") == changed
-    assert theirs.delete("ab12") is True
-    assert mine.get("ab12") is None
+        mine.update("ab12", lambda _: entry())
+        assert mine.get("ab12") == entry()
+        raw.hset("seedcache:{ab12}", "frame", b"planted")  # a stranger's client
+        with pytest.raises(CorruptEntryError):
+            mine.get("ab12")
 
-    mine.update("ab12", lambda _: entry())
-    assert mine.get("ab12") == entry()
-    raw.hset("seedcache:{ab12}", "frame", b"planted")  # a stranger's client
-    with pytest.raises(CorruptEntryError):
-        mine.get("ab12")
-
-    raw.delete("seedcache:{ab12}")
-    mine.update("ab12", lambda _: entry())
-    assert mine.get("ab12") == entry()
-    raw.flushdb()
-    assert mine.get("ab12") is None
-    for closing in (mine, theirs, raw):
-        closing.close()
+        raw.delete("seedcache:{ab12}")
+        mine.update("ab12", lambda _: entry())
+        assert mine.get("ab12") == entry()
+        raw.flushdb()
+        assert mine.get("ab12") is None
 
 
 def test_a_lost_tracking_connection_sends_every_read_to_the_server(server):
-    mine, theirs = RedisStore(server.url), RedisStore(server.url)
-    raw = redis.Redis.from_url(server.url)
-    mine.update("ab12", lambda _: entry())
-    assert mine.get("ab12") == entry()
-    assert raw.client_kill_filter(_type="pubsub") >= 1  # the tracking connections
-    changed = theirs.update("ab12", two_takes)
-    assert mine.get("ab12") == changed
-    before = hget_calls(server.url)
-    assert mine.get("ab12") == changed
-    assert hget_calls(server.url) == before + 1
-    for closing in (mine, theirs, raw):
-        closing.close()
+    with mine_and_theirs(server.url, server.url) as (mine, theirs, raw):
+        assert raw.client_kill_filter(_type="pubsub") >= 1  # the tracking connections
+        assert_every_read_asks_the_server(mine, theirs, server.url)
 
 
 def test_a_server_that_refuses_tracking_is_read_every_time(server):
@@ -96,17 +105,10 @@ def test_a_server_that_refuses_tracking_is_read_every_time(server):
         channels=["*"],
         commands=["+@all", "-client"],
     )
+    raw.close()
     location = f"redis://plain:pw@127.0.0.1:{server.port}/0"
-    mine, theirs = RedisStore(location), RedisStore(location)
-    mine.update("ab12", lambda _: entry())
-    assert mine.get("ab12") == entry()
-    changed = theirs.update("ab12", two_takes)
-    assert mine.get("ab12") == changed
-    before = hget_calls(server.url)
-    assert mine.get("ab12") == changed
-    assert hget_calls(server.url) == before + 1
-    for closing in (mine, theirs, raw):
-        closing.close()
+    with mine_and_theirs(location, server.url) as (mine, theirs, _):
+        assert_every_read_asks_the_server(mine, theirs, server.url)
 
 
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
