@@ -178,11 +178,15 @@ class RedisStore(BaseStore):
         if kept is not None:
             return self._decode(key, kept)
         with self._talking("read from"):
-            frame = self._client.hget(self._entry(key), "frame")
+            read = self._client.pipeline(transaction=False)
+            read.hget(self._entry(key), "frame")
+            read.pttl(self._entry(key))
+            frame, expiry = read.execute()
         if frame is None:
             return None
         entry = self._decode(key, frame)  # a frame that does not decode is never kept
-        tracked.keep(key, frame, token)
+        if expiry == -1:  # one given an expiry (by someone else) is read every time
+            tracked.keep(key, frame, token)
         return entry
 
     def update(self, key: str, change: Change) -> Entry | None:

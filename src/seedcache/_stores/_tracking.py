@@ -14,7 +14,11 @@ namespace, which a cache that is mostly read can afford.
 
 The server queues its message while it runs the change and sends it in the same pass as
 its answer to the writer, so a change acknowledged to anyone is seen by the next read here
-once the message has crossed the network (on one machine, at once). Anything
+once the message has crossed the network (on one machine, at once). When messages have
+come since the last read, more may still wait at the server (the socket holds only so
+much): the read then asks the server, on the same connection, to answer once everything
+queued before is sent, and takes all of it in. A key given an expiry is never kept: the
+server says it changed when it removes it, which may be long after it expired. Anything
 wrong with the connection (the server drops it, the process forked, a message of a shape
 never sent) ends the keeping: what was kept is forgotten and every read goes to the
 server, as it would without tracking. A server that refuses tracking (older than 6, an ACL
@@ -28,11 +32,16 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 __all__ = ["TrackedFrames"]
 
 _CHANNEL = "__redis__:invalidate"
+_MARK = "seedcache-caught-up"
+# Messages read in one go past which the backlog is dropped rather than read (about 20 ms).
+_MOST_TAKEN_IN = 1000
 
 _log = logging.getLogger("seedcache")
 
@@ -45,14 +54,15 @@ class TrackedFrames:
 
     def __init__(
         self,
-        connection: Any,
+        connect: Callable[[], Any],
         prefix: str,
         location: str,
         *,
         max_bytes: int = 64 * 1024 * 1024,
         max_frame: int = 4 * 1024 * 1024,
     ) -> None:
-        self._connection = connection
+        self._connect = connect
+        self._connection = connect()
         self._start = len(prefix.encode())
         self._location = location
         self._max_bytes = max_bytes
@@ -72,33 +82,14 @@ class TrackedFrames:
 
         if not isinstance(client, redis.Redis):
             return None  # a cluster
-        pool = client.connection_pool
-        # RESP2 whatever the URL asks: its messages arrive as ordinary pub/sub replies.
-        # Without redis-py's maintenance notices, which it only reads over RESP3.
-        options = {k: v for k, v in pool.connection_kwargs.items() if "maint_" not in k}
-        connection = pool.connection_class(**{**options, "protocol": 2})
         prefix = f"{namespace}:{{"
         try:
-            connection.connect()
-            own_id = _ask(connection, "CLIENT", "ID")
-            _ask(
-                connection,
-                "CLIENT",
-                "TRACKING",
-                "ON",
-                "REDIRECT",
-                own_id,
-                "BCAST",
-                "PREFIX",
-                prefix,
+            return cls(
+                partial(_tracking_connection, client.connection_pool, prefix), prefix, location
             )
-            _ask(connection, "SUBSCRIBE", _CHANNEL)
         except (redis.RedisError, OSError) as exc:
-            with contextlib.suppress(Exception):
-                connection.disconnect()
             _log.debug("%s does not track changes (%s): every read asks it", location, exc)
             return None
-        return cls(connection, prefix, location)
 
     def frame(self, key: str) -> tuple[bytes | None, int]:
         """The kept frame of ``key`` (None when there is none), and a token for :meth:`keep`."""
@@ -140,17 +131,47 @@ class TrackedFrames:
             self._stop("forked")  # the socket is the parent's: never read it here
             return
         try:
+            arrived = 0
             while self._connection.can_read(timeout=0):
                 self._apply(self._connection.read_response())
+                arrived += 1
+                if arrived > _MOST_TAKEN_IN:
+                    self._start_over()
+                    return
+            if arrived:
+                self._catch_up()
         except Exception as exc:  # any failure at all ends the keeping, safely
             self._stop(f"{type(exc).__name__}: {exc}")
+
+    def _start_over(self) -> None:
+        """Forget everything and track on a new connection: reading a backlog of this size
+        (this store sat idle while others wrote a great deal) costs more than reading the
+        few entries it kept again. The server drops the old connection's backlog."""
+        self._changes += 1
+        self._forget_all()
+        self._connection.disconnect()
+        self._connection = self._connect()
+
+    def _catch_up(self) -> None:
+        """Take in every message the server queued before now.
+
+        Messages came: others are writing, and more may wait at the server behind what
+        the socket could hold (a store that sat idle while thousands of changes went by),
+        the one about the key being read among them. A ``PING`` on the subscribed
+        connection is answered after every message queued before it.
+        """
+        self._connection.send_command("PING", _MARK, check_health=False)
+        while True:
+            reply = self._connection.read_response()
+            if reply == [b"pong", _MARK.encode()]:
+                return
+            self._apply(reply)
 
     def _apply(self, message: Any) -> None:
         self._changes += 1
         names = _changed_names(message)
         if names is None:
-            self._frames.clear()  # FLUSHDB, FLUSHALL, or a message not understood
-            self._held = 0
+            self._forget_all()  # FLUSHDB, FLUSHALL, or a message not understood
             return
         for name in names:
             if name.endswith(b"}"):  # an entry; leases end in ":lease" and change no frame
@@ -162,13 +183,35 @@ class TrackedFrames:
         if not self._live:
             return
         self._live = False
-        self._frames.clear()
-        self._held = 0
+        self._forget_all()
         if why != "forked":
             with contextlib.suppress(Exception):
                 self._connection.disconnect()
         if why != "closed":
             _log.debug("%s: stopped tracking changes (%s): every read asks it", self._location, why)
+
+    def _forget_all(self) -> None:
+        self._frames.clear()
+        self._held = 0
+
+
+def _tracking_connection(pool: Any, prefix: str) -> Any:
+    """A new connection to ``pool``'s server that hears of every change under ``prefix``."""
+    # RESP2 whatever the URL asks: its messages arrive as ordinary pub/sub replies.
+    # Without redis-py's maintenance notices, which it only reads over RESP3.
+    options = {k: v for k, v in pool.connection_kwargs.items() if "maint_" not in k}
+    connection = pool.connection_class(**{**options, "protocol": 2})
+    try:
+        connection.connect()
+        own_id = _ask(connection, "CLIENT", "ID")
+        tracking = ("CLIENT", "TRACKING", "ON", "REDIRECT", own_id, "BCAST", "PREFIX", prefix)
+        _ask(connection, *tracking)
+        _ask(connection, "SUBSCRIBE", _CHANNEL)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            connection.disconnect()
+        raise
+    return connection
 
 
 def _ask(connection: Any, *command: Any) -> Any:

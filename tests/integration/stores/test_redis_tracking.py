@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +17,7 @@ import redis
 from helpers import entry, take
 from redis_servers import RedisServer
 from seedcache import CorruptEntryError, Entry
+from seedcache._stores._codec import encode_entry
 from seedcache._stores._redis import RedisStore
 
 
@@ -144,3 +147,58 @@ def test_tracking_starts_with_the_first_read(server):
     assert len([c for c in raw.client_list() if "P" in c["flags"]]) == 1
     store.close()
     raw.close()
+
+
+def test_a_change_behind_a_backlog_of_messages_is_still_seen(server):
+    # Others wrote a great deal while this store sat idle: the server holds messages for it
+    # that its socket has no room for, and one about ab12 waits behind them. The change
+    # is acknowledged, then the server is busy for a moment; the read must still see it.
+    with mine_and_theirs(server.url, server.url) as (mine, _, raw):
+        noise = raw.pipeline(transaction=False)
+        for n in range(60_000):
+            noise.hset(f"seedcache:{{n{n}}}", "frame", b"x")
+        noise.execute()
+        changed = entry("ab12", take(b"changed"))
+        raw.hset("seedcache:{ab12}", "frame", encode_entry(changed))
+        busy = threading.Thread(
+            target=lambda: redis.Redis.from_url(server.url).execute_command("DEBUG", "SLEEP", 1)
+        )
+        busy.start()
+        time.sleep(0.05)
+        seen = mine.get("ab12")
+        assert seen is not None
+        assert seen.takes == changed.takes
+        busy.join()
+
+
+def tracking_ids(raw: redis.Redis) -> list[int]:
+    return [int(c["id"]) for c in raw.client_list() if "P" in c["flags"]]
+
+
+def test_a_store_idle_through_a_great_many_changes_starts_tracking_afresh(server):
+    with mine_and_theirs(server.url, server.url) as (mine, _, raw):
+        before = tracking_ids(raw)
+        for n in range(1_200):  # one message each, more than are worth reading
+            raw.hset(f"seedcache:{{n{n}}}", "frame", b"x")
+        changed = entry("ab12", take(b"changed"))
+        raw.hset("seedcache:{ab12}", "frame", encode_entry(changed))
+        seen = mine.get("ab12")
+        assert seen is not None
+        assert seen.takes == changed.takes
+        after = tracking_ids(raw)
+        assert len(after) == 1
+        assert after != before  # the backlog went with the old connection
+        reads = hget_calls(server.url)
+        assert mine.get("ab12") == seen
+        assert hget_calls(server.url) == reads  # kept again
+
+
+def test_an_entry_given_an_expiry_is_read_every_time(server):
+    # The server says an expiring key changed only when it removes it, which may be long
+    # after it expired: such an entry is never kept.
+    with mine_and_theirs(server.url, server.url) as (mine, _, raw):
+        raw.pexpire("seedcache:{ab12}", 60_000)
+        for _ in range(3):
+            reads = hget_calls(server.url)
+            assert mine.get("ab12") == entry()
+            assert hget_calls(server.url) == reads + 1
