@@ -6,10 +6,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -132,3 +135,48 @@ def stored_bytes(location: str) -> bytes:
     finally:
         client.close()
     return b"\n".join(parts)
+
+
+class ForgettingRelay:
+    """A TCP relay to a server on loopback that can forget its connections the way a load
+    balancer or a NAT forgets idle ones: the server's side is closed, the client's side
+    hears nothing until it sends, and is then reset."""
+
+    def __init__(self, port: int) -> None:
+        self._target = ("127.0.0.1", port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._era = 0  # connections accepted before the current era are forgotten
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def forget(self) -> None:
+        """Forget every connection relayed so far (later ones are relayed as usual)."""
+        self._era += 1
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._target)
+            relayed = threading.Thread(
+                target=self._relay, args=(client, upstream, self._era), daemon=True
+            )
+            relayed.start()
+
+    def _relay(self, client: socket.socket, upstream: socket.socket, era: int) -> None:
+        with client, upstream:
+            while era == self._era:
+                ready, _, _ = select.select([client, upstream], [], [], 0.05)
+                for side in ready:
+                    data = side.recv(65536)
+                    if not data:
+                        return
+                    (upstream if side is client else client).sendall(data)
+            upstream.close()  # the server sees the connection end; the client does not
+            select.select([client], [], [])
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def close(self) -> None:
+        self._listener.close()

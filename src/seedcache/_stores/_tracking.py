@@ -17,13 +17,16 @@ its answer to the writer, so a change acknowledged to anyone is seen by the next
 once the message has crossed the network (on one machine, at once). When messages have
 come since the last read, more may still wait at the server (the socket holds only so
 much): the read then asks the server, on the same connection, to answer once everything
-queued before is sent, and takes all of it in. A key given an expiry is never kept: the
-server says it changed when it removes it, which may be long after it expired. Anything
-wrong with the connection (the server drops it, the process forked, a message of a shape
+queued before is sent, and takes all of it in; it asks the same at least once a second
+of reading, since a connection that only listens never notices a load balancer or a NAT
+forgetting it. Past a thousand changed keys in one go, the connection and its backlog
+are dropped and tracking starts afresh. A key given an expiry is never kept: the server
+says it changed when it removes it, which may be long after it expired. Anything wrong
+with the connection (the server drops it, no answer within 10 s, a message of a shape
 never sent) ends the keeping: what was kept is forgotten and every read goes to the
-server, as it would without tracking. A server that refuses tracking (older than 6, an ACL
-without ``CLIENT``, a proxy in front) never starts it. A cluster is not tracked: each node
-would need its own connection.
+server, as it would without tracking; a forked child never uses its parent's. A server
+that refuses tracking (older than 6, an ACL without ``CLIENT``, a proxy in front) never
+starts it. A cluster is not tracked: each node would need its own connection.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -40,8 +44,13 @@ __all__ = ["TrackedFrames"]
 
 _CHANNEL = "__redis__:invalidate"
 _MARK = "seedcache-caught-up"
-# Messages read in one go past which the backlog is dropped rather than read (about 20 ms).
+_PONG = [b"pong", _MARK.encode()]
+# Changed keys read in one go past which the backlog is dropped rather than read.
 _MOST_TAKEN_IN = 1000
+# How often a reading store makes sure its connection is still heard (one round trip).
+_CONFIRM_EVERY_SECONDS = 1.0
+# How long the server may take to answer that (a busy server answers late; a gone one never).
+_ANSWER_SECONDS = 10.0
 
 _log = logging.getLogger("seedcache")
 
@@ -72,6 +81,7 @@ class TrackedFrames:
         # Messages taken in so far: a frame read while one arrived may predate it.
         self._changes = 0
         self._live = True
+        self._confirmed = time.monotonic()  # when the server last said all was sent
         self._pid = os.getpid()
         self._lock = threading.Lock()
 
@@ -93,6 +103,8 @@ class TrackedFrames:
 
     def frame(self, key: str) -> tuple[bytes | None, int]:
         """The kept frame of ``key`` (None when there is none), and a token for :meth:`keep`."""
+        if os.getpid() != self._pid:
+            return None, -1  # a forked child: see _forked
         with self._lock:
             self._take_in()
             return self._frames.get(key), self._changes
@@ -100,6 +112,8 @@ class TrackedFrames:
     def keep(self, key: str, frame: bytes, token: int) -> None:
         """Keep ``frame``, read after :meth:`frame` gave ``token``, unless a change came since."""
         size = len(frame)
+        if os.getpid() != self._pid:
+            return
         with self._lock:
             if not self._live or token != self._changes or size > self._max_frame:
                 return
@@ -114,6 +128,8 @@ class TrackedFrames:
 
     def forget(self, key: str) -> None:
         """Drop ``key``'s frame: this store changed it, or is waiting for someone who will."""
+        if os.getpid() != self._pid:
+            return
         with self._lock:
             dropped = self._frames.pop(key, None)
             if dropped is not None:
@@ -121,72 +137,85 @@ class TrackedFrames:
 
     def close(self) -> None:
         """Stop tracking and close the connection."""
+        if os.getpid() != self._pid:
+            return
         with self._lock:
             self._stop("closed")
+
+    # A forked child checks the process id before anything else, and then touches neither
+    # the lock (another thread of the parent may have held it at the fork, and no one
+    # would ever release it in the child) nor the socket (the parent's): it reads the
+    # server every time.
 
     def _take_in(self) -> None:
         if not self._live:
             return
-        if os.getpid() != self._pid:
-            self._stop("forked")  # the socket is the parent's: never read it here
-            return
         try:
-            arrived = 0
+            taken = 0
             while self._connection.can_read(timeout=0):
-                self._apply(self._connection.read_response())
-                arrived += 1
-                if arrived > _MOST_TAKEN_IN:
+                taken += self._apply(self._connection.read_response())
+                if taken > _MOST_TAKEN_IN:
                     self._start_over()
                     return
-            if arrived:
-                self._catch_up()
+            if taken or time.monotonic() - self._confirmed > _CONFIRM_EVERY_SECONDS:
+                self._catch_up(taken)
         except Exception as exc:  # any failure at all ends the keeping, safely
             self._stop(f"{type(exc).__name__}: {exc}")
 
+    def _catch_up(self, taken: int) -> None:
+        """Take in every message the server queued before now.
+
+        After messages came, more may wait at the server behind what the socket could
+        hold (a store that sat idle while thousands of changes went by), the one about
+        the key being read among them; and a connection that only listens would never
+        notice a device on the way forgetting it (a load balancer, a NAT), so it is also
+        asked now and then when nothing came. A ``PING`` on the subscribed connection is
+        answered after every message queued before it.
+        """
+        self._connection.send_command("PING", _MARK, check_health=False)
+        while True:
+            if not self._connection.can_read(timeout=_ANSWER_SECONDS):
+                raise TimeoutError(f"no answer to PING in {_ANSWER_SECONDS:.0f} s")
+            reply = self._connection.read_response()
+            if reply == _PONG:
+                self._confirmed = time.monotonic()
+                return
+            taken += self._apply(reply)
+            if taken > _MOST_TAKEN_IN:
+                self._start_over()
+                return
+
     def _start_over(self) -> None:
-        """Forget everything and track on a new connection: reading a backlog of this size
-        (this store sat idle while others wrote a great deal) costs more than reading the
-        few entries it kept again. The server drops the old connection's backlog."""
+        """Forget everything and track on a new connection: reading a backlog this long
+        costs more than reading again the few entries kept. The server drops the old
+        connection's backlog with it."""
         self._changes += 1
         self._forget_all()
         self._connection.disconnect()
         self._connection = self._connect()
+        self._confirmed = time.monotonic()
 
-    def _catch_up(self) -> None:
-        """Take in every message the server queued before now.
-
-        Messages came: others are writing, and more may wait at the server behind what
-        the socket could hold (a store that sat idle while thousands of changes went by),
-        the one about the key being read among them. A ``PING`` on the subscribed
-        connection is answered after every message queued before it.
-        """
-        self._connection.send_command("PING", _MARK, check_health=False)
-        while True:
-            reply = self._connection.read_response()
-            if reply == [b"pong", _MARK.encode()]:
-                return
-            self._apply(reply)
-
-    def _apply(self, message: Any) -> None:
+    def _apply(self, message: Any) -> int:
+        """Forget what ``message`` says changed; how many keys it named."""
         self._changes += 1
         names = _changed_names(message)
         if names is None:
             self._forget_all()  # FLUSHDB, FLUSHALL, or a message not understood
-            return
+            return 1
         for name in names:
             if name.endswith(b"}"):  # an entry; leases end in ":lease" and change no frame
                 dropped = self._frames.pop(name[self._start : -1].decode(errors="replace"), None)
                 if dropped is not None:
                     self._held -= len(dropped)
+        return len(names)
 
     def _stop(self, why: str) -> None:
         if not self._live:
             return
         self._live = False
         self._forget_all()
-        if why != "forked":
-            with contextlib.suppress(Exception):
-                self._connection.disconnect()
+        with contextlib.suppress(Exception):
+            self._connection.disconnect()
         if why != "closed":
             _log.debug("%s: stopped tracking changes (%s): every read asks it", self._location, why)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -15,8 +16,8 @@ import pytest
 import redis
 
 from helpers import entry, take
-from redis_servers import RedisServer
-from seedcache import CorruptEntryError, Entry
+from redis_servers import ForgettingRelay, RedisServer
+from seedcache import CorruptEntryError, Entry, StoreError
 from seedcache._stores._codec import encode_entry
 from seedcache._stores._redis import RedisStore
 
@@ -202,3 +203,51 @@ def test_an_entry_given_an_expiry_is_read_every_time(server):
             reads = hget_calls(server.url)
             assert mine.get("ab12") == entry()
             assert hget_calls(server.url) == reads + 1
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_a_fork_while_another_thread_reads_leaves_the_child_able_to_read(server):
+    store = RedisStore(server.url)
+    store.update("ab12", lambda _: entry())
+    store.get("ab12")
+    reading = threading.Event()
+    reading.set()
+
+    def read_on() -> None:
+        while reading.is_set():
+            store.get("ab12")
+
+    reader = threading.Thread(target=read_on)
+    reader.start()
+    try:
+        for _ in range(10):
+            child = os.fork()
+            if child == 0:
+                signal.alarm(10)  # a child stuck on a lock the fork copied held dies of it
+                os._exit(0 if store.get("ab12") == entry() else 1)
+            assert os.waitpid(child, 0)[1] == 0
+    finally:
+        reading.clear()
+        reader.join()
+        store.close()
+
+
+def test_a_connection_forgotten_on_the_way_is_noticed(server):
+    relay = ForgettingRelay(server.port)
+    mine = RedisStore(f"redis://127.0.0.1:{relay.port}/0")
+    theirs = RedisStore(server.url)
+    try:
+        theirs.update("ab12", lambda _: entry())
+        assert mine.get("ab12") == entry()
+        relay.forget()  # as a load balancer does with idle connections
+        time.sleep(0.2)  # the relay notices within 50 ms; nothing after reaches this store
+        changed = theirs.update("ab12", two_takes)
+        time.sleep(1.2)  # a reading store makes sure it is still heard about once a second
+        for _ in range(2):  # the first read may find the pool's connection gone as well
+            with contextlib.suppress(StoreError):
+                mine.get("ab12")
+        assert mine.get("ab12") == changed
+    finally:
+        for closing in (mine, theirs, relay):
+            closing.close()
