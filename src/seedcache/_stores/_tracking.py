@@ -22,9 +22,10 @@ of reading, since a connection that only listens never notices a load balancer o
 forgetting it. Past a thousand changed keys in one go, the connection and its backlog
 are dropped and tracking starts afresh. A key given an expiry is never kept: the server
 says it changed when it removes it, which may be long after it expired. Anything wrong
-with the connection (the server drops it, no answer within 10 s, a message of a shape
-never sent) ends the keeping: what was kept is forgotten and every read goes to the
-server, as it would without tracking; a forked child never uses its parent's. A server
+with the connection (the server drops it, no answer within 10 s or the URL's
+``socket_timeout``, a message of a shape never sent) ends the keeping: what was kept is
+forgotten and every read goes to the server, as it would without tracking, until a read
+30 s later tries a new connection; a forked child never uses its parent's. A server
 that refuses tracking (older than 6, an ACL without ``CLIENT``, a proxy in front) never
 starts it. A cluster is not tracked: each node would need its own connection.
 """
@@ -49,8 +50,11 @@ _PONG = [b"pong", _MARK.encode()]
 _MOST_TAKEN_IN = 1000
 # How often a reading store makes sure its connection is still heard (one round trip).
 _CONFIRM_EVERY_SECONDS = 1.0
-# How long the server may take to answer that (a busy server answers late; a gone one never).
+# How long the server may take to answer that (a busy server answers late; a gone one never),
+# unless the URL's socket_timeout is shorter.
 _ANSWER_SECONDS = 10.0
+# After tracking stopped on a failure, how long before a read tries a new connection.
+_RETRY_SECONDS = 30.0
 
 _log = logging.getLogger("seedcache")
 
@@ -67,6 +71,7 @@ class TrackedFrames:
         prefix: str,
         location: str,
         *,
+        answer_seconds: float = _ANSWER_SECONDS,
         max_bytes: int = 64 * 1024 * 1024,
         max_frame: int = 4 * 1024 * 1024,
     ) -> None:
@@ -81,6 +86,8 @@ class TrackedFrames:
         # Messages taken in so far: a frame read while one arrived may predate it.
         self._changes = 0
         self._live = True
+        self._retry_at: float | None = None  # when to track again after a failure
+        self._answer_seconds = answer_seconds
         self._confirmed = time.monotonic()  # when the server last said all was sent
         self._pid = os.getpid()
         self._lock = threading.Lock()
@@ -93,9 +100,14 @@ class TrackedFrames:
         if not isinstance(client, redis.Redis):
             return None  # a cluster
         prefix = f"{namespace}:{{"
+        pool = client.connection_pool
+        timeout = pool.connection_kwargs.get("socket_timeout") or _ANSWER_SECONDS
         try:
             return cls(
-                partial(_tracking_connection, client.connection_pool, prefix), prefix, location
+                partial(_tracking_connection, pool, prefix),
+                prefix,
+                location,
+                answer_seconds=min(float(timeout), _ANSWER_SECONDS),
             )
         except (redis.RedisError, OSError) as exc:
             _log.debug("%s does not track changes (%s): every read asks it", location, exc)
@@ -149,6 +161,7 @@ class TrackedFrames:
 
     def _take_in(self) -> None:
         if not self._live:
+            self._maybe_track_again()
             return
         try:
             taken = 0
@@ -174,8 +187,8 @@ class TrackedFrames:
         """
         self._connection.send_command("PING", _MARK, check_health=False)
         while True:
-            if not self._connection.can_read(timeout=_ANSWER_SECONDS):
-                raise TimeoutError(f"no answer to PING in {_ANSWER_SECONDS:.0f} s")
+            if not self._connection.can_read(timeout=self._answer_seconds):
+                raise TimeoutError(f"no answer to PING in {self._answer_seconds:g} s")
             reply = self._connection.read_response()
             if reply == _PONG:
                 self._confirmed = time.monotonic()
@@ -184,6 +197,23 @@ class TrackedFrames:
             if taken > _MOST_TAKEN_IN:
                 self._start_over()
                 return
+
+    def _maybe_track_again(self) -> None:
+        """After a failure, a new connection now and then: a blip in the network should not
+        cost a long-running process its kept entries for good. Never once closed."""
+        now = time.monotonic()
+        if self._retry_at is None or now < self._retry_at:
+            return
+        try:
+            self._connection = self._connect()
+        except Exception:  # still failing: the reads go on asking the server
+            self._retry_at = now + _RETRY_SECONDS
+            return
+        self._changes += 1
+        self._live = True
+        self._retry_at = None
+        self._confirmed = now
+        _log.debug("%s: tracking changes again", self._location)
 
     def _start_over(self) -> None:
         """Forget everything and track on a new connection: reading a backlog this long
@@ -210,6 +240,8 @@ class TrackedFrames:
         return len(names)
 
     def _stop(self, why: str) -> None:
+        if why == "closed":
+            self._retry_at = None  # closed for good, even while waiting to retry
         if not self._live:
             return
         self._live = False
@@ -217,6 +249,7 @@ class TrackedFrames:
         with contextlib.suppress(Exception):
             self._connection.disconnect()
         if why != "closed":
+            self._retry_at = time.monotonic() + _RETRY_SECONDS
             _log.debug("%s: stopped tracking changes (%s): every read asks it", self._location, why)
 
     def _forget_all(self) -> None:

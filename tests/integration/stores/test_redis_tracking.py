@@ -18,6 +18,7 @@ import redis
 from helpers import entry, take
 from redis_servers import ForgettingRelay, RedisServer
 from seedcache import CorruptEntryError, Entry, StoreError
+from seedcache._stores import _tracking
 from seedcache._stores._codec import encode_entry
 from seedcache._stores._redis import RedisStore
 
@@ -251,3 +252,22 @@ def test_a_connection_forgotten_on_the_way_is_noticed(server):
     finally:
         for closing in (mine, theirs, relay):
             closing.close()
+
+
+def test_tracking_comes_back_a_while_after_its_connection_was_lost(server, monkeypatch):
+    monkeypatch.setattr(_tracking, "_RETRY_SECONDS", 0.2)
+    with mine_and_theirs(server.url, server.url) as (mine, theirs, raw):
+        assert raw.client_kill_filter(_type="pubsub") >= 1
+        assert_every_read_asks_the_server(mine, theirs, server.url)
+        time.sleep(0.3)
+        mine.get("ab12")  # tracks again, on a new connection
+        reads = hget_calls(server.url)
+        assert mine.get("ab12") is not None
+        assert hget_calls(server.url) == reads  # kept again
+        changed = theirs.update("ab12", lambda _: entry("ab12", take(b"3")))
+        assert mine.get("ab12") == changed  # and heard about
+        mine.close()
+        time.sleep(0.3)
+        assert tracking_ids(raw) == []  # closed for good
+        assert mine.get("ab12") == changed
+        assert tracking_ids(raw) == []
