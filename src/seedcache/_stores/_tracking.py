@@ -109,14 +109,14 @@ class TrackedFrames:
                 location,
                 answer_seconds=min(float(timeout), _ANSWER_SECONDS),
             )
-        except (redis.RedisError, OSError) as exc:
+        except Exception as exc:  # refused, or anything else: tracking only saves time
             _log.debug("%s does not track changes (%s): every read asks it", location, exc)
             return None
 
     def frame(self, key: str) -> tuple[bytes | None, int]:
         """The kept frame of ``key`` (None when there is none), and a token for :meth:`keep`."""
         if os.getpid() != self._pid:
-            return None, -1  # a forked child: see _forked
+            return None, -1  # a forked child: see the note above _take_in
         with self._lock:
             self._take_in()
             return self._frames.get(key), self._changes
