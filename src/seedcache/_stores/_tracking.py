@@ -129,23 +129,18 @@ class TrackedFrames:
         with self._lock:
             if not self._live or token != self._changes or size > self._max_frame:
                 return
-            replaced = self._frames.pop(key, None)
-            if replaced is not None:
-                self._held -= len(replaced)
+            self._drop(key)
             self._frames[key] = frame
             self._held += size
             while self._held > self._max_bytes:
-                oldest = next(iter(self._frames))
-                self._held -= len(self._frames.pop(oldest))
+                self._drop(next(iter(self._frames)))
 
     def forget(self, key: str) -> None:
         """Drop ``key``'s frame: this store changed it, or is waiting for someone who will."""
         if os.getpid() != self._pid:
             return
         with self._lock:
-            dropped = self._frames.pop(key, None)
-            if dropped is not None:
-                self._held -= len(dropped)
+            self._drop(key)
 
     def close(self) -> None:
         """Stop tracking and close the connection."""
@@ -205,24 +200,25 @@ class TrackedFrames:
         if self._retry_at is None or now < self._retry_at:
             return
         try:
-            self._connection = self._connect()
+            self._reconnect()
         except Exception:  # still failing: the reads go on asking the server
             self._retry_at = now + _RETRY_SECONDS
             return
-        self._changes += 1
         self._live = True
         self._retry_at = None
-        self._confirmed = now
         _log.debug("%s: tracking changes again", self._location)
 
     def _start_over(self) -> None:
         """Forget everything and track on a new connection: reading a backlog this long
         costs more than reading again the few entries kept. The server drops the old
         connection's backlog with it."""
-        self._changes += 1
         self._forget_all()
         self._connection.disconnect()
+        self._reconnect()
+
+    def _reconnect(self) -> None:
         self._connection = self._connect()
+        self._changes += 1  # a frame read before this may have missed a message
         self._confirmed = time.monotonic()
 
     def _apply(self, message: Any) -> int:
@@ -234,9 +230,7 @@ class TrackedFrames:
             return 1
         for name in names:
             if name.endswith(b"}"):  # an entry; leases end in ":lease" and change no frame
-                dropped = self._frames.pop(name[self._start : -1].decode(errors="replace"), None)
-                if dropped is not None:
-                    self._held -= len(dropped)
+                self._drop(name[self._start : -1].decode(errors="replace"))
         return len(names)
 
     def _stop(self, why: str) -> None:
@@ -251,6 +245,11 @@ class TrackedFrames:
         if why != "closed":
             self._retry_at = time.monotonic() + _RETRY_SECONDS
             _log.debug("%s: stopped tracking changes (%s): every read asks it", self._location, why)
+
+    def _drop(self, key: str) -> None:
+        dropped = self._frames.pop(key, None)
+        if dropped is not None:
+            self._held -= len(dropped)
 
     def _forget_all(self) -> None:
         self._frames.clear()
