@@ -5,6 +5,7 @@ Helpers that are not fixtures (sentinel secrets, clients, entry builders) live i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -77,6 +78,10 @@ def inner(
     monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", SENTINEL_KEY)
     monkeypatch.delenv("SEEDCACHE_MODE", raising=False)
+    # Hypothesis is this suite's tool, not the inner suites': its plugin is a third of an
+    # inner session's start-up, paid again by each xdist worker.
+    addopts = os.environ.get("PYTEST_ADDOPTS", "")
+    monkeypatch.setenv("PYTEST_ADDOPTS", f"{addopts} -p no:hypothesispytest".strip())
     return pytester
 
 
