@@ -15,6 +15,7 @@ import logging
 
 from .._errors import CacheMiss, CorruptEntryError, StoreError, UnsafeDataError
 from .._stores import Lease
+from .._stores._base import NOT_IN_MEMORY
 from .._takes._take import Entry, identity_of
 from ._config import CoreConfig
 from ._explain import explain_miss
@@ -37,6 +38,10 @@ LEASE_SECONDS = 120.0
 
 _log = logging.getLogger("seedcache")
 
+# The largest request body keyed on an event loop: a bigger one (an upload) is keyed in a
+# worker thread, where hashing it cannot hold up the loop's other connections.
+_AT_ONCE_BODY_BYTES = 64 * 1024
+
 # A claim the store could not write: go live without a lease.
 _UNLEASED = Lease("", "")
 
@@ -48,6 +53,8 @@ class Core:
         self.config = config
         self.session = session or Session(lease_seconds=LEASE_SECONDS)
         self._lander = Lander(config, self.session)
+        # Stores that can answer some reads without waiting say so with this method.
+        self._read_in_memory = getattr(config.store, "get_in_memory", None)
 
     @property
     def mode(self) -> Mode:
@@ -84,6 +91,37 @@ class Core:
             step = self._attempt(canonical, arrived, may_join, may_lease, may_hold)
             if step is not None:
                 return step
+
+    def replay_at_once(self, request: CapturedRequest) -> Serve | None:
+        """The take :meth:`begin` would replay for ``request``, when finding it needs no
+        waiting: the store answers from memory and the decision is a replay. None for
+        anything else (a miss, going live, ``refresh``, a store that would read a disk
+        or a network, a large body), which :meth:`begin` then handles in a thread.
+
+        An async client calls this on its event loop first: a worker thread's round trip
+        costs more than the whole of a replay from a cassette. Nothing is reserved or
+        counted unless the take is served.
+        """
+        read = self._read_in_memory
+        config = self.config
+        if read is None or config.mode is Mode.REFRESH or len(request.body) > _AT_ONCE_BODY_BYTES:
+            return None
+        canonical = canonicalize(request, config.key_config)
+        key, counting = canonical.key, config.count_repeats
+        occurrence = self.session.next_occurrence(key, counting=counting)
+        try:
+            entry = read(key)
+        except (CorruptEntryError, UnsafeDataError, StoreError):
+            return None  # begin() reads it again, and reports it as it always does
+        if entry is NOT_IN_MEMORY:
+            return None
+        takes = entry.takes if entry is not None else ()
+        decision = decide(config.mode, takes, occurrence, strict=config.strict, freshness=None)
+        if not isinstance(decision, Replay) or entry is None:
+            return None
+        if not self.session.reserve_replay(key, occurrence, counting=counting):
+            return None
+        return self._replay(canonical, entry, decision.index)
 
     def joined(self, step: Join) -> Serve | None:
         """The take for a request that waited on ``step``; None if it must start over."""

@@ -160,8 +160,14 @@ async def _begin_in_thread(begin: Callable[[], Step]) -> Step:
 
 
 async def resolve_async(core: Core, request: CapturedRequest) -> Serve | GoLive:
-    """:meth:`Core.begin` in a worker thread; waiting is awaited, never blocking the loop."""
+    """:meth:`Core.begin` in a worker thread; waiting is awaited, never blocking the loop.
+
+    A replay the store can answer from memory is served at once, on the loop.
+    """
     arrived = core.session.arrive()
+    served = core.replay_at_once(request)
+    if served is not None:
+        return served
     may_join = may_lease = may_hold = True
     holds = 0
     awaiting_until: float | None = None

@@ -15,6 +15,7 @@ entry). ``docs/design.md`` shows a whole one in memory.
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -36,12 +37,14 @@ that claims to is planted, and is treated as expired rather than waited on."""
 _log = logging.getLogger("seedcache")
 
 __all__ = [
+    "NOT_IN_MEMORY",
     "BaseStore",
     "Capabilities",
     "Change",
     "Check",
     "Lease",
     "MetaChange",
+    "NotInMemory",
     "Store",
     "check_by_decoding",
     "poll_until_settled",
@@ -52,6 +55,18 @@ Change = Callable[[Entry | None], Entry | None]
 
 MetaChange = Callable[[bytes | None], bytes | None]
 """Turns a stored blob (or None) into the one to store (or None to delete it)."""
+
+
+class NotInMemory(enum.Enum):
+    """The answer of a store's optional ``get_in_memory(key)`` when only a read that may
+    wait (on a disk, a network or a lock) can tell. A store that can answer some reads
+    without waiting has that method; an async client's replay then stays on the event
+    loop instead of going to a worker thread."""
+
+    NOT_IN_MEMORY = "not in memory"
+
+
+NOT_IN_MEMORY = NotInMemory.NOT_IN_MEMORY
 
 
 @dataclass(frozen=True, slots=True)

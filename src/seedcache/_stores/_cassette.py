@@ -32,7 +32,16 @@ import xxhash
 
 from .._errors import CorruptEntryError, StoreError
 from .._takes._take import Entry
-from ._base import BaseStore, Change, Check, Lease, MetaChange, poll_until_settled
+from ._base import (
+    NOT_IN_MEMORY,
+    BaseStore,
+    Change,
+    Check,
+    Lease,
+    MetaChange,
+    NotInMemory,
+    poll_until_settled,
+)
 from ._cassette_index import LAZY_FROM_BYTES, index_cassette, same_as_parsed
 from ._codec import entry_from_document, entry_to_document
 from ._filelock import LOCK_TIMEOUT_SECONDS, exclusive
@@ -109,6 +118,23 @@ class CassetteStore(BaseStore):
         with self._lock:
             self._refresh()
             return self._entries.get(key)
+
+    def get_in_memory(self, key: str) -> Entry | NotInMemory | None:
+        """:meth:`get` when it needs no waiting: the file is as this store last read it
+        and no other thread holds the store. Otherwise :data:`NOT_IN_MEMORY`, and
+        :meth:`get` (from a worker thread) does the reading or the waiting.
+
+        One ``stat()`` is the only system call: an async client's replay is answered on
+        the event loop instead of paying a hop to a thread.
+        """
+        if not self._lock.acquire(blocking=False):
+            return NOT_IN_MEMORY
+        try:
+            if self._batch is None and _signature(self._path) != self._seen:
+                return NOT_IN_MEMORY
+            return self._entries.get(key)
+        finally:
+            self._lock.release()
 
     def update(self, key: str, change: Change) -> Entry | None:
         """Apply ``change`` to the entry as it is on disk now, and rewrite the file.

@@ -294,3 +294,58 @@ def test_stream_helpers_record_and_replay(fake, make_cache):
     live = texts(make_cache("auto"))
     fake.stop()
     assert texts(make_cache("replay")) == live
+
+
+# -- an async replay from a cassette stays on the event loop ----------------------------------
+
+
+async def _ask(cache: seedcache.SeedCache, fake: FakeOpenAI, seed: int, times: int = 1) -> str:
+    """The id of the answer to the ``times``-th identical request through one client."""
+    raw = openai.AsyncOpenAI(api_key=SENTINEL_KEY, base_url=fake.base_url, max_retries=0)
+    try:
+        client = cache.wrap(raw)
+        for _ in range(times):
+            reply = await client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, seed=seed
+            )
+        return reply.id
+    finally:
+        await raw.close()
+
+
+def test_an_async_replay_from_a_cassette_is_answered_on_the_event_loop(fake, tmp_path, caplog):
+    """A worker thread's round trip costs more than a whole replay from a cassette."""
+    path = tmp_path / "story.json"
+    with seedcache.SeedCache.cassette(path, mode="auto") as cache:
+        recorded = run(lambda: _ask(cache, fake, 1))
+    fake.stop()
+    caplog.set_level("DEBUG", logger="seedcache")
+
+    async def replay() -> tuple[str, int]:
+        with seedcache.SeedCache.cassette(path, mode="replay") as cache:
+            return await _ask(cache, fake, 1), threading.get_ident()
+
+    replayed, loop_thread = run(replay)
+    assert replayed == recorded
+    [served] = [r for r in caplog.records if r.getMessage().startswith("replayed")]
+    assert served.thread == loop_thread
+
+
+def test_an_async_replay_sees_a_take_another_writer_recorded_since(fake, tmp_path):
+    """What the cache holds in memory is served only while the file is as it was read."""
+    path = tmp_path / "story.json"
+    with seedcache.SeedCache.cassette(path, mode="auto") as cache:
+        first = run(lambda: _ask(cache, fake, 1))
+
+    async def scenario() -> tuple[str, str, str]:
+        with seedcache.SeedCache.cassette(path, mode="replay") as reader:
+            before = await _ask(reader, fake, 1)  # the cassette is read and kept in memory
+            with seedcache.SeedCache.cassette(path, mode="record") as writer:
+                again = await _ask(writer, fake, 1)
+            fake.stop()
+            return before, again, await _ask(reader, fake, 1)
+
+    before, again, after = run(scenario)
+    assert before == first
+    assert again != first
+    assert after == again
