@@ -22,6 +22,7 @@ from helpers import (
     Opener,
     StoreKind,
 )
+from inner_sessions import ForkServer, forking_enabled, run_forked
 from redis_servers import RedisServer, namespace_for
 from seedcache import CassetteStore, DiskStore, Store
 from seedcache._stores._redis import RedisStore
@@ -70,11 +71,27 @@ def fake() -> Iterator[FakeOpenAI]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def fork_server() -> Iterator[ForkServer | None]:
+    """Where this test process's inner pytest sessions are forked from (see inner_sessions)."""
+    if not forking_enabled():
+        yield None
+        return
+    server = ForkServer()
+    yield server
+    server.close()
+
+
 @pytest.fixture
 def inner(
-    pytester: pytest.Pytester, fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
+    fake: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+    fork_server: ForkServer | None,
 ) -> pytest.Pytester:
     """A pytester whose inner sessions reach the fake server through OPENAI_BASE_URL."""
+    if fork_server is not None:
+        monkeypatch.setattr(pytester, "runpytest_subprocess", run_forked(fork_server, pytester))
     monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", SENTINEL_KEY)
     monkeypatch.delenv("SEEDCACHE_MODE", raising=False)

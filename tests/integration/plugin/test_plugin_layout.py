@@ -109,11 +109,15 @@ def test_a_failing_test_leaves_a_shared_cassette_as_it_was_in_record_mode(inner,
 @pytest.mark.parametrize("mode", ["auto", "record"])
 def test_xdist_workers_merge_into_one_shared_cassette(inner, fake, monkeypatch, mode):
     write(inner, SHARED_SUITE)
-    inner.runpytest_subprocess("-n", "4", f"--seedcache-mode={mode}").assert_outcomes(passed=14)
+    recorded = inner.runpytest_subprocess("-n", "4", f"--seedcache-mode={mode}")
+    recorded.assert_outcomes(passed=14)
+    recorded.stdout.fnmatch_lines(["seedcache: 0 hits, 14 recorded, 0 refreshed, 0 misses*"])
     path = inner.path / "cassettes" / "shared" / "group.json"
     assert len(entries(path)) == 14
     assert sorted(p.name for p in path.parent.iterdir()) == ["group.json"]  # no stray files
-    replay_offline(inner, fake, monkeypatch, "-n", "4", passed=14)
+    # Two workers read what four wrote (each worker started costs seconds of imports).
+    replayed = replay_offline(inner, fake, monkeypatch, "-n", "2", passed=14)
+    replayed.stdout.fnmatch_lines(["seedcache: 14 hits, 0 recorded, 0 refreshed, 0 misses*"])
 
 
 TWIN_SUITE = {

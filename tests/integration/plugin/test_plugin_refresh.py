@@ -46,7 +46,9 @@ def summary_line(result) -> str:
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
 def test_a_refresh_run_after_a_backend_change_refreshes_every_test(inner, fake, workers):
     write(inner, SUITE)
-    inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=10)
+    recorded = inner.runpytest_subprocess("--seedcache-mode=auto", *workers)
+    recorded.assert_outcomes(passed=10)
+    assert "0 hits, 10 recorded" in summary_line(recorded)
     assert fake.request_count == 10
     cassettes = inner.path / "cassettes"
     assert len(list(cassettes.rglob("*.json"))) == 10

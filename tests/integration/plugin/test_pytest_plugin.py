@@ -240,25 +240,3 @@ def test_report_unused_lists_takes_no_test_asks_for(inner, monkeypatch):
     result = inner.runpytest_subprocess("--seedcache-report-unused")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["seedcache: 1 unused recording:", "*test_story.json: key *"])
-
-
-def test_runs_under_xdist(inner, fake):
-    inner.makepyfile(
-        test_many="""
-        import pytest
-
-        @pytest.mark.parametrize("n", range(6))
-        def test_n(openai_client, n):
-            openai_client.chat.completions.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": str(n)}], seed=n
-            )
-        """
-    )
-    recorded = inner.runpytest_subprocess("-n", "2", "--seedcache-mode=auto")
-    recorded.assert_outcomes(passed=6)
-    recorded.stdout.fnmatch_lines(["seedcache: 0 hits, 6 recorded*"])
-    fake.stop()
-    replayed = inner.runpytest_subprocess("-n", "2")
-    replayed.assert_outcomes(passed=6)
-    replayed.stdout.fnmatch_lines(["seedcache: 6 hits, 0 recorded*"])
-    assert len(list((inner.path / "cassettes" / "test_many").iterdir())) == 6
