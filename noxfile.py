@@ -19,7 +19,7 @@ def tests(session: nox.Session) -> None:
 def stress(session: nox.Session) -> None:
     """The heavy reliability tests alone: many processes on one store, crashes, fuzzing."""
     session.install("-e", ".[test]")
-    session.env["SEEDCACHE_STRESS_SCALE"] = "4"
+    session.env["SEEDCACHE_STRESS_SCALE"] = "8"
     session.run(
         "pytest",
         "tests/integration/trust/test_stress.py",

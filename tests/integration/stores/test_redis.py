@@ -314,7 +314,7 @@ _CLUSTER_WORKER = textwrap.dedent(
     """
     import random, sys, openai, seedcache
     location, base_url, number = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    prompts = random.Random(number).sample(range(200), 150)
+    prompts = random.Random(number).sample(range(100), 75)
     with seedcache.SeedCache(location, mode="auto") as cache:
         client = cache.wrap(openai.OpenAI(api_key="k", base_url=base_url, max_retries=0))
         for prompt in prompts:
@@ -351,7 +351,7 @@ def test_processes_on_different_cluster_nodes_fetch_each_prompt_once(fake, clust
 
     wanted = set()
     for n in range(8):
-        wanted.update(random.Random(n).sample(range(200), 150))
+        wanted.update(random.Random(n).sample(range(100), 75))
     assert fake.request_count == len(wanted)
     store = open_store(f"{cluster[0].url}?namespace={namespace}")
     entries = list(store.entries())

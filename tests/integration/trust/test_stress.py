@@ -18,10 +18,10 @@ from seedcache._stores import open_store
 
 PROCESSES = 8
 # Each process asks REQUESTS of PROMPTS prompts: most prompts are asked by several
-# processes at once. `nox -s stress` runs four times as many (SEEDCACHE_STRESS_SCALE=4).
+# processes at once. `nox -s stress` runs eight times as many (SEEDCACHE_STRESS_SCALE=8).
 SCALE = int(os.environ.get("SEEDCACHE_STRESS_SCALE", "1"))
-REQUESTS = 150 * SCALE
-PROMPTS = 200 * SCALE
+REQUESTS = 75 * SCALE
+PROMPTS = 100 * SCALE
 
 WORKER = (
     textwrap.dedent(
