@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 _FORK_SERVER = r"""
-import io, json, os, sys
+import json, os, sys
 
 import pytest
 import openai  # the import every inner session would otherwise repeat
