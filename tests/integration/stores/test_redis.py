@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 import seedcache
 from helpers import make_client
+from inner_sessions import finish, start_python
 from redis_servers import RedisServer, binary, free_port, namespace_for
 from seedcache import StoreError
 from seedcache._cli import cli
@@ -328,24 +329,22 @@ _CLUSTER_WORKER = textwrap.dedent(
 
 
 @pytest.mark.stress
-def test_processes_on_different_cluster_nodes_fetch_each_prompt_once(fake, cluster):
+def test_processes_on_different_cluster_nodes_fetch_each_prompt_once(
+    fake, cluster, fork_server, tmp_path
+):
     namespace = namespace_for("cluster-workers")
     workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                _CLUSTER_WORKER,
-                f"{cluster[n % 3].url}?namespace={namespace}",
-                fake.base_url,
-                str(n),
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
+        start_python(
+            fork_server,
+            _CLUSTER_WORKER,
+            f"{cluster[n % 3].url}?namespace={namespace}",
+            fake.base_url,
+            str(n),
+            where=tmp_path,
         )
         for n in range(8)
     ]
-    outputs = [(w.communicate(timeout=240)[1], w.returncode) for w in workers]
+    outputs = [finish(worker) for worker in workers]
     assert [err for err, code in outputs if code != 0] == []
     import random
 

@@ -6,13 +6,12 @@ Marked ``stress``: run with the suite, and alone by ``nox -s stress``.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 from collections import Counter
 
 import pytest
 
+from inner_sessions import finish, start_python
 from seedcache import DiskStore
 from seedcache._stores import open_store
 
@@ -82,24 +81,20 @@ def shared_location(store_kind: str, store_location: str) -> str:
 
 @pytest.mark.stress
 @pytest.mark.stores("disk", "redis")
-def test_eight_processes_share_one_store(fake, shared_location):
+def test_eight_processes_share_one_store(fake, shared_location, fork_server, tmp_path):
     workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                WORKER,
-                "sync" if n % 2 else "async",
-                shared_location,
-                fake.base_url,
-                str(n),
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
+        start_python(
+            fork_server,
+            WORKER,
+            "sync" if n % 2 else "async",
+            shared_location,
+            fake.base_url,
+            str(n),
+            where=tmp_path,
         )
         for n in range(PROCESSES)
     ]
-    outputs = [(w.communicate(timeout=240)[1], w.returncode) for w in workers]
+    outputs = [finish(worker) for worker in workers]
     assert [err for err, code in outputs if code != 0] == []
 
     import random
