@@ -90,7 +90,7 @@ _QUIET = ("-W", "ignore:Module already imported so cannot be rewritten; anyio")
 
 
 class ForkServer:
-    """A process that forks one inner pytest session per request, in order."""
+    """A process that forks inner pytest sessions and ``python -c`` workers on request."""
 
     def __init__(self) -> None:
         env = {**os.environ}
@@ -113,7 +113,7 @@ class ForkServer:
         out, err = run_dir / "stdout", run_dir / "stderr"
         job = {"args": arguments, "cwd": cwd, "env": env, "out": str(out), "err": str(err)}
         started = time.monotonic()
-        ret = self._ask({"wait": self._ask(job)["pid"]})["ret"]
+        ret = self.wait(self._ask(job)["pid"])
         outlines = out.read_text(errors="replace").splitlines()
         errlines = err.read_text(errors="replace").splitlines()
         # Shown when the test fails, as pytester shows a subprocess's output.
