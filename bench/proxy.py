@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 
 import openai
 import uvicorn
@@ -132,19 +133,15 @@ def socket_answering(body: bytes, headers: list[tuple[bytes, bytes]]) -> str:
 
 def main() -> None:
     with FakeOpenAI() as server, tempfile.TemporaryDirectory() as directory:
-        cassette = f"{directory}/proxy.json"
-        for store in (directory, cassette):  # record once into each
-            recorder = (
-                seedcache.SeedCache(store, mode="auto")
-                if store == directory
-                else (seedcache.SeedCache.cassette(store, mode="auto"))
-            )
-            with recorder:
+        in_directory = partial(seedcache.SeedCache, directory)
+        in_cassette = partial(seedcache.SeedCache.cassette, f"{directory}/proxy.json")
+        for opened in (in_directory, in_cassette):  # record once into each
+            with opened(mode="auto") as recorder:
                 first = recorder.wrap(openai.OpenAI(api_key="bench", base_url=server.base_url))
                 first.chat.completions.create(**REQUEST)
         # replay: every identical call replays the take, however often it is repeated.
-        cache = seedcache.SeedCache(directory, mode="replay")
-        from_cassette = seedcache.SeedCache.cassette(cassette, mode="replay")
+        cache = in_directory(mode="replay")
+        from_cassette = in_cassette(mode="replay")
         wrapped = cache.wrap(openai.OpenAI(api_key="bench", base_url=server.base_url))
         with cache.proxy(server.base_url) as url, from_cassette.proxy(server.base_url) as curl:
             body, headers = recorded_answer(url)

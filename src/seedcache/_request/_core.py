@@ -119,9 +119,7 @@ class Core:
         decision = decide(config.mode, takes, occurrence, strict=config.strict, freshness=None)
         if not isinstance(decision, Replay) or entry is None:
             return None
-        if not self.session.reserve_replay(key, occurrence, counting=counting):
-            return None
-        return self._replay(canonical, entry, decision.index)
+        return self._replay(canonical, entry, occurrence, decision.index)
 
     def joined(self, step: Join) -> Serve | None:
         """The take for a request that waited on ``step``; None if it must start over."""
@@ -157,10 +155,8 @@ class Core:
                 return None
             raise self._miss(canonical, decision)
         if isinstance(decision, Replay):
-            if not session.reserve_replay(key, occurrence, counting=counting):
-                return None
             assert entry is not None  # a replay needs a take
-            return self._replay(canonical, entry, decision.index)
+            return self._replay(canonical, entry, occurrence, decision.index)
         joins = may_join and config.mode is not Mode.RECORD
         reserved = session.reserve_fetch(
             key, occurrence, counting=counting, join=joins, arrived=arrived
@@ -171,7 +167,14 @@ class Core:
             return Join(reserved.flight, key)
         return self._go_live(canonical, entry, decision, reserved.flight, may_lease, may_hold)
 
-    def _replay(self, canonical: Canonical, entry: Entry, index: int) -> Serve:
+    def _replay(
+        self, canonical: Canonical, entry: Entry, occurrence: int, index: int
+    ) -> Serve | None:
+        """Serve take ``index`` for ``occurrence``; None when another thread took it first."""
+        if not self.session.reserve_replay(
+            canonical.key, occurrence, counting=self.config.count_repeats
+        ):
+            return None
         take = entry.takes[index]
         self.session.count_replay(canonical.key, index, take)
         if _log.isEnabledFor(logging.DEBUG):  # naming the endpoint reads the summary

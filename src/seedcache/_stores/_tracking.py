@@ -159,18 +159,13 @@ class TrackedFrames:
             self._maybe_track_again()
             return
         try:
-            taken = 0
-            while self._connection.can_read(timeout=0):
-                taken += self._apply(self._connection.read_response())
-                if taken > _MOST_TAKEN_IN:
-                    self._start_over()
-                    return
-            if taken or time.monotonic() - self._confirmed > _CONFIRM_EVERY_SECONDS:
-                self._catch_up(taken)
+            stale = time.monotonic() - self._confirmed > _CONFIRM_EVERY_SECONDS
+            if stale or self._connection.can_read(timeout=0):
+                self._catch_up()
         except Exception as exc:  # any failure at all ends the keeping, safely
             self._stop(f"{type(exc).__name__}: {exc}")
 
-    def _catch_up(self, taken: int) -> None:
+    def _catch_up(self) -> None:
         """Take in every message the server queued before now.
 
         After messages came, more may wait at the server behind what the socket could
@@ -181,6 +176,7 @@ class TrackedFrames:
         answered after every message queued before it.
         """
         self._connection.send_command("PING", _MARK, check_health=False)
+        taken = 0
         while True:
             if not self._connection.can_read(timeout=self._answer_seconds):
                 raise TimeoutError(f"no answer to PING in {self._answer_seconds:g} s")
