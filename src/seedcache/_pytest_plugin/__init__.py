@@ -176,21 +176,25 @@ def _run_for(request: pytest.FixtureRequest, defaults: dict[str, Any]) -> Casset
 def _inside(config: pytest.Config, path: Path, base: Path) -> bool:
     """Whether ``path``, links followed, is inside ``base``.
 
-    Folders are resolved once per run (tests of a module share theirs): resolving walks
-    every component of the path, a system call each, and a suite asks once per test.
+    What is known of a folder (where it leads, whether that is inside ``base``) is
+    worked out once per run: tests of a module share their folder, resolving walks every
+    component of the path with a system call each, and a suite asks once per test. Each
+    test then costs one ``lstat`` of its own file.
     """
-    resolved = config.stash.setdefault(_RESOLVED, {})
-    for folder in (base, path.parent):
-        if folder not in resolved:
-            resolved[folder] = folder.resolve()
-    where = resolved[path.parent] / path.name
-    try:
-        followed = path.name in ("", ".", "..") or where.is_symlink()
-    except OSError:  # a name too long for the system: opening it will say so
-        followed = False
-    if followed:
-        where = path.resolve()
-    return where.is_relative_to(resolved[base])
+    known = config.stash.setdefault(_FOLDERS, {})
+    if base not in known:
+        known[base] = (base.resolve(), True)
+    root = known[base][0]
+    if path.parent not in known:
+        resolved = path.parent.resolve()
+        known[path.parent] = (resolved, resolved.is_relative_to(root))
+    folder, folder_inside = known[path.parent]
+    name = path.name
+    # Joined as text: a Path join costs more than the lstat. islink is False for a name
+    # too long for the system: opening it will say so.
+    if name in ("", ".", "..") or os.path.islink(os.path.join(folder, name)):
+        return path.resolve().is_relative_to(root)
+    return folder_inside
 
 
 def _older_cassette(item: pytest.Item, base: Path, rootpath: Path, path: Path) -> Path:
@@ -211,7 +215,8 @@ def _session_backends(config: pytest.Config) -> Any:
 
 
 _BACKENDS = pytest.StashKey[Any]()
-_RESOLVED = pytest.StashKey[dict[Path, Path]]()
+_FOLDERS = pytest.StashKey[dict[Path, tuple[Path, bool]]]()
+"""Folders as resolved, each with whether it is inside the cassette directory."""
 _RUN = pytest.StashKey[CassetteRun]()
 _CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 

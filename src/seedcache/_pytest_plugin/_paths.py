@@ -9,6 +9,7 @@ tests can never share a file by accident.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -48,12 +49,12 @@ def default_cassette(item: pytest.Item, cassette_dir: Path, rootpath: Path) -> P
     if bracket and "~" not in file_name:  # an escaped name's hash already tells case apart
         marked = "".join(f"^{c}" if c.isupper() else c for c in parameters)
         file_name = head + bracket + marked
-    return cassette_dir / _file_part(item, rootpath) / f"{file_name}.json"
+    return _folder(cassette_dir, item.path, rootpath) / f"{file_name}.json"
 
 
 def unhashed_cassette(item: pytest.Item, cassette_dir: Path, rootpath: Path) -> Path:
     """Where seedcache 0.3 kept this test's cassette (ids with capitals were not hashed)."""
-    return cassette_dir / _file_part(item, rootpath) / f"{safe_name(_test_name(item))}.json"
+    return _folder(cassette_dir, item.path, rootpath) / f"{safe_name(_test_name(item))}.json"
 
 
 def legacy_cassette(item: pytest.Item, cassette_dir: Path) -> Path:
@@ -62,8 +63,14 @@ def legacy_cassette(item: pytest.Item, cassette_dir: Path) -> Path:
     return cassette_dir / Path(str(item.path)).stem / f"{name or item.name}.json"
 
 
-def _file_part(item: pytest.Item, rootpath: Path) -> Path:
-    path = Path(str(item.path))
+@functools.lru_cache(maxsize=4096)
+def _folder(cassette_dir: Path, test_file: Path, rootpath: Path) -> Path:
+    """The folder of a test file's cassettes: worked out once per module, not per test."""
+    return cassette_dir / _file_part(test_file, rootpath)
+
+
+def _file_part(test_file: Path, rootpath: Path) -> Path:
+    path = Path(str(test_file))
     try:
         relative = path.relative_to(rootpath)
     except ValueError:

@@ -42,6 +42,7 @@ from ._base import (
     NotInMemory,
     poll_until_settled,
 )
+from ._bounded import read_bounded
 from ._cassette_index import LAZY_FROM_BYTES, index_cassette, same_as_parsed
 from ._codec import entry_from_document, entry_to_document
 from ._filelock import LOCK_TIMEOUT_SECONDS, exclusive
@@ -420,15 +421,14 @@ def read_cassette(path: Path) -> CassetteContents:
 def read_cassette_bytes(path: Path) -> bytes:
     """A cassette file's bytes, refusing files too large to be one."""
     try:
-        size = path.stat().st_size
-        if size > MAX_CASSETTE_BYTES:
-            raise CorruptEntryError(
-                f"{path}: cassette is {size} bytes, over the {MAX_CASSETTE_BYTES} byte limit; "
-                "a cassette this big is a mistake or an attack"
-            )
-        with path.open("rb") as handle:
-            # Read one byte past the limit: the file may have grown since stat().
-            data = handle.read(MAX_CASSETTE_BYTES + 1)
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_CASSETTE_BYTES:
+                raise CorruptEntryError(
+                    f"{path}: cassette is {size} bytes, over the {MAX_CASSETTE_BYTES} byte "
+                    "limit; a cassette this big is a mistake or an attack"
+                )
+            data = read_bounded(handle, size, MAX_CASSETTE_BYTES)
     except OSError as exc:
         if isinstance(exc, StoreError):
             raise

@@ -31,6 +31,7 @@ from urllib.parse import quote
 import diskcache
 
 from .._errors import StoreError
+from ._bounded import read_bounded
 
 __all__ = [
     "MAX_VALUE_BYTES",
@@ -153,7 +154,7 @@ def read_value_file(directory: str, filename: Any) -> bytes:
             raise Refused(f"value file {filename!r} is not a regular file; refused")
         if info.st_size > MAX_VALUE_BYTES:
             raise Refused(f"value file {filename!r} is over {MAX_VALUE_BYTES} bytes; refused")
-        data = handle.read(MAX_VALUE_BYTES + 1)
+        data = read_bounded(handle, info.st_size, MAX_VALUE_BYTES)
     if len(data) > MAX_VALUE_BYTES:
         raise Refused(f"value file {filename!r} is over {MAX_VALUE_BYTES} bytes; refused")
     return data
