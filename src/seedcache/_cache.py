@@ -28,7 +28,7 @@ from ._request._backends import BackendChange, Backends
 from ._request._config import Clock, CoreConfig
 from ._request._core import Core
 from ._request._freshness import RefreshRules, parse_pins
-from ._request._keys import DEFAULT_MATCH_HEADERS, KeyConfig, field_paths, names
+from ._request._keys import DEFAULT_MATCH_HEADERS, shared_key_config
 from ._request._modes import Mode, resolve_mode
 from ._request._session import Stats
 from ._stores import CassetteStore, Store, open_store
@@ -143,12 +143,12 @@ class SeedCache:
         config = CoreConfig(
             store,
             mode=resolved,
-            key_config=KeyConfig(
+            key_config=shared_key_config(
                 match_host=match_host,
-                match_headers=tuple(match_headers),
+                match_headers=match_headers,
                 namespace=namespace,
-                ignore=field_paths(ignore),
-                secret_params=names(secret_params, "secret_params"),
+                ignore=ignore,
+                secret_params=secret_params,
             ),
             rules=self._rules,
             strict=strict,

@@ -282,6 +282,9 @@ def _after_test(request: pytest.FixtureRequest, run: CassetteRun) -> None:
         item.user_properties.append((CONSUMED_PROPERTY, consumed))
     missed = cache.missed
     run.finish(passed=passed and not missed)
+    # pytest keeps every item to the end of the session; the run (its options, paths and
+    # a reference back to the item) is of no use past this point.
+    del item.stash[_RUN]
     if missed and passed:
         # The code under test caught the CacheMiss; the test must not pass anyway.
         pytest.fail(

@@ -108,6 +108,59 @@ class KeyConfig:
         object.__setattr__(self, "match_headers", lowered)
 
 
+def shared_key_config(
+    *,
+    match_host: bool,
+    match_headers: Iterable[str],
+    namespace: str | None,
+    ignore: str | Iterable[str],
+    secret_params: str | Iterable[str],
+) -> KeyConfig:
+    """The :class:`KeyConfig` for these options, one object for equal options.
+
+    A suite opens a cache per test, all with the same options: they share one config
+    (and its memo of keyed requests) instead of each checking the options again.
+    """
+    try:
+        return _shared_key_config(
+            match_host,
+            _frozen(match_headers),
+            namespace,
+            _frozen(ignore),
+            _frozen(secret_params),
+        )
+    except TypeError:  # an option that cannot be hashed: KeyConfig says what is wrong
+        return KeyConfig(
+            match_host=match_host,
+            match_headers=tuple(match_headers),
+            namespace=namespace,
+            ignore=ignore,  # type: ignore[arg-type]  # checked by KeyConfig
+            secret_params=secret_params,  # type: ignore[arg-type]
+        )
+
+
+@functools.lru_cache(maxsize=32)
+def _shared_key_config(
+    match_host: bool,
+    match_headers: tuple[str, ...],
+    namespace: str | None,
+    ignore: Any,
+    secret_params: Any,
+) -> KeyConfig:
+    return KeyConfig(
+        match_host=match_host,
+        match_headers=match_headers,
+        namespace=namespace,
+        ignore=ignore,
+        secret_params=secret_params,
+    )
+
+
+def _frozen(values: str | Iterable[str]) -> str | tuple[str, ...]:
+    """``values`` as something hashable; a lone string stays one, for KeyConfig to refuse."""
+    return values if isinstance(values, str) else tuple(values)
+
+
 class Canonical:
     """A request reduced to what identifies it: its key and a readable, secret-free summary.
 

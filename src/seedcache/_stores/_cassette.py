@@ -337,13 +337,16 @@ class CassetteStore(BaseStore):
         """
         if self._batch is not None:
             return  # inside a batch the lock is held: nobody else can have changed it
-        signature = _signature(self._path)
-        if signature == self._seen and not verify:
+        if not verify and self._seen is not None and _signature(self._path) == self._seen:
             return
-        if signature is None:
+        # Changed, never read, or missing when last looked: read it, with the signature of
+        # the file opened (what was read, and no second system call to learn it).
+        found = _read_signed(self._path)
+        signature = None if found is None else found[0]
+        if found is None:
             self._entries, self._meta, self._digest = {}, {}, None
         else:
-            data = read_cassette_bytes(self._path)
+            data = found[1]
             digest = xxhash.xxh3_64_intdigest(data)
             if digest != self._digest and self._open_lazily(data):
                 self._digest = digest
@@ -420,22 +423,32 @@ def read_cassette(path: Path) -> CassetteContents:
 
 def read_cassette_bytes(path: Path) -> bytes:
     """A cassette file's bytes, refusing files too large to be one."""
+    found = _read_signed(path)
+    if found is None:
+        raise StoreError(f"cannot read cassette {path}: no such file")
+    return found[1]
+
+
+def _read_signed(path: Path) -> tuple[_Signature, bytes] | None:
+    """A cassette file's signature (of the file opened) and bytes; None when it is missing."""
     try:
         with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > MAX_CASSETTE_BYTES:
+            stat = os.fstat(handle.fileno())
+            if stat.st_size > MAX_CASSETTE_BYTES:
                 raise CorruptEntryError(
-                    f"{path}: cassette is {size} bytes, over the {MAX_CASSETTE_BYTES} byte "
-                    "limit; a cassette this big is a mistake or an attack"
+                    f"{path}: cassette is {stat.st_size} bytes, over the {MAX_CASSETTE_BYTES} "
+                    "byte limit; a cassette this big is a mistake or an attack"
                 )
-            data = read_bounded(handle, size, MAX_CASSETTE_BYTES)
+            data = read_bounded(handle, stat.st_size, MAX_CASSETTE_BYTES)
+    except FileNotFoundError:
+        return None
     except OSError as exc:
         if isinstance(exc, StoreError):
             raise
         raise StoreError(f"cannot read cassette {path}: {exc}") from exc
     if len(data) > MAX_CASSETTE_BYTES:
         raise CorruptEntryError(f"{path}: cassette is over the {MAX_CASSETTE_BYTES} byte limit")
-    return data
+    return (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size), data
 
 
 def parse_cassette(data: bytes, *, where: str) -> CassetteContents:
