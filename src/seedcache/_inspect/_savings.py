@@ -80,13 +80,19 @@ class Savings:
 @lru_cache(maxsize=4096)
 def price_usd(model: str, usage: TokenUsage) -> Decimal | None:
     """The price of ``usage`` on ``model`` at its provider; None when it is not known."""
+    priced = _calculate(model, usage)
+    return None if priced is None else Decimal(priced.total_price)
+
+
+def _calculate(model: str, usage: TokenUsage) -> Any:
+    """genai-prices' calculation for ``usage`` on ``model``; None when it has no price."""
     try:
         from genai_prices import Usage, calc_price
     except ImportError:  # pragma: no cover - a dependency; a broken install prices nothing
         return None
     provider = provider_of_model(model)
     try:
-        priced = calc_price(
+        return calc_price(
             Usage(
                 input_tokens=usage.input,
                 output_tokens=usage.output,
@@ -100,37 +106,77 @@ def price_usd(model: str, usage: TokenUsage) -> Decimal | None:
     except LookupError:
         # Gemini names a version the price list may not (gemini-2.0-flash-001).
         unversioned = re.sub(r"-\d{3}$", "", model)
-        return price_usd(unversioned, usage) if unversioned != model else None
+        return _calculate(unversioned, usage) if unversioned != model else None
     except Exception as exc:
         _log.debug("no price for %s: %s", model, exc)
         return None
-    return Decimal(priced.total_price)
+
+
+@lru_cache(maxsize=256)
+def _priced_per_token(model: str) -> bool:
+    """Whether ``model`` costs the same for every token, whatever the request: no price
+    tiers (dearer past 200k input tokens) and no fee per request. Then the price of many
+    usages is the price of their sum, one calculation instead of one per usage (about
+    0.13 ms each: a suite of 600 tests asked 600)."""
+    try:
+        from genai_prices.types import TieredPrices
+    except ImportError:  # pragma: no cover - an older genai-prices: price each usage
+        return False
+    priced = _calculate(model, TokenUsage(input=1, output=1))
+    prices = getattr(getattr(priced, "model_price", None), "__dict__", None)
+    if not isinstance(prices, dict):
+        return False
+    return not any(
+        isinstance(value, TieredPrices) or (name == "requests_kcount" and value is not None)
+        for name, value in prices.items()
+    )
+
+
+def _price_of_all(model: str, usages: list[tuple[TokenUsage, int]]) -> Decimal | None:
+    """The price of every usage (each asked ``times``); None when any has no price."""
+    if len(usages) > 1 and _priced_per_token(model):
+        summed = TokenUsage(
+            input=sum(u.input * times for u, times in usages),
+            output=sum(u.output * times for u, times in usages),
+            cached_input=sum(u.cached_input * times for u, times in usages),
+            cache_write_input=sum(u.cache_write_input * times for u, times in usages),
+        )
+        priced = _calculate(model, summed)
+        return None if priced is None else Decimal(priced.total_price)
+    total = Decimal(0)
+    for usage, times in usages:
+        price = price_usd(model, usage)
+        if price is None:
+            return None
+        total += price * times
+    return total
 
 
 def savings_of(replayed: Iterable[tuple[str, TokenUsage | None, int]]) -> Savings:
     """What replaying takes of ``(model, usage, times)`` saved."""
-    per_model: dict[str, list[Any]] = {}
+    usages: dict[str, list[tuple[TokenUsage, int]]] = {}
     for model, usage, count in replayed:
-        if usage is None:
-            continue
-        row = per_model.setdefault(model, [0, 0, Decimal(0), True])
-        row[0] += count
-        row[1] += usage.total * count
-        price = price_usd(model, usage)
-        if price is None:
-            row[3] = False
-        else:
-            row[2] += price * count
-    models = tuple(
-        ModelSavings(model, hits, tokens, _to_dollars(cost) if priced else None)
-        for model, (hits, tokens, cost, priced) in sorted(per_model.items())
-    )
-    priced = [(cost, ok) for _, (_, _, cost, ok) in per_model.items() if ok]
+        if usage is not None:
+            usages.setdefault(model, []).append((usage, count))
+    models: list[ModelSavings] = []
+    priced: list[Decimal] = []
+    for model, pairs in sorted(usages.items()):
+        cost = _price_of_all(model, pairs)
+        if cost is not None:
+            priced.append(cost)
+        models.append(
+            ModelSavings(
+                model,
+                hits=sum(times for _, times in pairs),
+                tokens=sum(usage.total * times for usage, times in pairs),
+                cost_usd=None if cost is None else _to_dollars(cost),
+            )
+        )
     return Savings(
         tokens=sum(m.tokens for m in models),
         # Summed exactly, converted once: no float noise in totals (0.00032147, not …97).
-        cost_usd=_to_dollars(sum((cost for cost, _ in priced), Decimal(0))) if priced else None,
-        models=models,
+        cost_usd=_to_dollars(sum(priced, Decimal(0))) if priced else None,
+        models=tuple(models),
     )
 
 

@@ -13,7 +13,7 @@ from genai_prices import Usage, calc_price
 import seedcache
 from helpers import MESSAGES, make_client
 from seedcache._cli import cli
-from seedcache._inspect._savings import describe_saved
+from seedcache._inspect._savings import describe_saved, savings_of
 from seedcache._takes._usage import TokenUsage, usage_of
 
 
@@ -133,3 +133,39 @@ def test_a_run_is_priced_once_where_the_summary_is_written_not_in_each_test(inne
     assert re.search(r"saved \d+ tokens ≈ \$0\.\d+$", summary[0]), summary
     assert "worker loaded prices: False" in spread.stderr.str()
     assert "worker loaded prices: True" not in spread.stderr.str()
+
+
+@pytest.mark.parametrize(
+    ("model", "provider"),
+    [
+        ("gpt-4o-mini-2024-07-18", "openai"),  # the same price for every token
+        ("gemini-2.5-pro", "google"),  # dearer past 200k input tokens
+        ("claude-sonnet-4-5", "anthropic"),  # tiers, and prompt-cache writes
+    ],
+)
+def test_many_replays_cost_what_each_costs_priced_alone(model, provider):
+    usages = [
+        (TokenUsage(input=1_000 + n, output=50 + n, cached_input=n * 3), 1 + n % 3)
+        for n in range(40)
+    ]
+    # One request past the tier: priced alone it costs more per token than the others.
+    usages.append((TokenUsage(input=250_000, output=900, cache_write_input=1_000), 2))
+    expected = Decimal(0)
+    for usage, times in usages:
+        calculated = calc_price(
+            Usage(
+                input_tokens=usage.input,
+                output_tokens=usage.output,
+                cache_read_tokens=usage.cached_input or None,
+                cache_write_tokens=usage.cache_write_input or None,
+            ),
+            model_ref=model,
+            provider_id=provider,
+        )
+        expected += Decimal(calculated.total_price) * times
+
+    saved = savings_of([(model, usage, times) for usage, times in usages])
+
+    assert saved.cost_usd == pytest.approx(float(expected), rel=1e-9)
+    assert saved.models[0].hits == sum(times for _, times in usages)
+    assert saved.tokens == sum(u.total * times for u, times in usages)
