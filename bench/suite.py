@@ -9,8 +9,11 @@ The same tests (one chat call each, spread over modules) in four forms:
 - wrap: each test does `seedcache.wrap(openai.OpenAI())`, replaying;
 - vcrpy: pytest-recording, each test `openai.OpenAI()`, replaying;
 - cassetter: cassetter's pytest plugin on the same test files (same marker), when it is
-  installed (`nox -s bench` installs it). The two plugins cannot load together (both add
-  `--record-mode`), so each runs with the other turned off.
+  installed (`nox -s bench` installs it).
+
+Each form loads only its own recorder plugin (the floor none), as a project with one of
+them installed would; pytest-recording and cassetter cannot load together anyway (both
+add `--record-mode`).
 
 Cassettes are recorded once from the project's fake server. Each form then runs as its
 own `pytest` process, forms alternating, best of several rounds; the ratios are what
@@ -103,21 +106,25 @@ def pytest_run(root: Path, *options: str, env: dict[str, str]) -> float:
     return elapsed
 
 
-# Each run turns off the recorder plugin it does not use: cassetter's and
-# pytest-recording's cannot load together.
+# Each run loads only its own recorder plugin, as a project that installed one would:
+# cassetter's and pytest-recording's cannot load together, and none should pay for
+# another's start-up.
 _NO_CASSETTER = ("-p", "no:cassetter")
+_NO_RECORDING = ("-p", "no:recording")
+_NO_SEEDCACHE = ("-p", "no:seedcache")
+_SEEDCACHE_ONLY = (*_NO_CASSETTER, *_NO_RECORDING)
 REPLAY_OPTIONS = {
-    "floor": ("-p", "no:seedcache", *_NO_CASSETTER),
-    "openai_client": _NO_CASSETTER,
-    "wrap": _NO_CASSETTER,
-    "vcrpy": ("--record-mode=none", *_NO_CASSETTER),
-    "cassetter": ("--record-mode=none", "-p", "no:recording"),
+    "floor": (*_NO_SEEDCACHE, *_NO_CASSETTER, *_NO_RECORDING),
+    "openai_client": _SEEDCACHE_ONLY,
+    "wrap": _SEEDCACHE_ONLY,
+    "vcrpy": ("--record-mode=none", *_NO_CASSETTER, *_NO_SEEDCACHE),
+    "cassetter": ("--record-mode=none", *_NO_RECORDING, *_NO_SEEDCACHE),
 }
 RECORD_OPTIONS = {
-    "openai_client": ("--seedcache-mode=record", *_NO_CASSETTER),
-    "wrap": ("--seedcache-mode=record", *_NO_CASSETTER),
-    "vcrpy": ("--record-mode=once", *_NO_CASSETTER),
-    "cassetter": ("--record-mode=once", "-p", "no:recording"),
+    "openai_client": ("--seedcache-mode=record", *_SEEDCACHE_ONLY),
+    "wrap": ("--seedcache-mode=record", *_SEEDCACHE_ONLY),
+    "vcrpy": ("--record-mode=once", *_NO_CASSETTER, *_NO_SEEDCACHE),
+    "cassetter": ("--record-mode=once", *_NO_RECORDING, *_NO_SEEDCACHE),
 }
 
 
