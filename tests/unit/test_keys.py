@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from seedcache import ConfigurationError
-from seedcache._request._keys import KeyConfig, canonicalize
+from seedcache._request._keys import KeyConfig, canonicalize, shared_key_config
 from seedcache._request._wire import CapturedRequest
 
 URL = "https://api.openai.com/v1/chat/completions"
@@ -219,3 +219,36 @@ def test_ignore_of_an_absent_field_keeps_the_key_and_bad_paths_are_refused():
         KeyConfig(ignore="user")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="not a field path"):
         KeyConfig(ignore=("metadata..x",))
+
+
+def shared_options(**changes: object) -> dict[str, object]:
+    options: dict[str, object] = {
+        "match_host": True,
+        "match_headers": (),
+        "namespace": None,
+        "ignore": (),
+        "secret_params": (),
+    }
+    options.update(changes)
+    return options
+
+
+def test_caches_with_equal_options_share_a_config_and_unequal_ones_never_do():
+    first = shared_key_config(**shared_options(ignore=["user"]))  # type: ignore[arg-type]
+    assert shared_key_config(**shared_options(ignore=("user",))) is first  # type: ignore[arg-type]
+    assert shared_key_config(**shared_options(ignore=["metadata"])) is not first  # type: ignore[arg-type]
+
+
+def test_namespaces_that_compare_equal_but_key_differently_share_no_config():
+    """1 == True and they hash alike; "ns": 1 and "ns": true are different keys."""
+    shared_key_config(**shared_options(namespace=1))  # type: ignore[arg-type]
+    second = shared_key_config(**shared_options(namespace=True))  # type: ignore[arg-type]
+    assert canonicalize(request(), second).key == key(request(), namespace=True)
+
+
+def test_options_that_cannot_be_shared_are_used_as_given():
+    """An unhashable option: the config is built from the options, generators included."""
+    config = shared_key_config(
+        **shared_options(namespace=["n"], ignore=(p for p in ["user"]))  # type: ignore[arg-type]
+    )
+    assert config.ignore == ("user",)

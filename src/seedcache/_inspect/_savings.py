@@ -134,7 +134,13 @@ def _priced_per_token(model: str) -> bool:
 
 def _price_of_all(model: str, usages: list[tuple[TokenUsage, int]]) -> Decimal | None:
     """The price of every usage (each asked ``times``); None when any has no price."""
-    if len(usages) > 1 and _priced_per_token(model):
+    # Summed only when each usage is one the price list prices: one it refuses (more
+    # cached input than input) leaves the model unpriced, as it does usage by usage.
+    if (
+        len(usages) > 1
+        and all(_plausible(usage) and times > 0 for usage, times in usages)
+        and _priced_per_token(model)
+    ):
         summed = TokenUsage(
             input=sum(u.input * times for u, times in usages),
             output=sum(u.output * times for u, times in usages),
@@ -150,6 +156,12 @@ def _price_of_all(model: str, usages: list[tuple[TokenUsage, int]]) -> Decimal |
             return None
         total += price * times
     return total
+
+
+def _plausible(usage: TokenUsage) -> bool:
+    """Counts a response can report: none negative, the cached parts within the input."""
+    parts = (usage.input, usage.output, usage.cached_input, usage.cache_write_input)
+    return min(parts) >= 0 and usage.cached_input + usage.cache_write_input <= usage.input
 
 
 def savings_of(replayed: Iterable[tuple[str, TokenUsage | None, int]]) -> Savings:

@@ -121,25 +121,22 @@ def shared_key_config(
     A suite opens a cache per test, all with the same options: they share one config
     (and its memo of keyed requests) instead of each checking the options again.
     """
+    # Frozen once: a generator given here is read here, and both paths below see it.
+    headers, fields, params = _frozen(match_headers), _frozen(ignore), _frozen(secret_params)
     try:
-        return _shared_key_config(
-            match_host,
-            _frozen(match_headers),
-            namespace,
-            _frozen(ignore),
-            _frozen(secret_params),
-        )
+        return _shared_key_config(match_host, headers, namespace, fields, params)
     except TypeError:  # an option that cannot be hashed: KeyConfig says what is wrong
         return KeyConfig(
             match_host=match_host,
-            match_headers=tuple(match_headers),
+            match_headers=tuple(headers),
             namespace=namespace,
-            ignore=ignore,  # type: ignore[arg-type]  # checked by KeyConfig
-            secret_params=secret_params,  # type: ignore[arg-type]
+            ignore=fields,  # type: ignore[arg-type]  # checked by KeyConfig
+            secret_params=params,  # type: ignore[arg-type]
         )
 
 
-@functools.lru_cache(maxsize=32)
+# typed: 1 and True are equal and hash alike, but "ns": 1 and "ns": true are other keys.
+@functools.lru_cache(maxsize=32, typed=True)
 def _shared_key_config(
     match_host: bool,
     match_headers: tuple[str, ...],

@@ -169,3 +169,16 @@ def test_many_replays_cost_what_each_costs_priced_alone(model, provider):
     assert saved.cost_usd == pytest.approx(float(expected), rel=1e-9)
     assert saved.models[0].hits == sum(times for _, times in usages)
     assert saved.tokens == sum(u.total * times for u, times in usages)
+
+
+def test_a_usage_the_price_list_refuses_leaves_its_model_unpriced_among_others():
+    """More cached input than input: genai-prices prices none of it, and the sum of the
+    model's usages must not hide that by pricing them together."""
+    odd = TokenUsage(input=10, output=5, cached_input=20)
+    normal = TokenUsage(input=1000, output=5)
+
+    saved = savings_of([("gpt-4o", odd, 1), ("gpt-4o", normal, 3)])
+
+    assert saved.models[0].cost_usd is None
+    assert saved.cost_usd is None
+    assert saved.unpriced == ["gpt-4o"]
