@@ -80,6 +80,10 @@ class Savings:
 @lru_cache(maxsize=4096)
 def price_usd(model: str, usage: TokenUsage) -> Decimal | None:
     """The price of ``usage`` on ``model`` at its provider; None when it is not known."""
+    return _price(model, usage)
+
+
+def _price(model: str, usage: TokenUsage) -> Decimal | None:
     priced = _calculate(model, usage)
     return None if priced is None else Decimal(priced.total_price)
 
@@ -147,8 +151,7 @@ def _price_of_all(model: str, usages: list[tuple[TokenUsage, int]]) -> Decimal |
             cached_input=sum(u.cached_input * times for u, times in usages),
             cache_write_input=sum(u.cache_write_input * times for u, times in usages),
         )
-        priced = _calculate(model, summed)
-        return None if priced is None else Decimal(priced.total_price)
+        return _price(model, summed)  # not price_usd: a sum is never asked again
     total = Decimal(0)
     for usage, times in usages:
         price = price_usd(model, usage)

@@ -342,27 +342,27 @@ class CassetteStore(BaseStore):
         # Changed, never read, or missing when last looked: read it, with the signature of
         # the file opened (what was read, and no second system call to learn it).
         found = _read_signed(self._path)
-        signature = None if found is None else found[0]
         if found is None:
             self._entries, self._meta, self._digest = {}, {}, None
-        else:
-            data = found[1]
-            digest = xxhash.xxh3_64_intdigest(data)
-            if digest != self._digest and self._open_lazily(data):
-                self._digest = digest
-            elif digest != self._digest:
-                contents = parse_cassette(data, where=str(self._path))
-                self._broken = contents.broken
-                if contents.broken and not self._tolerate_broken:
-                    raise CorruptEntryError(
-                        f"{contents.broken[0]}; `seedcache --cassette {self._path} verify` "
-                        "lists every damaged entry and `verify --fix` removes them"
-                    )
-                self._entries = {
-                    entry.key: entry.with_revision(next(_revisions)) for entry in contents.entries
-                }
-                self._meta = contents.meta
-                self._digest = digest
+            self._seen = None
+            return
+        signature, data = found
+        digest = xxhash.xxh3_64_intdigest(data)
+        if digest != self._digest and self._open_lazily(data):
+            self._digest = digest
+        elif digest != self._digest:
+            contents = parse_cassette(data, where=str(self._path))
+            self._broken = contents.broken
+            if contents.broken and not self._tolerate_broken:
+                raise CorruptEntryError(
+                    f"{contents.broken[0]}; `seedcache --cassette {self._path} verify` "
+                    "lists every damaged entry and `verify --fix` removes them"
+                )
+            self._entries = {
+                entry.key: entry.with_revision(next(_revisions)) for entry in contents.entries
+            }
+            self._meta = contents.meta
+            self._digest = digest
         self._seen = signature
 
     def _open_lazily(self, data: bytes) -> bool:

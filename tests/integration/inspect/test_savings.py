@@ -17,11 +17,17 @@ from seedcache._inspect._savings import describe_saved, savings_of
 from seedcache._takes._usage import TokenUsage, usage_of
 
 
-def price(model: str, usage: TokenUsage) -> Decimal:
+def price(model: str, usage: TokenUsage, provider: str = "openai") -> Decimal:
+    """What genai-prices itself says ``usage`` costs: the oracle the savings are held to."""
     calculated = calc_price(
-        Usage(input_tokens=usage.input, output_tokens=usage.output),
+        Usage(
+            input_tokens=usage.input,
+            output_tokens=usage.output,
+            cache_read_tokens=usage.cached_input or None,
+            cache_write_tokens=usage.cache_write_input or None,
+        ),
         model_ref=model,
-        provider_id="openai",
+        provider_id=provider,
     )
     return Decimal(calculated.total_price)
 
@@ -150,19 +156,7 @@ def test_many_replays_cost_what_each_costs_priced_alone(model, provider):
     ]
     # One request past the tier: priced alone it costs more per token than the others.
     usages.append((TokenUsage(input=250_000, output=900, cache_write_input=1_000), 2))
-    expected = Decimal(0)
-    for usage, times in usages:
-        calculated = calc_price(
-            Usage(
-                input_tokens=usage.input,
-                output_tokens=usage.output,
-                cache_read_tokens=usage.cached_input or None,
-                cache_write_tokens=usage.cache_write_input or None,
-            ),
-            model_ref=model,
-            provider_id=provider,
-        )
-        expected += Decimal(calculated.total_price) * times
+    expected = sum((price(model, usage, provider) * times for usage, times in usages), Decimal(0))
 
     saved = savings_of([(model, usage, times) for usage, times in usages])
 
