@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,12 +27,14 @@ from .._errors import CorruptEntryError, StoreError, UnsafeDataError
 from .._takes._take import Entry
 from ._base import (
     MAX_LEASE_SECONDS,
+    NOT_IN_MEMORY,
     BaseStore,
     Capabilities,
     Change,
     Check,
     Lease,
     MetaChange,
+    NotInMemory,
     check_by_decoding,
     poll_until_settled,
     skip_damaged,
@@ -39,6 +42,7 @@ from ._base import (
 from ._codec import encode_entry
 from ._diskrows import ReadOnlyRows, Refused, open_rows, read_value_file
 from ._frames import DecodedFrames, frame_revision
+from ._nowait import NoWaitReads
 from ._summary import Summary, Totals, newest_of, parse_many, summarize
 
 __all__ = ["DiskStore"]
@@ -75,6 +79,9 @@ class DiskStore(BaseStore):
             self._cache = ReadOnlyRows(path)
             self.read_only = True
         self._frames = DecodedFrames(self.location)
+        self._nowait = NoWaitReads(path / diskcache.core.DBNAME)
+        self._transactions = threading.local()
+        """How deep this thread is in transactions: reads inside one must see its changes."""
         self._owner = f"{os.getpid()}-{uuid.uuid4().hex}"
 
     @property
@@ -99,9 +106,25 @@ class DiskStore(BaseStore):
         when the bytes are the ones decoded last time for this key, as on repeated hits.
         Entries are immutable, so the decoded one is handed out as it is.
         """
-        frame = self._read(_ENTRY_PREFIX + key)
+        name = _ENTRY_PREFIX + key
+        # The read that cannot wait is the quicker one too (no diskcache layers); a row it
+        # cannot answer (a lock, a value file, an error to report) is read through them.
+        frame = NOT_IN_MEMORY if self._in_transaction() else self._nowait.value(name)
+        if frame is NOT_IN_MEMORY:
+            frame = self._read(name)
         if frame is None:
             return None
+        return self._frames.entry(key, frame)
+
+    def get_in_memory(self, key: str) -> Entry | NotInMemory | None:
+        """:meth:`get` when SQLite can answer without waiting (see :mod:`._nowait`);
+        otherwise :data:`NOT_IN_MEMORY`, and :meth:`get` does the reading in a worker
+        thread. An async client's replay is then answered on its event loop."""
+        if self._in_transaction():
+            return NOT_IN_MEMORY  # its own changes are seen only through its connection
+        frame = self._nowait.value(_ENTRY_PREFIX + key)
+        if frame is None or frame is NOT_IN_MEMORY:
+            return frame
         return self._frames.entry(key, frame)
 
     def update(self, key: str, change: Change) -> Entry | None:
@@ -336,7 +359,8 @@ class DiskStore(BaseStore):
             raise StoreError(f"cannot read {self.location}: {exc}") from exc
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connections."""
+        self._nowait.close()
         self._cache.close()
 
     def _rebuild_summary(self, key: str) -> Summary | None:
@@ -354,6 +378,8 @@ class DiskStore(BaseStore):
 
     @contextlib.contextmanager
     def _writing(self, what: str) -> Iterator[None]:
+        depth = getattr(self._transactions, "depth", 0)
+        self._transactions.depth = depth + 1
         try:
             with self._cache.transact(retry=True):
                 yield
@@ -363,6 +389,11 @@ class DiskStore(BaseStore):
             raise StoreError(f"cannot write {what} to {self.location}: {exc}") from exc
         except Refused as exc:
             raise UnsafeDataError(f"{self.location}: {exc}") from None
+        finally:
+            self._transactions.depth = depth
+
+    def _in_transaction(self) -> bool:
+        return getattr(self._transactions, "depth", 0) > 0
 
     def _put(self, name: str, value: bytes | None, *, tag: int | None = None) -> None:
         if value is None:

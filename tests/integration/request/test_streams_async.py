@@ -331,6 +331,44 @@ def test_an_async_replay_from_a_cassette_is_answered_on_the_event_loop(fake, tmp
     assert served.thread == loop_thread
 
 
+def test_an_async_replay_from_a_directory_is_answered_on_the_event_loop(fake, tmp_path, caplog):
+    """A directory's row is read on the loop when SQLite can answer without waiting."""
+    directory = tmp_path / "cache"
+    with seedcache.SeedCache(directory, mode="auto") as cache:
+        recorded = run(lambda: _ask(cache, fake, 1))
+    fake.stop()
+    caplog.set_level("DEBUG", logger="seedcache")
+
+    async def replay() -> tuple[str, int]:
+        with seedcache.SeedCache(directory, mode="replay") as cache:
+            return await _ask(cache, fake, 1), threading.get_ident()
+
+    replayed, loop_thread = run(replay)
+    assert replayed == recorded
+    [served] = [r for r in caplog.records if r.getMessage().startswith("replayed")]
+    assert served.thread == loop_thread
+
+
+def test_an_async_directory_replay_sees_a_take_another_writer_recorded_since(fake, tmp_path):
+    """A row read on the loop is the row as it is now, never a copy kept from before."""
+    directory = tmp_path / "cache"
+    with seedcache.SeedCache(directory, mode="auto") as cache:
+        first = run(lambda: _ask(cache, fake, 1))
+
+    async def scenario() -> tuple[str, str, str]:
+        with seedcache.SeedCache(directory, mode="replay") as reader:
+            before = await _ask(reader, fake, 1)
+            with seedcache.SeedCache(directory, mode="record") as writer:
+                again = await _ask(writer, fake, 1)
+            fake.stop()
+            return before, again, await _ask(reader, fake, 1)
+
+    before, again, after = run(scenario)
+    assert before == first
+    assert again != first
+    assert after == again
+
+
 def test_an_async_replay_sees_a_take_another_writer_recorded_since(fake, tmp_path):
     """What the cache holds in memory is served only while the file is as it was read."""
     path = tmp_path / "story.json"

@@ -255,6 +255,41 @@ def test_disk_reads_see_changes_made_by_another_store_and_stay_private(tmp_path)
     second.close()
 
 
+def test_a_read_inside_a_batch_sees_the_batch_own_changes(store):
+    """Reads made while a batch is open see what it changed, not yet committed."""
+    store.update("ab12", lambda _: entry())
+    with store.batch():
+        store.update("cd34", lambda _: entry("cd34"))
+        store.update("ab12", lambda _: None)
+        assert store.get("cd34") == entry("cd34")
+        assert store.get("ab12") is None
+    assert store.get("cd34") == entry("cd34")
+
+
+def test_a_directory_read_that_needs_no_waiting_is_answered_at_once(tmp_path):
+    """What an async client's replay calls on its event loop: the row as it is now."""
+    from seedcache._stores._base import NOT_IN_MEMORY
+
+    first, second = DiskStore(tmp_path / "d"), DiskStore(tmp_path / "d")
+    assert first.get_in_memory("ab12") is None
+    first.update("ab12", lambda _: entry())
+    assert second.get_in_memory("ab12") == entry()
+
+    def add_take(current):
+        return dataclasses.replace(current, takes=(*current.takes, Take(201, (), b"later")))
+
+    second.update("ab12", add_take)
+    assert [t.status for t in first.get_in_memory("ab12").takes] == [200, 201]
+    big = entry("cd34", body=b'{"v": "' + os.urandom(60_000).hex().encode() + b'"}')
+    first.update("cd34", lambda _: big)
+    # A value kept in a file of its own is read in a worker thread, not on the loop.
+    assert second.get_in_memory("cd34") is NOT_IN_MEMORY
+    assert second.get("cd34") == big
+    first.close()
+    assert second.get_in_memory("ab12") is not NOT_IN_MEMORY
+    second.close()
+
+
 def test_a_change_made_in_place_is_rolled_back_with_a_failed_write(store, monkeypatch):
     """The change function cannot edit what it is given; a failed write leaves it as it was."""
     store.update("ab12", lambda _: entry())
