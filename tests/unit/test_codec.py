@@ -193,3 +193,36 @@ def test_a_key_is_lower_case_hex_digits_for_cassettes_and_redis_names(text, is_o
 
     assert is_key(text) is is_one
     assert (_key_in(f"ns:{{{text}}}".encode(), len("ns:{")) == text) is is_one
+
+
+_USAGES = [
+    {"usage": {"prompt_tokens": 12, "completion_tokens": 30, "total_tokens": 42}},
+    {"usage": {"prompt_tokens": 9, "prompt_tokens_details": {"cached_tokens": 4}}},
+    {"response": {"usage": {"input_tokens": 5, "output_tokens": 7}}},
+    {"usage": {"input_tokens": 3, "cache_read_input_tokens": 2, "output_tokens": 1}},
+    {"usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 6}},
+    {"usage": {"prompt_tokens": True, "completion_tokens": 10**12}},
+    {"usage": "none"},
+    {"id": "no usage at all"},
+]
+
+
+@given(
+    document=st.sampled_from(_USAGES),
+    status=st.sampled_from([200, 201, 400, 429, 500]),
+    indent=st.sampled_from([None, 2]),
+    content_type=st.sampled_from(["application/json", "application/json; charset=utf-8"]),
+)
+def test_a_decoded_take_reports_the_usage_its_bytes_hold(document, status, indent, content_type):
+    """A cassette decode reads usage from the body it already parsed: the same usage a
+    parse of the replayed bytes gives, for every kind of answer and status."""
+    from seedcache._takes._usage import usage_of
+
+    body = json.dumps({"id": "x", **document}, indent=indent).encode()
+    take = Take(status, (("content-type", content_type),), body)
+    entry = Entry("0123abcd", {"method": "POST", "url": "https://x/v1/chat"}, [take])
+    decoded = document_round_trip(entry)[1].takes[0]
+    fresh = Take(status, (("content-type", content_type),), decoded.body)
+    assert decoded.body == body
+    assert usage_of(decoded) == usage_of(fresh) == usage_of(take)
+    assert usage_of(fresh) == usage_of(fresh)  # read once, then remembered

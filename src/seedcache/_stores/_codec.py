@@ -17,6 +17,7 @@ from typing import Any
 from .._errors import CorruptEntryError
 from .._takes._content import content_of
 from .._takes._take import Entry, Take
+from .._takes._usage import remember_usage
 from ._json_text import dumps_indented
 
 __all__ = [
@@ -118,10 +119,11 @@ def _take_from_document(document: Any, where: str) -> Take:
                 )
             pairs.append((items[0], items[1]))
     headers = tuple((str(k).lower(), _expect(v, str, f"{where}.headers.{k}")) for k, v in pairs)
-    body = _body_from_document(doc.get("body"), f"{where}.body")
+    body_document = doc.get("body")
+    body = _body_from_document(body_document, f"{where}.body")
     if "output" in doc:
         _check_output(doc["output"], body, f"{where}.output")
-    return checked_take(
+    take = checked_take(
         where,
         status=doc.get("status"),
         headers=headers,
@@ -131,6 +133,10 @@ def _take_from_document(document: Any, where: str) -> Take:
         recorded_at_ms=_parse_iso(doc.get("recorded_at"), f"{where}.recorded_at"),
         latency_ms=_milliseconds(doc.get("latency_ms", 0), f"{where}.latency_ms"),
     )
+    if isinstance(body_document, dict) and "json" in body_document:
+        # The body was rendered from this value: its usage needs no second parse.
+        remember_usage(take, body_document["json"])
+    return take
 
 
 # Bounds every store holds a take to: what an API answer can be, not what a planted entry

@@ -44,6 +44,9 @@ class Take:
     """When the response arrived, in milliseconds since the Unix epoch."""
     latency_ms: int = 0
     """How long the upstream took to answer (to the last byte for streams)."""
+    usage_read: tuple[Any] | None = field(default=None, init=False, repr=False, compare=False)
+    """Internal: ``(usage,)`` once :func:`~seedcache._takes._usage.usage_of` has read it,
+    from the body or from the document a store decoded the body from."""
 
     @property
     def content_type(self) -> str:

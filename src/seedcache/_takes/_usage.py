@@ -10,7 +10,7 @@ from typing import Any
 
 from ._take import Take, loads_or_none
 
-__all__ = ["TokenUsage", "usage_of"]
+__all__ = ["TokenUsage", "remember_usage", "usage_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +31,31 @@ class TokenUsage:
 
 
 def usage_of(take: Take) -> TokenUsage | None:
-    """The usage ``take`` reported, or None when it reported none."""
+    """The usage ``take`` reported, or None when it reported none; read once per take."""
     if take.status >= 400:
         return None
-    if not take.is_stream:
-        return _usage_in(loads_or_none(take.body))
+    known = take.usage_read
+    if known is not None:
+        usage: TokenUsage | None = known[0]
+        return usage
+    usage = _usage_in(loads_or_none(take.body)) if not take.is_stream else _stream_usage(take)
+    _remember(take, usage)
+    return usage
+
+
+def remember_usage(take: Take, document: Any) -> None:
+    """Note the usage of ``take``, whose JSON body a store just decoded from ``document``:
+    a replay's usage is then read without parsing the body again."""
+    if take.status < 400 and not take.is_stream:
+        _remember(take, _usage_in(document))
+
+
+def _remember(take: Take, usage: TokenUsage | None) -> None:
+    # Takes are frozen for their holders; this is a cache of what their body says.
+    object.__setattr__(take, "usage_read", (usage,))
+
+
+def _stream_usage(take: Take) -> TokenUsage | None:
     # Streams report usage in pieces: Anthropic's input in message_start and the final
     # output in message_delta, Gemini's prompt early and the rest in the last chunk,
     # OpenAI's all in the last chunk. The latest non-zero count of each kind wins.
