@@ -19,11 +19,6 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from . import _settings as settings
 from ._clients._upstream import Upstreams
 from ._errors import CacheMiss, ConfigurationError, StoreError
-from ._inspect._catalog import Catalog
-from ._inspect._drift import DeterminismSummary, TakeDiff, TakeRef, diff_entry
-from ._inspect._fingerprints import FingerprintStatus
-from ._inspect._prefixes import find_entry
-from ._inspect._savings import Savings, as_counters, savings_of
 from ._request._backends import BackendChange, Backends
 from ._request._config import Clock, CoreConfig
 from ._request._core import Core
@@ -44,6 +39,9 @@ DEFAULT_DIR = ".seedcache"
 DEFAULT_UPSTREAM = "https://api.openai.com/v1"
 
 if TYPE_CHECKING:
+    from ._inspect._drift import DeterminismSummary, TakeDiff, TakeRef
+    from ._inspect._fingerprints import FingerprintStatus
+    from ._inspect._savings import Savings
     from ._serve import Proxy
 
 ClientT = TypeVar("ClientT")
@@ -209,6 +207,8 @@ class SeedCache:
 
     def savings(self) -> Savings:
         """What this cache's replays saved, per model, and which models have no known price."""
+        from ._inspect._savings import savings_of
+
         return savings_of(self.replayed_usage())
 
     def replayed_usage(self) -> list[tuple[str, TokenUsage, int]]:
@@ -230,6 +230,8 @@ class SeedCache:
 
         After a test ran its course, these are what it no longer uses.
         """
+        from ._inspect._catalog import Catalog
+
         return Catalog(self._store).unused(self.consumed())
 
     def entry(self, key: str) -> Entry:
@@ -238,6 +240,8 @@ class SeedCache:
         Raises :class:`NotFoundError` (or :class:`AmbiguousKeyError`) when none (or several)
         match.
         """
+        from ._inspect._prefixes import find_entry
+
         return find_entry(self._store, key)
 
     def diff(self, key: str, a: TakeRef | None = None, b: TakeRef | None = None) -> TakeDiff:
@@ -247,14 +251,20 @@ class SeedCache:
         replaced takes kept as history, newest first. Without ``a`` and ``b``: the most
         recently replaced take against the newest take, or takes 0 and 1.
         """
+        from ._inspect._drift import diff_entry
+
         return diff_entry(self.entry(key), a, b)
 
     def determinism(self) -> DeterminismSummary:
         """For seeded requests recorded more than once: how often the outputs agreed."""
+        from ._inspect._catalog import Catalog
+
         return Catalog(self._store).determinism()
 
     def fingerprints(self) -> list[FingerprintStatus]:
         """Per model, each fingerprint seen live or recorded, and whether it is current."""
+        from ._inspect._catalog import Catalog
+
         return Catalog(self._store).fingerprints(self._rules)
 
     @property
@@ -424,6 +434,8 @@ class SeedCache:
         capabilities = self._store.capabilities
         if not capabilities.running_totals or not capabilities.writable:
             return
+        from ._inspect._savings import as_counters
+
         current = {**self._core.session.stats.as_dict(), **as_counters(self.savings())}
         delta = {name: value - self._saved_counters.get(name, 0) for name, value in current.items()}
         if not any(delta.values()):

@@ -19,7 +19,6 @@ from pathlib import Path
 from .._errors import StoreError
 from ._base import Store
 from ._cassette import CassetteStore
-from ._disk import DiskStore
 from ._location import is_redis_location
 
 __all__ = ["DISK_DATABASE", "open_store"]
@@ -58,6 +57,8 @@ def open_store(
             raise StoreError(f"no cache directory at {path}")
         if not (path / DISK_DATABASE).is_file():
             raise StoreError(f"{path} is not a seedcache directory (it has no {DISK_DATABASE})")
+    from ._disk import DiskStore  # diskcache and SQLite: imported by the runs that use them
+
     return DiskStore(path)
 
 
