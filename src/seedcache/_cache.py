@@ -168,12 +168,17 @@ class SeedCache:
         >>> with SeedCache.cassette("cassettes/story.json", mode="replay") as cache:
         ...     client = cache.wrap(openai.OpenAI(api_key="unused"))  # doctest: +SKIP
         """
-        location = Path(path)
-        if location.is_dir():
-            raise ConfigurationError(
-                f"cassette path {str(location)!r} is a directory; give a .json file path"
-            )
-        return cls(mode=mode, store=CassetteStore(location), **options)
+        location = path if isinstance(path, Path) else Path(path)
+        try:
+            store = CassetteStore(location)
+        except StoreError:
+            # Told apart only when opening failed: one system call less for every test.
+            if location.is_dir():
+                raise ConfigurationError(
+                    f"cassette path {str(location)!r} is a directory; give a .json file path"
+                ) from None
+            raise
+        return cls(mode=mode, store=store, **options)
 
     @property
     def mode(self) -> Mode:

@@ -143,7 +143,7 @@ def _run_for(request: pytest.FixtureRequest, defaults: dict[str, Any]) -> Casset
     options.setdefault("ignore", list(config.getini("seedcache_ignore")))
     cassette = options.pop("cassette", None)
     options.setdefault("backends", _session_backends(config))
-    base = config.rootpath / config.getini("seedcache_dir")
+    base = _cassette_dir(config)
     if cassette is not None:
         path = base / str(cassette)
         # A marker must not read or write outside the cassette directory.
@@ -171,6 +171,14 @@ def _run_for(request: pytest.FixtureRequest, defaults: dict[str, Any]) -> Casset
         )
     item.stash[_RUN] = run
     return run
+
+
+def _cassette_dir(config: pytest.Config) -> Path:
+    """The run's cassette directory (worked out once: every test asks)."""
+    base = config.stash.get(_CASSETTE_DIR, None)
+    if base is None:
+        base = config.stash[_CASSETTE_DIR] = config.rootpath / config.getini("seedcache_dir")
+    return base
 
 
 def _inside(config: pytest.Config, path: Path, base: Path) -> bool:
@@ -215,6 +223,7 @@ def _session_backends(config: pytest.Config) -> Any:
 
 
 _BACKENDS = pytest.StashKey[Any]()
+_CASSETTE_DIR = pytest.StashKey[Path]()
 _FOLDERS = pytest.StashKey[dict[Path, tuple[Path, bool]]]()
 """Folders as resolved, each with whether it is inside the cassette directory."""
 _RUN = pytest.StashKey[CassetteRun]()
@@ -236,20 +245,43 @@ def seedcache(
         problem = str(exc)
     if problem is not None:
         pytest.fail(f"seedcache: cannot open {run.path}: {problem}", pytrace=False)
-    with pytest.MonkeyPatch.context() as patch:
-        for variable in _KEY_VARIABLES:
-            if run.mode is Mode.REPLAY and not os.environ.get(variable):
-                # `seedcache.wrap(openai.OpenAI())` builds the client first, and the SDKs
-                # refuse to without a key; a replay sends none, so a clean CI needs none.
-                patch.setenv(variable, _PLACEHOLDER_KEY)
+    # `seedcache.wrap(openai.OpenAI())` builds the client first, and the SDKs refuse to
+    # without a key; a replay sends none, so a clean CI needs none.
+    placed = _place_keys() if run.mode is Mode.REPLAY else []
+    try:
         yield cache
+    finally:
+        _remove_keys(placed)
     _after_test(request, run)
+
+
+def _place_keys() -> list[tuple[str, str | None]]:
+    """Set the placeholder key in every key variable that is unset or empty; what each
+    held before, for :func:`_remove_keys` (by hand: a MonkeyPatch costs more per test)."""
+    placed: list[tuple[str, str | None]] = []
+    for variable in _KEY_VARIABLES:
+        before = os.environ.get(variable)
+        if not before:
+            placed.append((variable, before))
+            os.environ[variable] = _PLACEHOLDER_KEY
+    return placed
+
+
+def _remove_keys(placed: list[tuple[str, str | None]]) -> None:
+    """Put every variable :func:`_place_keys` set back as it was."""
+    for variable, before in placed:
+        if before is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = before
 
 
 def _counters(cache: SeedCache) -> dict[str, int]:
     """The test's counters and the tokens its replays saved (integers: they cross processes)."""
     stats = cache.stats(priced=False)
-    return {**stats.as_dict(), "tokens_saved": stats.tokens_saved}
+    counters = stats.as_dict()
+    counters["tokens_saved"] = stats.tokens_saved
+    return counters
 
 
 def _usage_rows(cache: SeedCache) -> list[list[Any]]:

@@ -57,6 +57,33 @@ def test_records_in_auto_then_replays_offline(inner, fake, monkeypatch):
     replayed.stdout.fnmatch_lines(["seedcache: 1 hits, 0 recorded, 0 refreshed, 0 misses*replay*"])
 
 
+def test_the_placeholder_keys_are_put_back_after_each_test(inner, fake, monkeypatch):
+    """A replay sets a placeholder key for SDKs that refuse to start without one; the next
+    test sees the environment as it was, whatever the test did to it."""
+    inner.makepyfile(test_story=STORY_TEST.replace("PROMPT", "Mars"))
+    inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=1)
+    fake.stop()
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "")
+    inner.makepyfile(
+        test_after="""
+        import os
+
+        def test_a_replay_sets_what_is_missing(seedcache):
+            assert os.environ["OPENAI_API_KEY"].startswith("sk-seedcache")
+            assert os.environ["ANTHROPIC_API_KEY"].startswith("sk-seedcache")
+            os.environ["GEMINI_API_KEY"] = "set-by-the-test"
+
+        def test_z_sees_the_environment_as_it_was():
+            assert "OPENAI_API_KEY" not in os.environ
+            assert os.environ["ANTHROPIC_API_KEY"] == ""
+            assert "GEMINI_API_KEY" not in os.environ
+        """
+    )
+    result = inner.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+
+
 def test_a_changed_prompt_fails_in_replay_with_what_differs_and_how_to_record(inner, fake):
     inner.makepyfile(test_story=STORY_TEST.replace("PROMPT", "Mars"))
     inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=1)
