@@ -94,7 +94,8 @@ def test_deep_nesting_fails_or_succeeds_exactly_where_json_dumps_does() -> None:
             high = middle
         else:
             low = middle + 1
-    assert 100 < low < sys.getrecursionlimit()
+    # From Python 3.13 the C encoder indents, and may reach past the recursion limit.
+    assert 100 < low <= sys.getrecursionlimit()
     for depth in range(low - 3, low + 3):
         value = _nested(depth)
         expected = _outcome(partial(_json_dumps, value, 2, ensure_ascii=True))

@@ -10,12 +10,14 @@ list, str, int, float, bool, None) and leaves string escaping to the same C func
 the json module uses; anything else (a key that is not a string, a subclass) goes to
 :func:`json.dumps` itself, so the text is always the one it would write. So does a value
 nested deeper than any answer is: json.dumps finds a cycle at once, and fails at the
-recursion limit exactly where it always did.
+recursion limit exactly where it always did. From Python 3.13, whose C encoder indents,
+json.dumps does it all.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
 
@@ -28,6 +30,8 @@ class _UnusualValueError(Exception):
 
 def dumps_indented(value: Any, indent: int, *, ensure_ascii: bool) -> str:
     """``json.dumps(value, indent=indent, ensure_ascii=ensure_ascii)``, byte for byte."""
+    if _C_ENCODER_INDENTS:
+        return json.dumps(value, indent=indent, ensure_ascii=ensure_ascii)
     quote = encode_basestring_ascii if ensure_ascii else encode_basestring
     parts: list[str] = []
     append = parts.append
@@ -99,6 +103,9 @@ def dumps_indented(value: Any, indent: int, *, ensure_ascii: bool) -> str:
     return "".join(parts)
 
 
+# From Python 3.13 the C encoder indents too, faster than this walk (a chat answer: 12
+# against 23 µs).
+_C_ENCODER_INDENTS = sys.version_info >= (3, 13)
 _INFINITY = float("inf")
 _CONTAINERS = (dict, list)
 _DEEPEST = 100
