@@ -138,6 +138,20 @@ def test_summary_is_readable_and_secret_free():
     assert canonical.model == "gpt-4o-mini"
 
 
+def test_a_request_keyed_again_has_the_same_key_and_summary():
+    """The second time, the key comes from the config's memory; the summary is the same."""
+    config = KeyConfig(match_headers=("openai-beta",), ignore=("user",))
+    body = {**BODY, "user": "alice", "metadata": {"api_key": "sk-" + "x" * 30}}
+    req = request(body, url=URL + "?api-key=AZURE", headers=(("openai-beta", "v2"),))
+    first = canonicalize(req, config)
+    again = canonicalize(req, config)
+    assert again.key == first.key
+    assert again.summary == first.summary
+    assert "sk-xxx" not in json.dumps(again.summary)
+    assert again.summary["ignored"] == ["user"]
+    assert canonicalize(request(body), config).key != first.key  # no header: another call
+
+
 json_leaf = st.one_of(
     st.none(),
     st.booleans(),

@@ -49,25 +49,32 @@ DEFAULT_MATCH_HEADERS = ("openai-beta", "anthropic-beta", "anthropic-version")
 
 
 class KeyMemo:
-    """The latest requests keyed under one :class:`KeyConfig`, least recently used out first."""
+    """The keys of the latest requests keyed under one :class:`KeyConfig`, least recently
+    used out first.
+
+    Keys only: a request is remembered by a tuple of its text and bytes and its key, which
+    the garbage collector never has to walk. Keeping whole results (each holding the
+    request with its headers, for a summary) made every collection of a long test run
+    walk thousands of objects more.
+    """
 
     def __init__(self, size: int = 512) -> None:
         self._size = size
-        self._known: OrderedDict[tuple[Any, ...], Canonical] = OrderedDict()
+        self._known: OrderedDict[tuple[Any, ...], str] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, request: tuple[Any, ...]) -> Canonical | None:
-        """The result remembered for ``request``, if any."""
+    def get(self, request: tuple[Any, ...]) -> str | None:
+        """The key remembered for ``request``, if any."""
         with self._lock:
             found = self._known.get(request)
             if found is not None:
                 self._known.move_to_end(request)
             return found
 
-    def put(self, request: tuple[Any, ...], canonical: Canonical) -> None:
-        """Remember ``canonical`` for ``request``."""
+    def put(self, request: tuple[Any, ...], key: str) -> None:
+        """Remember ``key`` for ``request``."""
         with self._lock:
-            self._known[request] = canonical
+            self._known[request] = key
             if len(self._known) > self._size:
                 self._known.popitem(last=False)
 
@@ -249,10 +256,15 @@ def canonicalize(request: CapturedRequest, config: KeyConfig = KeyConfig()) -> C
     memo = config._memo
     found = memo.get(memo_key)
     if found is not None:
-        return found
+        # The summary, needed only to store a take or explain a miss, is made again then.
+        return Canonical(found, describe=functools.partial(_summary_again, request, config))
     canonical = _canonicalize(request, config)
-    memo.put(memo_key, canonical)
+    memo.put(memo_key, canonical.key)
     return canonical
+
+
+def _summary_again(request: CapturedRequest, config: KeyConfig) -> dict[str, Any]:
+    return _canonicalize(request, config).summary
 
 
 _MEMO_MAX_BODY = 64 * 1024

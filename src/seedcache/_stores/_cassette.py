@@ -86,7 +86,7 @@ class CassetteStore(BaseStore):
         """Open ``path``; entries that do not decode are an error unless ``tolerate_broken``
         (for :meth:`check`, which reports and removes them). A write waits at most
         ``lock_timeout`` seconds for another process's write to finish."""
-        self._path = Path(path)
+        self._path = path if isinstance(path, Path) else Path(path)
         self._lock_timeout = lock_timeout
         self._tolerate_broken = tolerate_broken
         self._broken: list[str] = []

@@ -118,7 +118,11 @@ def _take_from_document(document: Any, where: str) -> Take:
                     f"found {len(items)} items"
                 )
             pairs.append((items[0], items[1]))
-    headers = tuple((str(k).lower(), _expect(v, str, f"{where}.headers.{k}")) for k, v in pairs)
+    headers = []
+    for name, value in pairs:
+        if not isinstance(value, str):
+            _expect(value, str, f"{where}.headers.{name}")  # raises, naming the header
+        headers.append((str(name).lower(), value))
     body_document = doc.get("body")
     body = _body_from_document(body_document, f"{where}.body")
     if "output" in doc:
@@ -176,14 +180,16 @@ def checked_take(
     if not 0 <= latency <= _MAX_LATENCY_MS:
         raise CorruptEntryError(f"{where}.latency_ms: {latency} is not a duration")
     pairs = tuple(headers)
-    if not all(
-        isinstance(pair, tuple | list)
-        and len(pair) == 2
-        and isinstance(pair[0], str)
-        and isinstance(pair[1], str)
-        for pair in pairs
-    ):
-        raise CorruptEntryError(f"{where}.headers: expected [name, value] pairs of strings")
+    if not _plain_pairs(pairs):
+        if not all(
+            isinstance(pair, tuple | list)
+            and len(pair) == 2
+            and isinstance(pair[0], str)
+            and isinstance(pair[1], str)
+            for pair in pairs
+        ):
+            raise CorruptEntryError(f"{where}.headers: expected [name, value] pairs of strings")
+        pairs = tuple((str(k), str(v)) for k, v in pairs)
     # Every JSON answer of these APIs is an object (a list for Gemini's unstreamed
     # chunks); a bare 5 would reach the SDK as something no call returns. Checked by its
     # first byte: decoding is hot.
@@ -193,13 +199,25 @@ def checked_take(
         )
     return Take(
         status=code,
-        headers=tuple((str(k), str(v)) for k, v in pairs),
+        headers=pairs,
         body=body,
         fingerprint=fingerprint,
         model=model,
         recorded_at_ms=at,
         latency_ms=latency,
     )
+
+
+def _plain_pairs(pairs: tuple[Any, ...]) -> bool:
+    """Whether every header is already a (str, str) tuple, as every decoder gives them:
+    then they are kept as they are, not checked and rebuilt one by one."""
+    for pair in pairs:
+        if type(pair) is not tuple or len(pair) != 2:
+            return False
+        name, value = pair
+        if type(name) is not str or type(value) is not str:
+            return False
+    return True
 
 
 def _body_to_document(body: bytes, *, is_stream: bool) -> dict[str, Any]:
