@@ -101,3 +101,18 @@ def test_deep_nesting_fails_or_succeeds_exactly_where_json_dumps_does() -> None:
         expected = _outcome(partial(_json_dumps, value, 2, ensure_ascii=True))
         written = _outcome(partial(dumps_indented, value, 2, ensure_ascii=True))
         assert written == expected, depth
+
+
+def test_writing_leaves_nothing_for_the_garbage_collector() -> None:
+    """A closure calling itself is a reference cycle per call: every cassette read would
+    leave one for a collection to find."""
+    import gc
+
+    value = {"choices": [{"message": {"content": "é", "tools": [1, 2.5, None]}}], "n": {}}
+    gc.collect()
+    gc.disable()
+    try:
+        dumps_indented(value, 2, ensure_ascii=False)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

@@ -328,9 +328,25 @@ class _TransportBase:
     lazy: type[Lazy] = Lazy
 
     def __init__(self, core: Core, next_transport: Any = None, *, close_next: bool = True) -> None:
-        self.core = core
+        self._core: Core | None = core
         self._next: Any = next_transport or self.lazy(type(self).default_next)
         self._close_next = close_next
+
+    @property
+    def core(self) -> Core:
+        """The core this transport serves requests through, until it is closed."""
+        core = self._core
+        if core is None:
+            raise RuntimeError(
+                "this seedcache transport is closed (the HTTP client it belonged to was "
+                "closed); make another with cache.transport() or cache.wrap()"
+            )
+        return core
+
+    def _let_go(self) -> None:
+        # An SDK client is a web of references that only a garbage collection frees: a
+        # closed transport must not keep the cache's store, entries and counters in it.
+        self._core = None
 
     @staticmethod
     def _raise_miss(miss: CacheMiss, request: Any) -> NoReturn:
@@ -383,7 +399,8 @@ class CacheTransportBase(_TransportBase):
             self._raise_miss(miss, request)
 
     def close(self) -> None:
-        """Close the next transport, if it is this transport's to close."""
+        """Close the next transport, if it is this transport's to close; serve no more."""
+        self._let_go()
         if self._close_next:
             self._next.close()
 
@@ -404,6 +421,7 @@ class AsyncCacheTransportBase(_TransportBase):
             self._raise_miss(miss, request)
 
     async def aclose(self) -> None:
-        """Close the next transport, if it is this transport's to close."""
+        """Close the next transport, if it is this transport's to close; serve no more."""
+        self._let_go()
         if self._close_next:
             await self._next.aclose()

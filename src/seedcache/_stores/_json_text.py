@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
 
@@ -34,73 +35,81 @@ def dumps_indented(value: Any, indent: int, *, ensure_ascii: bool) -> str:
         return json.dumps(value, indent=indent, ensure_ascii=ensure_ascii)
     quote = encode_basestring_ascii if ensure_ascii else encode_basestring
     parts: list[str] = []
-    append = parts.append
-    step = " " * indent
-
-    def scalar(item: Any) -> str:
-        kind = type(item)
-        if kind is str:
-            return quote(item)
-        if kind is int:
-            return int.__repr__(item)
-        if item is None:
-            return "null"
-        if item is True:
-            return "true"
-        if item is False:
-            return "false"
-        if kind is float:
-            if item != item:
-                return "NaN"
-            if item in (_INFINITY, -_INFINITY):
-                return "Infinity" if item > 0 else "-Infinity"
-            return float.__repr__(item)
-        raise _UnusualValueError
-
-    def container(item: Any, pad: str, depth: int) -> None:
-        kind = type(item)
-        if depth > _DEEPEST:
-            raise _UnusualValueError
-        if kind is dict:
-            if not item:
-                append("{}")
-                return
-            inner = pad + step
-            separator = "{\n" + inner
-            for key, member in item.items():
-                if type(key) is not str:
-                    raise _UnusualValueError
-                append(separator)
-                append(quote(key))
-                append(": ")
-                if type(member) in _CONTAINERS:
-                    container(member, inner, depth + 1)
-                else:
-                    append(scalar(member))
-                separator = ",\n" + inner
-            append("\n" + pad + "}")
-        elif kind is list:
-            if not item:
-                append("[]")
-                return
-            inner = pad + step
-            separator = "[\n" + inner
-            for member in item:
-                append(separator)
-                if type(member) in _CONTAINERS:
-                    container(member, inner, depth + 1)
-                else:
-                    append(scalar(member))
-                separator = ",\n" + inner
-            append("\n" + pad + "]")
-        else:
-            append(scalar(item))
-
     try:
-        container(value, "", 0)
+        _write(value, "", 0, parts.append, quote, " " * indent)
     except (_UnusualValueError, RecursionError):
         return json.dumps(value, indent=indent, ensure_ascii=ensure_ascii)
     return "".join(parts)
+
+
+# Module functions, not closures: a closure that calls itself is a reference cycle, one
+# per call for the garbage collector to find.
+
+
+def _write(
+    item: Any, pad: str, depth: int, append: Callable[[str], None], quote: _Quote, step: str
+) -> None:
+    kind = type(item)
+    if depth > _DEEPEST:
+        raise _UnusualValueError
+    if kind is dict:
+        if not item:
+            append("{}")
+            return
+        inner = pad + step
+        separator = "{\n" + inner
+        for key, member in item.items():
+            if type(key) is not str:
+                raise _UnusualValueError
+            append(separator)
+            append(quote(key))
+            append(": ")
+            if type(member) in _CONTAINERS:
+                _write(member, inner, depth + 1, append, quote, step)
+            else:
+                append(_scalar(member, quote))
+            separator = ",\n" + inner
+        append("\n" + pad + "}")
+    elif kind is list:
+        if not item:
+            append("[]")
+            return
+        inner = pad + step
+        separator = "[\n" + inner
+        for member in item:
+            append(separator)
+            if type(member) in _CONTAINERS:
+                _write(member, inner, depth + 1, append, quote, step)
+            else:
+                append(_scalar(member, quote))
+            separator = ",\n" + inner
+        append("\n" + pad + "]")
+    else:
+        append(_scalar(item, quote))
+
+
+def _scalar(item: Any, quote: _Quote) -> str:
+    kind = type(item)
+    if kind is str:
+        return quote(item)
+    if kind is int:
+        return int.__repr__(item)
+    if item is None:
+        return "null"
+    if item is True:
+        return "true"
+    if item is False:
+        return "false"
+    if kind is float:
+        if item != item:
+            return "NaN"
+        if item in (_INFINITY, -_INFINITY):
+            return "Infinity" if item > 0 else "-Infinity"
+        return float.__repr__(item)
+    raise _UnusualValueError
+
+
+_Quote = Callable[[str], str]
 
 
 # From Python 3.13 the C encoder indents too, faster than this walk (a chat answer: 12

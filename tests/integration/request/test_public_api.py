@@ -128,3 +128,39 @@ def test_a_transport_without_keep_alive_leaves_no_connection_open(fake, tmp_path
         while fake._connections and time.monotonic() < deadline:
             time.sleep(0.01)
         assert not fake._connections
+
+
+def test_a_closed_client_lets_go_of_the_cache_at_once(fake, tmp_path):
+    """An SDK client is a web of references only the garbage collector frees; once its HTTP
+    client is closed, the cache behind it (store, entries, counters) must not wait for a
+    collection: a long test run would carry every test's cache from one to the next."""
+    import gc
+    import weakref
+
+    path = tmp_path / "c.json"
+    with SeedCache.cassette(path, mode="auto") as recorder:
+        recorder.wrap(
+            openai.OpenAI(api_key=SENTINEL_KEY, base_url=fake.base_url)
+        ).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], seed=1
+        )
+    fake.stop()
+    cache = SeedCache.cassette(path, mode="replay")
+    http = openai.DefaultHttpxClient(transport=cache.transport())
+    client = openai.OpenAI(api_key=SENTINEL_KEY, base_url=fake.base_url, http_client=http)
+    client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], seed=1
+    )
+    store = weakref.ref(cache.store)
+    http.close()
+    cache.close()
+    gc.disable()
+    try:
+        del cache
+        assert store() is None
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError, match="closed"):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], seed=1
+        )
