@@ -9,6 +9,7 @@ HTTP client the copy uses, so they apply to replays too. Nothing new is built up
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from typing import Any, TypeVar
@@ -184,13 +185,18 @@ def _client_settings(http_client: Any) -> dict[str, Any]:
 
 def client_library(http_client: Any) -> str:
     """``httpx2`` or ``httpx``: the family ``http_client`` belongs to."""
-    kind = http_client if isinstance(http_client, type) else type(http_client)
+    return _library_of(http_client if isinstance(http_client, type) else type(http_client))
+
+
+@functools.cache
+def _library_of(kind: type) -> str:
+    """:func:`client_library` by class: every test's transport asks about the same one."""
     roots = {cls.__module__.split(".")[0] for cls in kind.__mro__}
     for library in _LIBRARIES:
         if library in roots:
             return library
     raise ConfigurationError(
-        f"the client's HTTP client is a {type(http_client).__name__}, neither httpx2 nor httpx"
+        f"the client's HTTP client is a {kind.__name__}, neither httpx2 nor httpx"
     )
 
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -133,7 +134,6 @@ class LeaseKeeper:
         self.seconds = seconds
         self._held: dict[Lease, Store] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
 
     def hold(self, store: Store, lease: Lease) -> None:
@@ -163,9 +163,9 @@ class LeaseKeeper:
 
     def _renew_while_held(self) -> None:
         while True:
+            # A third of the lease: two renewals may fail before it expires.
+            time.sleep(self.seconds / 3)
             with self._lock:
-                # A third of the lease: two renewals may fail before it expires.
-                self._wake.wait(self.seconds / 3)
                 if not self._held:
                     self._thread = None
                     return
