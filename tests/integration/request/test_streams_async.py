@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -313,16 +314,24 @@ async def _ask(cache: seedcache.SeedCache, fake: FakeOpenAI, seed: int, times: i
         await raw.close()
 
 
-def test_an_async_replay_from_a_cassette_is_answered_on_the_event_loop(fake, tmp_path, caplog):
-    """A worker thread's round trip costs more than a whole replay from a cassette."""
-    path = tmp_path / "story.json"
-    with seedcache.SeedCache.cassette(path, mode="auto") as cache:
+def _store_cache(kind: str, where: Path, mode: str) -> seedcache.SeedCache:
+    """A cache over a cassette file or a cache directory at ``where``."""
+    if kind == "cassette":
+        return seedcache.SeedCache.cassette(where / "story.json", mode=mode)
+    return seedcache.SeedCache(where / "cache", mode=mode)
+
+
+@pytest.mark.parametrize("kind", ["cassette", "directory"])
+def test_an_async_replay_is_answered_on_the_event_loop(kind, fake, tmp_path, caplog):
+    """A worker thread's round trip costs more than a whole replay; a cassette in memory
+    and a directory's row SQLite can give without waiting are read on the loop."""
+    with _store_cache(kind, tmp_path, "auto") as cache:
         recorded = run(lambda: _ask(cache, fake, 1))
     fake.stop()
     caplog.set_level("DEBUG", logger="seedcache")
 
     async def replay() -> tuple[str, int]:
-        with seedcache.SeedCache.cassette(path, mode="replay") as cache:
+        with _store_cache(kind, tmp_path, "replay") as cache:
             return await _ask(cache, fake, 1), threading.get_ident()
 
     replayed, loop_thread = run(replay)
@@ -331,54 +340,17 @@ def test_an_async_replay_from_a_cassette_is_answered_on_the_event_loop(fake, tmp
     assert served.thread == loop_thread
 
 
-def test_an_async_replay_from_a_directory_is_answered_on_the_event_loop(fake, tmp_path, caplog):
-    """A directory's row is read on the loop when SQLite can answer without waiting."""
-    directory = tmp_path / "cache"
-    with seedcache.SeedCache(directory, mode="auto") as cache:
-        recorded = run(lambda: _ask(cache, fake, 1))
-    fake.stop()
-    caplog.set_level("DEBUG", logger="seedcache")
-
-    async def replay() -> tuple[str, int]:
-        with seedcache.SeedCache(directory, mode="replay") as cache:
-            return await _ask(cache, fake, 1), threading.get_ident()
-
-    replayed, loop_thread = run(replay)
-    assert replayed == recorded
-    [served] = [r for r in caplog.records if r.getMessage().startswith("replayed")]
-    assert served.thread == loop_thread
-
-
-def test_an_async_directory_replay_sees_a_take_another_writer_recorded_since(fake, tmp_path):
-    """A row read on the loop is the row as it is now, never a copy kept from before."""
-    directory = tmp_path / "cache"
-    with seedcache.SeedCache(directory, mode="auto") as cache:
+@pytest.mark.parametrize("kind", ["cassette", "directory"])
+def test_an_async_replay_sees_a_take_another_writer_recorded_since(kind, fake, tmp_path):
+    """What is served on the loop is the recording as it is now: a cassette's copy in
+    memory only while the file is as it was read, a directory's row as stored."""
+    with _store_cache(kind, tmp_path, "auto") as cache:
         first = run(lambda: _ask(cache, fake, 1))
 
     async def scenario() -> tuple[str, str, str]:
-        with seedcache.SeedCache(directory, mode="replay") as reader:
-            before = await _ask(reader, fake, 1)
-            with seedcache.SeedCache(directory, mode="record") as writer:
-                again = await _ask(writer, fake, 1)
-            fake.stop()
-            return before, again, await _ask(reader, fake, 1)
-
-    before, again, after = run(scenario)
-    assert before == first
-    assert again != first
-    assert after == again
-
-
-def test_an_async_replay_sees_a_take_another_writer_recorded_since(fake, tmp_path):
-    """What the cache holds in memory is served only while the file is as it was read."""
-    path = tmp_path / "story.json"
-    with seedcache.SeedCache.cassette(path, mode="auto") as cache:
-        first = run(lambda: _ask(cache, fake, 1))
-
-    async def scenario() -> tuple[str, str, str]:
-        with seedcache.SeedCache.cassette(path, mode="replay") as reader:
-            before = await _ask(reader, fake, 1)  # the cassette is read and kept in memory
-            with seedcache.SeedCache.cassette(path, mode="record") as writer:
+        with _store_cache(kind, tmp_path, "replay") as reader:
+            before = await _ask(reader, fake, 1)  # read, and kept in memory where it can be
+            with _store_cache(kind, tmp_path, "record") as writer:
                 again = await _ask(writer, fake, 1)
             fake.stop()
             return before, again, await _ask(reader, fake, 1)
