@@ -332,14 +332,23 @@ def storage(lines: list[str]) -> None:
 
 
 def startup(lines: list[str]) -> None:
-    def run(code: str) -> float:
-        return median_seconds(lambda: subprocess.run([sys.executable, "-c", code], check=True), 5)
+    # What a program using the cache imports (`import seedcache` alone imports names on
+    # first use), in alternating rounds: two medians taken apart differed by the noise.
+    def run(code: str) -> Callable[[], object]:
+        return lambda: subprocess.run([sys.executable, "-c", code], check=True)
 
-    medians = {"openai": run("import openai"), "both": run("import openai, seedcache")}
+    medians = alternate(
+        {
+            "openai": run("import openai"),
+            "both": run("import openai; from seedcache import SeedCache"),
+        },
+        rounds=5,
+        per_round=3,
+    )
     extra_ms = (medians["both"] - medians["openai"]) * 1000
     lines.append(
         row(
-            f"import seedcache on top of openai ({medians['openai'] * 1000:.0f} ms)",
+            f"import seedcache's SeedCache on top of openai ({medians['openai'] * 1000:.0f} ms)",
             extra_ms,
             "<= 50",
             extra_ms <= 50,
