@@ -74,7 +74,8 @@ def write_suite(root: Path, form: str, tests: int) -> None:
     root.mkdir(parents=True)
     (root / "tests").mkdir()
     (root / "tests" / "__init__.py").write_text("")
-    (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+    # pytest's cache on, as it is by default: every form runs as users run it.
+    (root / "pytest.ini").write_text("[pytest]\n")
     if form == "floor":
         (root / "tests" / "conftest.py").write_text(FLOOR_CONFTEST)
     per_module = tests // MODULES

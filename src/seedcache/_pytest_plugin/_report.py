@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import sysconfig
 import threading
 from collections.abc import Iterable
@@ -99,9 +100,15 @@ class Reporter:
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         config = session.config
-        if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
-            # The xdist controller waits on its workers meanwhile: loading the price list
-            # there now takes it off the end of the run, where the summary needs it.
+        is_controller = not hasattr(config, "workerinput")
+        # The xdist controller waits on its workers meanwhile: loading the price list there
+        # now takes it off the end of the run, where the summary needs it (unless a run
+        # priced today is remembered: the list may not be needed at all).
+        if (
+            getattr(config.option, "numprocesses", None)
+            and is_controller
+            and self._remembered_runs() is None
+        ):
             threading.Thread(target=_load_prices, name="seedcache-prices", daemon=True).start()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -211,18 +218,61 @@ class Reporter:
         return lines
 
     def _describe_savings(self) -> str | None:
-        """What the run's replays saved, priced now; None when they saved no tokens."""
+        """What the run's replays saved, priced now; None when they saved no tokens.
+
+        A replayed suite saves the same from run to run. Loading the price list takes
+        about a tenth of a second, more than a hundred replayed tests: what a run saved is
+        kept in pytest's cache under a digest of its replays and of the price list's
+        version and day, and a run with the same digest reuses it.
+        """
         if not self.usage:
             return None
-        from .._inspect._savings import describe_saved, savings_of
+        from .._inspect._savings import describe_saved
+
+        digest = _digest_of(self.usage)
+        runs = self._remembered_runs() or {}
+        saved = _checked_saving(runs.get(digest))
+        if saved is None:
+            saved = self._price()
+            self._remember(digest, saved, runs)
+        tokens, cost, unpriced = saved
+        if not tokens:
+            return None
+        return describe_saved(tokens, cost, unpriced=unpriced)
+
+    def _price(self) -> tuple[int, float | None, bool]:
+        from .._inspect._savings import savings_of
         from .._takes._usage import TokenUsage
 
         saved = savings_of(
             (model, TokenUsage(*counts), times) for (model, counts), times in self.usage.items()
         )
-        if not saved.tokens:
+        return saved.tokens, saved.cost_usd, bool(saved.unpriced)
+
+    def _remembered_runs(self) -> dict[str, Any] | None:
+        """The savings remembered for today's price list, by digest; None when pytest's
+        cache is off or holds none (or something else: it is a folder of the project)."""
+        cache = getattr(self.config, "cache", None)
+        if cache is None:
             return None
-        return describe_saved(saved.tokens, saved.cost_usd, unpriced=bool(saved.unpriced))
+        record = cache.get(_SAVINGS_RECORD, None)
+        if not isinstance(record, dict) or record.get("prices") != _price_list_version():
+            return None
+        runs = record.get("runs")
+        return runs if isinstance(runs, dict) else None
+
+    def _remember(
+        self, digest: str, saved: tuple[int, float | None, bool], runs: dict[str, Any]
+    ) -> None:
+        cache = getattr(self.config, "cache", None)
+        if cache is None:
+            return
+        tokens, cost, unpriced = saved
+        kept = {d: run for d, run in runs.items() if d != digest}
+        kept[digest] = {"tokens": tokens, "cost_usd": cost, "unpriced": unpriced}
+        # A few runs: a suite, and the parts of it run now and then (-k, a folder).
+        kept = dict(list(kept.items())[-_RUNS_REMEMBERED:])
+        cache.set(_SAVINGS_RECORD, {"prices": _price_list_version(), "runs": kept})
 
     def _describe_changes(self) -> str:
         ranked = sorted(self.changes.items(), key=lambda item: -item[1])
@@ -239,6 +289,51 @@ class Reporter:
             return str(path.relative_to(Path.cwd()))
         except ValueError:
             return str(path)
+
+
+_SAVINGS_RECORD = "seedcache/savings"
+_RUNS_REMEMBERED = 8
+
+
+def _digest_of(usage: dict[tuple[str, tuple[int, ...]], int]) -> str:
+    """A digest of a run's replays (model, token counts, times): equal runs, equal digests."""
+    import json
+
+    import xxhash
+
+    rows = sorted([model, list(counts), times] for (model, counts), times in usage.items())
+    return xxhash.xxh3_128_hexdigest(json.dumps(rows, separators=(",", ":")).encode())
+
+
+def _price_list_version() -> str:
+    """The price list's version and today's date (UTC): prices change with either."""
+    import datetime
+    import importlib.metadata
+
+    try:
+        version = importlib.metadata.version("genai-prices")
+    except importlib.metadata.PackageNotFoundError:
+        version = "-"
+    return f"{version}/{datetime.datetime.now(datetime.UTC).date().isoformat()}"
+
+
+def _checked_saving(found: Any) -> tuple[int, float | None, bool] | None:
+    """A remembered saving, if it has the shape and range a real one has."""
+    if not isinstance(found, dict):
+        return None
+    tokens, cost, unpriced = found.get("tokens"), found.get("cost_usd"), found.get("unpriced")
+    if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+        return None
+    if cost is not None and (
+        not isinstance(cost, int | float)
+        or isinstance(cost, bool)
+        or not math.isfinite(cost)
+        or cost < 0
+    ):
+        return None
+    if not isinstance(unpriced, bool):
+        return None
+    return tokens, None if cost is None else float(cost), unpriced
 
 
 def _load_prices() -> None:

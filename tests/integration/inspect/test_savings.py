@@ -141,6 +141,85 @@ def test_a_run_is_priced_once_where_the_summary_is_written_not_in_each_test(inne
     assert "worker loaded prices: True" not in spread.stderr.str()
 
 
+_PRICES_LOADED = """
+import sys
+
+def pytest_unconfigure(config):
+    print(f"prices loaded: {'genai_prices' in sys.modules}", file=sys.stderr)
+"""
+
+
+def _summary(result) -> str:
+    [line] = [line for line in result.outlines if line.startswith("seedcache: ")]
+    return line
+
+
+def test_a_run_like_the_last_one_reuses_its_price_without_loading_the_price_list(inner):
+    """Replaying the same recordings saves the same: what the last runs saved, priced
+    with today's price list, is kept in pytest's cache, and the price list (a tenth of a
+    second to load) is not loaded again. Other replays, or no cache, are priced afresh."""
+    inner.makeconftest(_PRICES_LOADED)
+    inner.makepyfile(
+        test_ask="""
+        import pytest
+
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_ask(openai_client, n):
+            openai_client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": f"q{n}"}], seed=n
+            )
+        """
+    )
+    inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=2)
+    first = inner.runpytest_subprocess("--seedcache-mode=replay")
+    again = inner.runpytest_subprocess("--seedcache-mode=replay")
+    assert re.search(r"saved \d+ tokens ≈ \$0\.\d+$", _summary(first))
+    assert _summary(again) == _summary(first)
+    assert "prices loaded: True" in first.stderr.str()
+    assert "prices loaded: False" in again.stderr.str()
+
+    one = inner.runpytest_subprocess("--seedcache-mode=replay", "-k", "1")
+    assert "prices loaded: True" in one.stderr.str()  # other replays: priced afresh
+    assert _summary(one) != _summary(first)
+    uncached = inner.runpytest_subprocess("--seedcache-mode=replay", "-p", "no:cacheprovider")
+    assert _summary(uncached) == _summary(first)
+    assert "prices loaded: True" in uncached.stderr.str()
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        '"not a record"',
+        '{"x": {"tokens": "12", "cost_usd": 1.0, "unpriced": false}}',
+        '{"KEY": {"tokens": 5, "cost_usd": -3.0, "unpriced": false}}',
+        '{"KEY": {"tokens": 5, "cost_usd": 1e999, "unpriced": false}}',
+        '{"KEY": {"tokens": 5, "cost_usd": 0.1, "unpriced": "no"}}',
+        "[1, 2",
+    ],
+)
+def test_a_planted_price_record_is_priced_afresh(inner, planted):
+    """pytest's cache is a folder in the project: what it holds is checked, and anything
+    that is not a remembered price of this exact run is priced again."""
+    inner.makeconftest(_PRICES_LOADED)
+    inner.makepyfile(
+        test_ask="""
+        def test_ask(openai_client):
+            openai_client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], seed=3
+            )
+        """
+    )
+    inner.runpytest_subprocess("--seedcache-mode=auto").assert_outcomes(passed=1)
+    first = inner.runpytest_subprocess("--seedcache-mode=replay")
+    record = inner.path / ".pytest_cache" / "v" / "seedcache" / "savings"
+    key = next(iter(json.loads(record.read_text())))
+    record.write_text(planted.replace("KEY", key))
+    again = inner.runpytest_subprocess("--seedcache-mode=replay")
+    again.assert_outcomes(passed=1)
+    assert _summary(again) == _summary(first)
+    assert "prices loaded: True" in again.stderr.str()
+
+
 @pytest.mark.parametrize(
     ("model", "provider"),
     [
